@@ -1,0 +1,80 @@
+# Mapokezi: `make run` starts the local stack, `make test` runs every check.
+# Both bootstrap .venv from requirements.lock on first use.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CFN_TEMPLATES := template.yaml $(wildcard infra/*.yaml)
+
+# Deployment settings (override on the command line or in the environment).
+STACK_NAME ?= mapokezi
+AWS_REGION ?= af-south-1
+IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+ECR_REPO ?= mapokezi-media-node
+MEDIA_NODE_IMAGE_URI ?=
+DEPLOY_PARAMS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test lint fmt pytest cfn-lint run call bench image deploy lock clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv from requirements.lock
+
+test: $(STAMP) ## Format check, lint, cfn-lint and the whole pytest suite
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/cfn-lint $(CFN_TEMPLATES)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff (format check and lint) and cfn-lint only
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/cfn-lint $(CFN_TEMPLATES)
+
+fmt: $(STAMP) ## Format and fix what ruff can
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+pytest: $(STAMP) ## Only the pytest suite (PYTEST_ARGS=... to select)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+cfn-lint: $(STAMP) ## Only cfn-lint on every template
+	$(VENV)/bin/cfn-lint $(CFN_TEMPLATES)
+
+run: $(STAMP) ## Start the local stack in the foreground (Ctrl-C stops it)
+	$(PY) -m local
+
+call: $(STAMP) ## Place an emulated call against the local stack (ARGS="--help" for options)
+	$(PY) -m local.emulator $(ARGS)
+
+bench: $(STAMP) ## Run the benchmarks; prints a table and writes bench/results/
+	$(PY) -m bench $(ARGS)
+
+image: ## Build and push the media-node image to ECR (needs docker and AWS credentials)
+	./infra/build-image.sh "$(AWS_REGION)" "$(ECR_REPO)" "$(IMAGE_TAG)"
+
+deploy: $(STAMP) ## sam deploy (MEDIA_NODE_IMAGE_URI=... from `make image`)
+	@command -v sam >/dev/null || { echo "sam CLI not found: pip install aws-sam-cli, or see README"; exit 1; }
+	rm -rf .aws-sam
+	sam deploy --template-file template.yaml --stack-name $(STACK_NAME) --region $(AWS_REGION) \
+	  --resolve-s3 --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
+	  --parameter-overrides MediaNodeImageUri=$(MEDIA_NODE_IMAGE_URI) $(DEPLOY_PARAMS)
+
+lock: ## Re-resolve the pinned dependency tree from pyproject.toml
+	rm -rf /tmp/mapokezi-lock && $(PYTHON) -m venv /tmp/mapokezi-lock
+	/tmp/mapokezi-lock/bin/pip install --quiet ".[dev]"
+	{ echo "# The whole dependency tree, pinned (Python 3.11 and 3.12). Regenerate with \`make lock\`."; \
+	  /tmp/mapokezi-lock/bin/pip freeze --exclude mapokezi; } > requirements.lock
+
+clean: ## Remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache .aws-sam
