@@ -1,0 +1,1 @@
+"""Code shared by the Lambda functions and the media node: keys, storage, profiles, tokens."""

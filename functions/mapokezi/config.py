@@ -1,0 +1,152 @@
+"""Configuration from the environment, the same locally and in AWS.
+
+Plain settings come from environment variables (names are a stable interface, see the README).
+Secrets come from the variable of that name when set, else from Secrets Manager through
+``<NAME>_ARN``; fetched values are cached for a few minutes so a warm Lambda or the media node
+does not call Secrets Manager per request. boto3 honours ``AWS_ENDPOINT_URL``, which is how the
+local stack points every client at moto.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import boto3
+
+SECRET_NAMES = (
+    "OPENAI_API_KEY",
+    "SAUTIKIT_API_KEY",
+    "SAUTIKIT_WEBHOOK_SECRET",
+    "STREAM_TOKEN_SECRET",
+)
+_SECRET_TTL_SECONDS = 300.0
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every non-secret setting, read once from the environment."""
+
+    calls_table: str
+    media_stream_url: str
+    public_base_url: str
+    sautikit_api_url: str
+    openai_realtime_url: str
+    openai_realtime_model: str
+    media_node_port: int
+    max_calls: int
+    cdr_queue_url: str
+    cdr_delay_seconds: int
+    heartbeat_max_age_seconds: int
+    retention_days: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``environ`` (default ``os.environ``), applying documented defaults."""
+        env = os.environ if environ is None else environ
+        return cls(
+            calls_table=env.get("CALLS_TABLE", "mapokezi-calls"),
+            media_stream_url=env.get("MEDIA_STREAM_URL", "ws://127.0.0.1:8080/audio"),
+            public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:3000").rstrip("/"),
+            sautikit_api_url=env.get("SAUTIKIT_API_URL", "https://api.sautikit.com").rstrip("/"),
+            openai_realtime_url=env.get("OPENAI_REALTIME_URL", "wss://api.openai.com/v1/realtime"),
+            openai_realtime_model=env.get("OPENAI_REALTIME_MODEL", "gpt-realtime"),
+            media_node_port=_int(env, "MEDIA_NODE_PORT", 8080),
+            max_calls=_int(env, "MAX_CALLS", 200),
+            cdr_queue_url=env.get("CDR_QUEUE_URL", ""),
+            cdr_delay_seconds=_int(env, "CDR_DELAY_SECONDS", 30),
+            heartbeat_max_age_seconds=_int(env, "HEARTBEAT_MAX_AGE_SECONDS", 30),
+            retention_days=_int(env, "RETENTION_DAYS", 90),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+_secret_cache: dict[str, tuple[float, str]] = {}
+_secret_lock = threading.Lock()
+
+
+def get_secret(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """Return secret ``name`` from the environment or Secrets Manager, or None if unset.
+
+    Args:
+        name: one of :data:`SECRET_NAMES`, e.g. ``"STREAM_TOKEN_SECRET"``.
+        environ: environment to read (default ``os.environ``).
+
+    Raises:
+        ConfigError: ``<NAME>_ARN`` is set but the secret cannot be read.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(name)
+    if value:
+        return value
+    arn = env.get(f"{name}_ARN")
+    if not arn:
+        return None
+    now = time.monotonic()
+    with _secret_lock:
+        cached = _secret_cache.get(arn)
+        if cached and now - cached[0] < _SECRET_TTL_SECONDS:
+            return cached[1]
+    try:
+        response = secrets_client().get_secret_value(SecretId=arn)
+    except Exception as exc:  # boto errors carry the reason; keep it for the operator
+        raise ConfigError(f"cannot read {name} from Secrets Manager ({arn}): {exc}") from exc
+    secret = response.get("SecretString") or ""
+    with _secret_lock:
+        _secret_cache[arn] = (now, secret)
+    return secret or None
+
+
+def require_secret(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """Like :func:`get_secret` but a missing secret is a :class:`ConfigError`."""
+    value = get_secret(name, environ)
+    if not value:
+        raise ConfigError(f"{name} is not configured (set {name} or {name}_ARN)")
+    return value
+
+
+def clear_secret_cache() -> None:
+    """Forget cached secrets (tests, or after a rotation)."""
+    with _secret_lock:
+        _secret_cache.clear()
+
+
+@cache
+def secrets_client() -> Any:
+    """A shared Secrets Manager client (created on first use, reused while warm)."""
+    return boto3.client("secretsmanager")
+
+
+@cache
+def _dynamodb() -> Any:
+    return boto3.resource("dynamodb")
+
+
+def dynamodb_table(name: str) -> Any:
+    """A boto3 Table resource for ``name`` on a shared, lazily created DynamoDB resource."""
+    return _dynamodb().Table(name)
+
+
+def reset_aws_clients() -> None:
+    """Drop cached boto3 clients, so the next use picks up a new endpoint or a fresh moto mock."""
+    secrets_client.cache_clear()
+    _dynamodb.cache_clear()
+    clear_secret_cache()

@@ -1,0 +1,461 @@
+"""Reads and writes of the calls table, shared by the Lambda functions and the media node.
+
+Every function takes a boto3 ``Table`` resource, so callers choose the table (and tests use
+moto). Writes that webhooks may repeat are conditional, which makes retries harmless. Numbers
+come back as ``int``/``float`` (never ``Decimal``) so records serialise to JSON as they are.
+
+The call record (``call_record``) has the shape documented in design.md and the README:
+``call_id, from, to, status, started_at, ended_at, handoff, transcript, metrics, cdr`` plus
+``stream``, ``media`` and ``events``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+
+from mapokezi import keys
+from mapokezi.profiles import Profile, parse_profile
+
+STATUS_ACTIVE = "active"
+STATUS_ENDED = "ended"
+HANDOFF_PENDING = "pending"
+HANDOFF_DIALLED = "dialled"
+
+
+class CursorError(ValueError):
+    """A pagination cursor could not be decoded."""
+
+
+def now_iso(at: float | None = None) -> str:
+    """UTC ISO-8601 timestamp with milliseconds, e.g. ``2026-11-21T09:30:00.123Z``."""
+    moment = datetime.fromtimestamp(time.time() if at is None else at, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def expiry(days: int, at: float | None = None) -> int:
+    """TTL value (epoch seconds) ``days`` from ``at``."""
+    return int((time.time() if at is None else at) + days * 86400)
+
+
+def to_dynamo(value: Any) -> Any:
+    """Convert floats (recursively) to Decimal, as DynamoDB requires."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, Mapping):
+        return {k: to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    return value
+
+
+def from_dynamo(value: Any) -> Any:
+    """Convert Decimals (recursively) back to int or float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        return {k: from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_dynamo(v) for v in value]
+    return value
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _update(
+    table: Any, call_id: str, expression: str, values: Mapping[str, Any], **kw: Any
+) -> bool:
+    """UpdateItem on an existing call record; False when the condition did not hold."""
+    condition = "attribute_exists(pk)"
+    if "condition" in kw:
+        condition = f"{condition} AND ({kw.pop('condition')})"
+    try:
+        table.update_item(
+            Key=keys.call_key(call_id),
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=to_dynamo(dict(values)),
+            **kw,
+        )
+    except ClientError as exc:
+        if _conditional_failed(exc):
+            return False
+        raise
+    return True
+
+
+def _set(table: Any, call_id: str, attribute: str, value: Any) -> bool:
+    """SET one top-level attribute of an existing call record (names may be reserved words)."""
+    return _update(
+        table, call_id, "SET #a = :v", {":v": value}, ExpressionAttributeNames={"#a": attribute}
+    )
+
+
+# --- call records -----------------------------------------------------------------------
+
+
+def create_call(
+    table: Any,
+    *,
+    call_id: str,
+    caller: str,
+    to: str,
+    retention_days: int,
+    attributes: Mapping[str, Any] | None = None,
+    at: float | None = None,
+) -> bool:
+    """Create the call record unless it exists; True when this call created it."""
+    started = now_iso(at)
+    item = {
+        **keys.call_key(call_id),
+        **keys.call_index_attributes(call_id=call_id, to=to, caller=caller, started_at=started),
+        "call_id": call_id,
+        "from": caller,
+        "to": to,
+        "status": STATUS_ACTIVE,
+        "started_at": started,
+        "stream": {"state": "pending", "updated_at": started},
+        keys.TTL_ATTRIBUTE: expiry(retention_days, at),
+        **(attributes or {}),
+    }
+    try:
+        table.put_item(Item=to_dynamo(item), ConditionExpression="attribute_not_exists(pk)")
+    except ClientError as exc:
+        if _conditional_failed(exc):
+            return False
+        raise
+    return True
+
+
+def get_call(table: Any, call_id: str) -> dict[str, Any] | None:
+    """The raw call record item (strongly consistent), or None."""
+    item = table.get_item(Key=keys.call_key(call_id), ConsistentRead=True).get("Item")
+    return from_dynamo(item) if item else None
+
+
+def set_stream_token(table: Any, call_id: str, nonce: str) -> bool:
+    """Remember the nonce of the token just minted; only that token may open the media socket."""
+    return _set(table, call_id, "stream_token", {"nonce": nonce, "minted_at": now_iso()})
+
+
+def claim_stream_token(table: Any, call_id: str, nonce: str, node_id: str) -> bool:
+    """Claim the call's stream token once; False if it is foreign, unknown or already used."""
+    return _update(
+        table,
+        call_id,
+        "SET stream_token.claimed_at = :at, stream_token.node_id = :node",
+        {":at": now_iso(), ":node": node_id, ":n": nonce},
+        condition="stream_token.nonce = :n AND attribute_not_exists(stream_token.claimed_at)",
+    )
+
+
+def set_stream_state(
+    table: Any, call_id: str, state: str, *, error: str | None = None, sid: str | None = None
+) -> bool:
+    """Record the media stream's state (``started``, ``stopped`` or ``error``)."""
+    stream: dict[str, Any] = {"state": state, "updated_at": now_iso()}
+    if error:
+        stream["error"] = error[:1000]
+    if sid:
+        stream["sid"] = sid
+    return _set(table, call_id, "stream", stream)
+
+
+def mark_ended(
+    table: Any, call_id: str, *, reason: str, duration_seconds: int | None = None
+) -> bool:
+    """Mark the call ended; True only for the first end (repeat hangup POSTs change nothing)."""
+    values: dict[str, Any] = {":ended": STATUS_ENDED, ":at": now_iso(), ":why": reason}
+    expression = "SET #status = :ended, ended_at = :at, end_reason = :why"
+    if duration_seconds is not None:
+        expression += ", platform_duration_seconds = :d"
+        values[":d"] = duration_seconds
+    return _update(
+        table,
+        call_id,
+        expression,
+        values,
+        condition="attribute_not_exists(ended_at)",
+        ExpressionAttributeNames={"#status": "status"},
+    )
+
+
+def record_media(table: Any, call_id: str, media: Mapping[str, Any]) -> bool:
+    """Record the media node's view of the call (node id, outcome, closed_at, …)."""
+    return _set(table, call_id, "media", dict(media))
+
+
+def record_handoff(table: Any, call_id: str, handoff: Mapping[str, Any]) -> bool:
+    """Write a pending handoff (``kind`` transfer or hangup; ``target``, ``reason``, ``summary``)."""
+    item = {**handoff, "state": HANDOFF_PENDING, "requested_at": now_iso()}
+    return _set(table, call_id, "handoff", item)
+
+
+def take_pending_handoff(table: Any, call_id: str) -> dict[str, Any] | None:
+    """Atomically move a pending handoff to ``dialled`` and return it; None if none was pending."""
+    try:
+        result = table.update_item(
+            Key=keys.call_key(call_id),
+            UpdateExpression="SET handoff.#state = :dialled, handoff.dialled_at = :at",
+            ConditionExpression="handoff.#state = :pending",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":dialled": HANDOFF_DIALLED,
+                ":pending": HANDOFF_PENDING,
+                ":at": now_iso(),
+            },
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if _conditional_failed(exc):
+            return None
+        raise
+    return from_dynamo(result["Attributes"]["handoff"])
+
+
+def put_metrics(table: Any, call_id: str, metrics: Mapping[str, Any]) -> bool:
+    """Store the media node's metrics for the call (replaces earlier ones)."""
+    return _set(table, call_id, "metrics", dict(metrics))
+
+
+def add_turns(
+    table: Any, call_id: str, turns: Iterable[Mapping[str, Any]], retention_days: int
+) -> int:
+    """Store transcript turns (each has ``role``, ``text``, ``at_ms``, optional extras)."""
+    count = 0
+    ttl = expiry(retention_days)
+    with table.batch_writer() as batch:
+        for seq, turn in enumerate(turns):
+            item = {**keys.turn_key(call_id, int(turn["at_ms"]), seq), **turn}
+            batch.put_item(Item=to_dynamo({**item, keys.TTL_ATTRIBUTE: ttl}))
+            count += 1
+    return count
+
+
+def record_cdr(table: Any, call_id: str, cdr: Mapping[str, Any]) -> bool:
+    """Store the platform's call detail record (status, duration, cost, …) on the call."""
+    return _set(table, call_id, "cdr", dict(cdr))
+
+
+def record_event(
+    table: Any,
+    call_id: str,
+    *,
+    source: str,
+    dedupe_key: str,
+    payload: Mapping[str, Any],
+    retention_days: int,
+) -> bool:
+    """Store one webhook delivery once; False when this delivery was already recorded."""
+    item = {
+        **keys.event_key(call_id, source, dedupe_key),
+        "source": source,
+        "received_at": now_iso(),
+        "payload": dict(payload),
+        keys.TTL_ATTRIBUTE: expiry(retention_days),
+    }
+    try:
+        table.put_item(Item=to_dynamo(item), ConditionExpression="attribute_not_exists(pk)")
+    except ClientError as exc:
+        if _conditional_failed(exc):
+            return False
+        raise
+    return True
+
+
+def call_record(table: Any, call_id: str) -> dict[str, Any] | None:
+    """The whole record of a call, as the query API and the CLI return it, or None."""
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": Key(keys.PK).eq(keys.call_partition(call_id)),
+        "ConsistentRead": True,
+    }
+    while True:
+        page = table.query(**kwargs)
+        items.extend(from_dynamo(i) for i in page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    call = next((i for i in items if keys.item_kind(i[keys.SK]) == "call"), None)
+    if call is None:
+        return None
+    record = _public(call)
+    record["transcript"] = [_strip(i) for i in items if keys.item_kind(i[keys.SK]) == "turn"]
+    record["events"] = [
+        {"source": i["source"], "received_at": i["received_at"], **i.get("payload", {})}
+        for i in items
+        if keys.item_kind(i[keys.SK]) == "event"
+    ]
+    return record
+
+
+_INTERNAL = {
+    keys.PK,
+    keys.SK,
+    keys.TTL_ATTRIBUTE,
+    "stream_token",
+    *(a for p in keys.INDEXES.values() for a in p),
+}
+
+
+def _strip(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in _INTERNAL}
+
+
+def _public(call: Mapping[str, Any]) -> dict[str, Any]:
+    record = _strip(call)
+    for name in ("ended_at", "handoff", "cdr"):
+        record.setdefault(name, None)
+    record.setdefault("metrics", {})
+    return record
+
+
+# --- listing ---------------------------------------------------------------------------
+
+
+def encode_cursor(last_key: Mapping[str, Any]) -> str:
+    """Opaque cursor for the next page."""
+    return base64.urlsafe_b64encode(json.dumps(from_dynamo(dict(last_key))).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    """Inverse of :func:`encode_cursor`; :class:`CursorError` when tampered or truncated."""
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise CursorError(f"invalid cursor ({exc})") from None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise CursorError("invalid cursor")
+    return value
+
+
+def query_calls(
+    table: Any,
+    *,
+    number: str | None = None,
+    caller: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    status: str | None = None,
+    handoffs_only: bool = False,
+    limit: int = 25,
+    cursor: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """List call records newest first with optional filters; returns (calls, next cursor).
+
+    ``since``/``until`` are ISO-8601 UTC timestamps compared with ``started_at``. With only a
+    caller filter the caller index is used, otherwise the number index or the all-calls index.
+    A page may hold fewer than ``limit`` calls when filters drop items; follow the cursor.
+    """
+    if number:
+        index, partition = keys.INDEX_BY_NUMBER, keys.index_partition(keys.INDEX_BY_NUMBER, number)
+    elif caller:
+        index, partition = keys.INDEX_BY_CALLER, keys.index_partition(keys.INDEX_BY_CALLER, caller)
+    else:
+        index, partition = keys.INDEX_BY_TIME, keys.index_partition(keys.INDEX_BY_TIME)
+    pk_attr, sk_attr = keys.INDEXES[index]
+    condition = Key(pk_attr).eq(partition)
+    if since and until:
+        condition &= Key(sk_attr).between(since, until + "~")
+    elif since:
+        condition &= Key(sk_attr).gte(since)
+    elif until:
+        condition &= Key(sk_attr).lte(until + "~")
+    filters = []
+    if number and caller:
+        filters.append(Attr("from").eq(caller))
+    if status:
+        filters.append(Attr("status").eq(status))
+    if handoffs_only:
+        filters.append(Attr("handoff").exists())
+    kwargs: dict[str, Any] = {
+        "IndexName": index,
+        "KeyConditionExpression": condition,
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    if filters:
+        combined = filters[0]
+        for extra in filters[1:]:
+            combined &= extra
+        kwargs["FilterExpression"] = combined
+    if cursor:
+        kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
+    page = table.query(**kwargs)
+    calls = [_public(from_dynamo(item)) for item in page.get("Items", [])]
+    last = page.get("LastEvaluatedKey")
+    return calls, encode_cursor(last) if last else None
+
+
+# --- profiles ---------------------------------------------------------------------------
+
+
+def put_profile(table: Any, profile: Profile) -> None:
+    """Store a validated profile for its number (replacing any previous one)."""
+    table.put_item(
+        Item={
+            **keys.profile_key(profile.number),
+            "number": profile.number,
+            "profile": json.dumps(profile.to_dict(), ensure_ascii=False),
+            "updated_at": now_iso(),
+        }
+    )
+
+
+def get_profile(table: Any, number: str) -> Profile | None:
+    """The profile of a dialled number, or None when the number is unknown."""
+    item = table.get_item(Key=keys.profile_key(number)).get("Item")
+    if not item:
+        return None
+    return parse_profile(json.loads(item["profile"]), number=number)
+
+
+# --- media node heartbeats --------------------------------------------------------------
+
+
+def put_heartbeat(
+    table: Any,
+    node_id: str,
+    *,
+    active_calls: int,
+    capacity: int,
+    draining: bool,
+    ttl_seconds: int = 120,
+) -> None:
+    """Record that media node ``node_id`` is alive, with its load."""
+    now = time.time()
+    table.put_item(
+        Item={
+            **keys.node_key(node_id),
+            "node_id": node_id,
+            "active_calls": active_calls,
+            "capacity": capacity,
+            "draining": draining,
+            "seen_at": Decimal(str(round(now, 3))),
+            keys.TTL_ATTRIBUTE: int(now + ttl_seconds),
+        }
+    )
+
+
+def healthy_nodes(
+    table: Any, max_age_seconds: int, *, now: float | None = None
+) -> list[dict[str, Any]]:
+    """Nodes seen in the last ``max_age_seconds`` that are not draining and have room."""
+    cutoff = Decimal(str((time.time() if now is None else now) - max_age_seconds))
+    page = table.query(
+        KeyConditionExpression=Key(keys.PK).eq(keys.nodes_partition()),
+        FilterExpression=Attr("seen_at").gte(cutoff),
+    )
+    nodes = [from_dynamo(i) for i in page.get("Items", [])]
+    return [n for n in nodes if not n["draining"] and n["active_calls"] < n["capacity"]]
