@@ -189,7 +189,7 @@ def parse_profile(data: Mapping[str, Any], number: str | None = None) -> Profile
     number_value = number if number is not None else data.get("number")
     if not isinstance(number_value, str) or not E164.match(number_value):
         v.errors.append("number: must be an E.164 number like +254712345678")
-    known = {f for f in Profile.__dataclass_fields__}
+    known = set(Profile.__dataclass_fields__)
     v.unknown("", data, known)
     text = v.text
     profile_kwargs: dict[str, Any] = {

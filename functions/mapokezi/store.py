@@ -197,7 +197,7 @@ def record_media(table: Any, call_id: str, media: Mapping[str, Any]) -> bool:
 
 
 def record_handoff(table: Any, call_id: str, handoff: Mapping[str, Any]) -> bool:
-    """Write a pending handoff (``kind`` transfer or hangup; ``target``, ``reason``, ``summary``)."""
+    """Write a pending handoff: ``kind`` (transfer/hangup), ``target``, ``reason``, ``summary``."""
     item = {**handoff, "state": HANDOFF_PENDING, "requested_at": now_iso()}
     return _set(table, call_id, "handoff", item)
 
