@@ -6,6 +6,7 @@ they cannot drift from what ``sam deploy`` creates.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -78,3 +79,53 @@ def create_tables(client: Any, names: dict[str, str]) -> None:
         pitr = props.get("PointInTimeRecoverySpecification")
         if pitr:
             client.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification=pitr)
+
+
+def _resolve(value: Any, template: dict[str, Any], arns: dict[str, str]) -> Any:
+    """Resolve the few intrinsics queue properties use: parameter Refs and GetAtt X.Arn."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, arg),) = value.items()
+        if name == "Ref":
+            parameter = template.get("Parameters", {}).get(arg)
+            if parameter is None or "Default" not in parameter:
+                raise ValueError(f"cannot resolve Ref {arg!r} locally")
+            return parameter["Default"]
+        if name == "Fn::GetAtt" and arg[1] == "Arn":
+            return arns[arg[0]]
+    if isinstance(value, dict):
+        return {k: _resolve(v, template, arns) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, template, arns) for v in value]
+    return value
+
+
+def create_queues(client: Any, names: dict[str, str], **overrides: str) -> dict[str, str]:
+    """Create the template's SQS queues (dead-letter queues first); returns logical id -> URL.
+
+    Args:
+        client: a boto3 SQS client.
+        names: logical id -> physical queue name, for every queue to create.
+        overrides: queue attributes to force everywhere (e.g. a short ``VisibilityTimeout``
+            so failed records come back quickly on a laptop).
+    """
+    template = load_template()
+    queues = resources_of_type("AWS::SQS::Queue", template)
+    ordered = sorted(queues, key=lambda q: "RedrivePolicy" in queues[q])
+    arns: dict[str, str] = {}
+    urls: dict[str, str] = {}
+    for logical_id in ordered:
+        if logical_id not in names:
+            continue
+        props = _resolve(queues[logical_id], template, arns)
+        attributes = {
+            key: json.dumps(value) if isinstance(value, dict) else str(value)
+            for key, value in props.items()
+            if key
+            in ("DelaySeconds", "MessageRetentionPeriod", "VisibilityTimeout", "RedrivePolicy")
+        }
+        attributes.update(overrides)
+        url = client.create_queue(QueueName=names[logical_id], Attributes=attributes)["QueueUrl"]
+        arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        arns[logical_id] = arn["Attributes"]["QueueArn"]
+        urls[logical_id] = url
+    return urls
