@@ -1,0 +1,1 @@
+"""Unit tests of the media node audio core, on real signals through real soxr."""
