@@ -1,0 +1,347 @@
+"""The whole product on one machine, from real parts: ``make run`` and the end-to-end tests.
+
+What runs (all on loopback unless ``LOCAL_HOST`` says otherwise):
+
+- DynamoDB and SQS: moto in server mode; the table and queues are created from template.yaml.
+- The HTTP API: :class:`local.gateway.Gateway` serving template.yaml's routes with the real
+  Lambda handlers, and :class:`local.sqs_poller.SqsPoller` feeding the CDR fetcher.
+- The media node: ``python -m media_node`` as a child process, exactly as in the container.
+- Sautikit's REST API: the double from ``tests/doubles`` unless ``SAUTIKIT_API_URL`` is set.
+- The model: OpenAI Realtime when ``OPENAI_API_KEY`` is set, else the offline model.
+- The example profile, seeded for ``DEMO_NUMBER``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from local.gateway import Gateway
+from local.sqs_poller import SqsPoller
+from local.template import create_queues, create_tables, resources_of_type
+from mapokezi import config, store
+from mapokezi.profiles import load_profile_file, parse_profile
+
+log = logging.getLogger("mapokezi.local")
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_PROFILE = ROOT / "profiles" / "example.yaml"
+LOCAL_SAUTIKIT_KEY = "local-sautikit-api-key"
+LOCAL_STREAM_TOKEN_SECRET = "local-stream-token-secret"
+
+
+def free_port(host: str) -> int:
+    """A TCP port that is free right now on ``host``."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw else default
+
+
+@dataclass
+class StackConfig:
+    """Ports, names and secrets of the local stack; every one has an environment variable."""
+
+    host: str = "127.0.0.1"
+    gateway_port: int = 3000
+    media_node_port: int = 8080
+    moto_port: int = 5055
+    sautikit_double_port: int = 8091
+    model_double_port: int = 8092
+    demo_number: str = "+254700000100"
+    table_name: str = "mapokezi-calls"
+    stream_token_secret: str = LOCAL_STREAM_TOKEN_SECRET
+    webhook_secret: str = ""
+    sautikit_api_url: str = ""
+    sautikit_api_key: str = LOCAL_SAUTIKIT_KEY
+    openai_api_key: str = ""
+    openai_realtime_url: str = ""
+    cdr_delay_seconds: int = 2
+    #: Failed CDR fetches come back after this many seconds (AWS: 6x the function timeout).
+    queue_visibility_seconds: int = 5
+    media_node_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        """Defaults overridden by the documented environment variables."""
+        env = os.environ
+        return cls(
+            host=env.get("LOCAL_HOST", "127.0.0.1"),
+            gateway_port=_env_int("GATEWAY_PORT", 3000),
+            media_node_port=_env_int("MEDIA_NODE_PORT", 8080),
+            moto_port=_env_int("MOTO_PORT", 5055),
+            sautikit_double_port=_env_int("SAUTIKIT_DOUBLE_PORT", 8091),
+            model_double_port=_env_int("MODEL_DOUBLE_PORT", 8092),
+            demo_number=env.get("DEMO_NUMBER", "+254700000100"),
+            table_name=env.get("CALLS_TABLE", "mapokezi-calls"),
+            stream_token_secret=env.get("STREAM_TOKEN_SECRET", LOCAL_STREAM_TOKEN_SECRET),
+            webhook_secret=env.get("SAUTIKIT_WEBHOOK_SECRET", ""),
+            sautikit_api_url=env.get("SAUTIKIT_API_URL", ""),
+            sautikit_api_key=env.get("SAUTIKIT_API_KEY", LOCAL_SAUTIKIT_KEY),
+            openai_api_key=env.get("OPENAI_API_KEY", ""),
+            openai_realtime_url=env.get("OPENAI_REALTIME_URL", ""),
+            cdr_delay_seconds=_env_int("CDR_DELAY_SECONDS", 2),
+        )
+
+    @classmethod
+    def ephemeral(cls, **overrides: Any) -> StackConfig:
+        """Free ports everywhere: for tests, so they never collide with a running `make run`."""
+        host = overrides.pop("host", "127.0.0.1")
+        ports = {
+            name: free_port(host)
+            for name in (
+                "gateway_port",
+                "media_node_port",
+                "moto_port",
+                "sautikit_double_port",
+                "model_double_port",
+            )
+        }
+        return cls(host=host, **{**ports, **overrides})
+
+
+class LocalStack:
+    """Start and stop every part; ``parts`` describes what runs where."""
+
+    def __init__(self, cfg: StackConfig | None = None) -> None:
+        self.cfg = cfg or StackConfig.from_env()
+        self.parts: dict[str, str] = {}
+        self.env: dict[str, str] = {}
+        self.moto: Any = None
+        self.gateway: Gateway | None = None
+        self.poller: SqsPoller | None = None
+        self.sautikit: Any = None
+        self.model: Any = None
+        self.media_node: subprocess.Popen[bytes] | None = None
+        self._log_thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        """Start everything, in dependency order; on failure, stop what already started."""
+        try:
+            self._start_aws()
+            self._start_sautikit()
+            self._start_model()
+            self._seed_profile()
+            self._start_media_node()
+            self._start_gateway()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop everything that runs (safe to call more than once)."""
+        if self.gateway:
+            self.gateway.stop()
+            self.gateway = None
+        if self.poller:
+            self.poller.stop()
+            self.poller = None
+        if self.media_node and self.media_node.poll() is None:
+            self.media_node.terminate()  # SIGTERM: the node drains, then exits
+            try:
+                self.media_node.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.media_node.kill()
+                self.media_node.wait(timeout=5)
+        self.media_node = None
+        if self.model:
+            self.model.stop()
+            self.model = None
+        if self.sautikit:
+            self.sautikit.stop()
+            self.sautikit = None
+        if self.moto:
+            self.moto.stop()
+            self.moto = None
+        config.reset_aws_clients()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- parts -----------------------------------------------------------------------------
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.cfg.host}:{self.cfg.gateway_port}"
+
+    @property
+    def media_url(self) -> str:
+        return f"ws://{self.cfg.host}:{self.cfg.media_node_port}/audio"
+
+    def table(self) -> Any:
+        """The calls table (boto3 resource, pointed at moto)."""
+        return config.dynamodb_table(self.cfg.table_name)
+
+    def _set_env(self, **values: str) -> None:
+        self.env.update(values)
+        os.environ.update(values)
+
+    def _start_aws(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        cfg = self.cfg
+        self.moto = ThreadedMotoServer(ip_address=cfg.host, port=cfg.moto_port, verbose=False)
+        self.moto.start()
+        endpoint = f"http://{cfg.host}:{cfg.moto_port}"
+        self._set_env(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID="local",
+            AWS_SECRET_ACCESS_KEY="local",
+            AWS_DEFAULT_REGION="af-south-1",
+            CALLS_TABLE=cfg.table_name,
+            POWERTOOLS_SERVICE_NAME="mapokezi-local",
+            POWERTOOLS_METRICS_NAMESPACE="Mapokezi",
+            POWERTOOLS_TRACE_DISABLED="true",
+            POWERTOOLS_LOG_LEVEL=os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            CDR_DELAY_SECONDS=str(cfg.cdr_delay_seconds),
+            STREAM_TOKEN_SECRET=cfg.stream_token_secret,
+            MEDIA_STREAM_URL=self.media_url,
+            PUBLIC_BASE_URL=self.gateway_url,
+        )
+        if cfg.webhook_secret:
+            self._set_env(SAUTIKIT_WEBHOOK_SECRET=cfg.webhook_secret)
+        config.reset_aws_clients()
+        create_tables(boto3.client("dynamodb"), {"CallsTable": cfg.table_name})
+        queues = resources_of_type("AWS::SQS::Queue")
+        names = {logical: f"mapokezi-{logical}" for logical in queues}
+        urls = create_queues(
+            boto3.client("sqs"),
+            names,
+            VisibilityTimeout=str(cfg.queue_visibility_seconds),
+        )
+        self.parts["DynamoDB + SQS (moto server)"] = endpoint
+        cdr_function, cdr_handler, cdr_queue = _sqs_consumer()
+        if cdr_queue in urls:
+            self._set_env(CDR_QUEUE_URL=urls[cdr_queue])
+            self._cdr = (cdr_function, cdr_handler, urls[cdr_queue])
+
+    def _start_sautikit(self) -> None:
+        cfg = self.cfg
+        if cfg.sautikit_api_url:
+            self._set_env(
+                SAUTIKIT_API_URL=cfg.sautikit_api_url, SAUTIKIT_API_KEY=cfg.sautikit_api_key
+            )
+            self.parts["Sautikit API (external)"] = cfg.sautikit_api_url
+            return
+        from tests.doubles.sautikit_api import SautikitApiDouble
+
+        self.sautikit = SautikitApiDouble(
+            api_key=cfg.sautikit_api_key, host=cfg.host, port=cfg.sautikit_double_port
+        ).start()
+        self._set_env(SAUTIKIT_API_URL=self.sautikit.url, SAUTIKIT_API_KEY=cfg.sautikit_api_key)
+        self.parts["Sautikit API double"] = self.sautikit.url
+
+    def _start_model(self) -> None:
+        cfg = self.cfg
+        if cfg.openai_api_key:
+            url = cfg.openai_realtime_url or "wss://api.openai.com/v1/realtime"
+            self._set_env(OPENAI_API_KEY=cfg.openai_api_key, OPENAI_REALTIME_URL=url)
+            self.parts["Model: OpenAI Realtime"] = url
+            return
+        from local.offline_model import OfflineModel
+
+        self.model = OfflineModel(host=cfg.host, port=cfg.model_double_port).start()
+        self._set_env(OPENAI_REALTIME_URL=self.model.url, OPENAI_API_KEY=self.model.api_key)
+        self.parts["Model: offline (no OPENAI_API_KEY)"] = self.model.url
+
+    def _seed_profile(self) -> None:
+        profile = parse_profile(load_profile_file(EXAMPLE_PROFILE), number=self.cfg.demo_number)
+        store.put_profile(self.table(), profile)
+        self.parts[f"Profile {profile.business_name}"] = self.cfg.demo_number
+
+    def _start_media_node(self) -> None:
+        cfg = self.cfg
+        env = {
+            **os.environ,
+            "MEDIA_NODE_PORT": str(cfg.media_node_port),
+            "MEDIA_NODE_HOST": cfg.host,
+            "PYTHONUNBUFFERED": "1",
+            **cfg.media_node_env,
+        }
+        self.media_node = subprocess.Popen(
+            [sys.executable, "-m", "media_node"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self._log_thread = threading.Thread(
+            target=_relay_output, args=(self.media_node, "media-node"), daemon=True
+        )
+        self._log_thread.start()
+        _wait_http_ok(f"http://{cfg.host}:{cfg.media_node_port}/healthz", self.media_node)
+        self.parts["Media node (python -m media_node)"] = self.media_url
+
+    def _start_gateway(self) -> None:
+        cfg = self.cfg
+        self.gateway = Gateway(cfg.host, cfg.gateway_port, status_page=self.status_page).start()
+        self.parts["HTTP API gateway"] = self.gateway_url
+        if getattr(self, "_cdr", None):
+            function, handler, queue_url = self._cdr
+            gateway = self.gateway
+            self.poller = SqsPoller(
+                boto3.client("sqs"),
+                queue_url,
+                lambda event: gateway.registry.invoke(function, handler, event),
+            ).start()
+            self.parts["CDR queue poller"] = queue_url
+
+    def status_page(self) -> str:
+        """Plain-text page listing the running parts (GET / on the gateway)."""
+        lines = ["Mapokezi local stack", ""]
+        lines += [f"  {name:<38} {where}" for name, where in self.parts.items()]
+        lines += ["", f"  Voice webhook: {self.gateway_url}/voice", "  Place a call: make call"]
+        return "\n".join(lines) + "\n"
+
+
+def _sqs_consumer() -> tuple[str, str, str]:
+    """(function logical id, handler, queue logical id) of the template's SQS consumer."""
+    for name, props in resources_of_type("AWS::Serverless::Function").items():
+        for event in (props.get("Events") or {}).values():
+            if event.get("Type") == "SQS":
+                queue = event["Properties"]["Queue"]
+                queue_id = queue["Fn::GetAtt"][0] if isinstance(queue, dict) else str(queue)
+                return name, props["Handler"], queue_id
+    return "", "", ""
+
+
+def _relay_output(process: subprocess.Popen[bytes], prefix: str) -> None:
+    assert process.stdout is not None
+    for line in iter(process.stdout.readline, b""):
+        sys.stderr.write(f"[{prefix}] {line.decode(errors='replace')}")
+
+
+def _wait_http_ok(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the process exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
