@@ -1,0 +1,1 @@
+"""Speech-to-speech model adapters behind one interface (`media_node.models.base`)."""

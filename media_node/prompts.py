@@ -1,0 +1,144 @@
+"""What the receptionist is told: session instructions, per-reply instructions and its tools.
+
+Everything here is provider-neutral text and JSON Schema; the model adapters wrap it in their own
+wire shapes. Per-reply instructions *replace* the session's for that reply (OpenAI Realtime), so
+each of them repeats the persona before saying what to do now.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mapokezi.profiles import Profile
+
+TRANSFER_TOOL = "transfer_to_human"
+END_CALL_TOOL = "end_call"
+
+_TOOL_RULES = """\
+Tools:
+- Call transfer_to_human when the caller asks for a person, when they need something only staff \
+can do, when they have an emergency, or when you cannot help. Give a short reason that states \
+what the caller wants, and the department when one fits. Do not say goodbye before calling it; \
+you will be asked to say a short handoff line afterwards.
+- Call end_call only after the caller has said goodbye or clearly has nothing more to ask.
+- Never invent facts, prices or appointment times; if the facts below do not answer a question, \
+say so and offer to connect the caller to a person."""
+
+_PHONE_STYLE = """\
+You are on a live phone call. Keep every reply to one or two short sentences, speak naturally, \
+and stop talking as soon as the caller interrupts. Never read out lists, markup or URLs."""
+
+
+def session_instructions(profile: Profile) -> str:
+    """The session's system prompt: persona, phone style, facts, departments, tool rules."""
+    parts = [
+        f"You are the receptionist answering the phone for {profile.business_name}.",
+        profile.instructions.strip(),
+        _PHONE_STYLE,
+        _language_rule(profile),
+    ]
+    if profile.facts:
+        parts.append("Facts about the business:\n" + "\n".join(f"- {f}" for f in profile.facts))
+    if profile.departments:
+        lines = [f"- {d.name}: {d.description}".rstrip(": ") for d in profile.departments]
+        parts.append(
+            "Departments you can transfer to (otherwise the front desk):\n" + "\n".join(lines)
+        )
+    parts.append(_TOOL_RULES)
+    return "\n\n".join(p for p in parts if p)
+
+
+def _language_rule(profile: Profile) -> str:
+    return (
+        f"Start in the language with code '{profile.language}'. If the caller speaks another "
+        "language you know, answer in theirs."
+    )
+
+
+def greeting_instructions(profile: Profile) -> str:
+    """Per-reply instructions that make the model open the call with the profile's greeting."""
+    return _reply(profile, f'Greet the caller now by saying exactly: "{profile.greeting}"')
+
+
+def handoff_line_instructions(profile: Profile, kind: str) -> str:
+    """Per-reply instructions for the short line after a transfer or end_call tool call."""
+    if kind == "transfer":
+        task = (
+            "You have just arranged to connect the caller to a colleague. In one short sentence, "
+            "tell them you are connecting them now. Do not ask anything."
+        )
+    else:
+        task = "The call is ending. Say a brief, warm goodbye in one short sentence."
+    return _reply(profile, task)
+
+
+def time_warning_instructions(profile: Profile) -> str:
+    """Per-reply instructions a minute before the call's length limit."""
+    return _reply(
+        profile,
+        "The call will reach its time limit in about a minute. Politely tell the caller, and "
+        "offer to connect them to a colleague if they still need help.",
+    )
+
+
+def idle_prompt_instructions(profile: Profile) -> str:
+    """Per-reply instructions when the caller has been silent for a while."""
+    return _reply(profile, "The caller has gone quiet. Briefly ask whether they are still there.")
+
+
+def idle_goodbye_instructions(profile: Profile) -> str:
+    """Per-reply instructions before hanging up on a silent caller."""
+    return _reply(
+        profile,
+        "The caller has not answered. Say a brief, polite goodbye and invite them to call again.",
+    )
+
+
+def _reply(profile: Profile, task: str) -> str:
+    return (
+        f"You are the receptionist answering the phone for {profile.business_name}. "
+        f"{_PHONE_STYLE} {_language_rule(profile)}\n\n{task}"
+    )
+
+
+def tool_specs(profile: Profile) -> list[dict[str, Any]]:
+    """The tools as ``{name, description, parameters}`` with JSON Schema parameters."""
+    department: dict[str, Any] = {
+        "type": "string",
+        "description": "The department that can help; leave out for the front desk.",
+    }
+    if profile.departments:
+        department["enum"] = [d.name for d in profile.departments]
+    return [
+        {
+            "name": TRANSFER_TOOL,
+            "description": (
+                "Connect the caller to a human colleague. Use when the caller asks for a person "
+                "or needs help you cannot give."
+            ),
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "reason": {
+                        "type": "string",
+                        "description": "What the caller wants, in one sentence, for the colleague.",
+                    },
+                    "department": department,
+                },
+                "required": ["reason"],
+                "additionalProperties": False,
+            },
+        },
+        {
+            "name": END_CALL_TOOL,
+            "description": "End the call after the caller has said goodbye.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "reason": {"type": "string", "description": "Why the call is ending."}
+                },
+                "required": ["reason"],
+                "additionalProperties": False,
+            },
+        },
+    ]
