@@ -1,0 +1,1 @@
+"""Calls query API: GET /calls and GET /calls/{call_id} (IAM-authorised)."""

@@ -1,0 +1,316 @@
+"""The Sautikit REST API client (calls and numbers), on the standard library alone.
+
+Lambda ships only boto3 and Powertools, so this uses ``urllib``. Sautikit's own pages disagree on
+the numbers endpoints (claim path, routing path, method and field names), so those are settings.
+
+Environment (read by :meth:`SautikitClient.from_env`):
+
+- ``SAUTIKIT_API_URL``: base URL (default ``https://api.sautikit.com``).
+- ``SAUTIKIT_API_KEY`` or ``SAUTIKIT_API_KEY_ARN``: the bearer key (see ``mapokezi.config``).
+- ``SAUTIKIT_TIMEOUT_SECONDS``: per-request timeout (default 5).
+- ``SAUTIKIT_CLAIM_PATH``: claim endpoint (default ``/v1/numbers``). With ``{id}`` in it, e.g.
+  ``/v1/numbers/{id}/claim``, the inventory id goes in the path; otherwise in the JSON body.
+- ``SAUTIKIT_CLAIM_FIELD``: body field for the inventory id (default ``inventory_id``; a value
+  starting with ``+`` is sent as ``number`` instead).
+- ``SAUTIKIT_ROUTE_PATH``: routing endpoint (default ``/v1/numbers/{id}``; also seen:
+  ``/v1/numbers/{id}/routing``).
+- ``SAUTIKIT_ROUTE_METHOD``: ``PATCH`` (default) or ``PUT``.
+- ``SAUTIKIT_ROUTE_FIELD``: field carrying the voice URL (default ``routing_url``; also seen:
+  ``voice_callback_url``, ``voice_url``).
+- ``SAUTIKIT_EVENTS_FIELD``: field carrying the events URL (default ``events_url``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from mapokezi import config
+
+DEFAULT_BASE_URL = "https://api.sautikit.com"
+DEFAULT_TIMEOUT_SECONDS = 5.0
+_USER_AGENT = "mapokezi/0.1 (+urllib)"
+
+
+class SautikitApiError(Exception):
+    """A Sautikit request failed.
+
+    Attributes:
+        status: HTTP status, or None when no response arrived (timeout, connection error).
+        code: the platform's error code (``calls.not_found``, ``api_key.invalid``, …) or one of
+            ours: ``transport.timeout``, ``transport.connection``, ``response.malformed``,
+            ``call.pending`` (a 2xx other than 200 without a call).
+        message: human-readable reason.
+        retry_after: seconds to wait before retrying, when the platform said so.
+        request_id: the platform's request id, when given.
+    """
+
+    def __init__(
+        self,
+        status: int | None,
+        code: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        where = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"{where} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+        self.request_id = request_id
+
+    @property
+    def transient(self) -> bool:
+        """Whether trying the same request later may succeed without any change on our side."""
+        return self.status is None or self.status >= 500 or self.code == "response.malformed"
+
+
+@dataclass(frozen=True)
+class ApiPaths:
+    """Endpoint paths, methods and field names where Sautikit's docs disagree (§1.9)."""
+
+    claim_path: str = "/v1/numbers"
+    claim_field: str = "inventory_id"
+    route_path: str = "/v1/numbers/{id}"
+    route_method: str = "PATCH"
+    route_field: str = "routing_url"
+    events_field: str = "events_url"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiPaths:
+        """Read the ``SAUTIKIT_*_PATH/METHOD/FIELD`` overrides; unset ones keep the defaults."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        return cls(
+            claim_path=env.get("SAUTIKIT_CLAIM_PATH") or defaults.claim_path,
+            claim_field=env.get("SAUTIKIT_CLAIM_FIELD") or defaults.claim_field,
+            route_path=env.get("SAUTIKIT_ROUTE_PATH") or defaults.route_path,
+            route_method=(env.get("SAUTIKIT_ROUTE_METHOD") or defaults.route_method).upper(),
+            route_field=env.get("SAUTIKIT_ROUTE_FIELD") or defaults.route_field,
+            events_field=env.get("SAUTIKIT_EVENTS_FIELD") or defaults.events_field,
+        )
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """A successful (2xx) response: status, parsed JSON body and lower-cased headers."""
+
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def error_from_response(status: int, raw: bytes, headers: Mapping[str, str]) -> SautikitApiError:
+    """Build the error for a non-2xx answer from either documented error body shape."""
+    code, message, request_id = f"http.{status}", raw[:200].decode("utf-8", "replace"), None
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        body = {}
+    if isinstance(body, dict):
+        detail = body.get("error") if isinstance(body.get("error"), dict) else body
+        code = str(detail.get("code") or code)
+        message = str(detail.get("message") or detail.get("reason") or message)
+        request_id = detail.get("request_id")
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    return SautikitApiError(status, code, message, retry_after=retry_after, request_id=request_id)
+
+
+def _items(body: Any, *names: str) -> list[dict[str, Any]]:
+    """The list inside a listing response, whichever envelope the endpoint used."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for name in names:
+            if isinstance(body.get(name), list):
+                return body[name]
+    raise SautikitApiError(200, "response.malformed", "expected a list of items")
+
+
+class SautikitClient:
+    """A small synchronous client for the parts of the Sautikit API Mapokezi uses.
+
+    Args:
+        base_url: e.g. ``https://api.sautikit.com`` (no trailing slash needed).
+        api_key: the bearer key.
+        timeout: seconds per request (connect and each read).
+        paths: endpoint spellings for the numbers API.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        paths: ApiPaths | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.paths = paths or ApiPaths()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SautikitClient:
+        """Build a client from the environment (see the module docstring).
+
+        Raises:
+            ConfigError: no API key is configured, or the timeout is not a number.
+        """
+        env = os.environ if environ is None else environ
+        raw_timeout = env.get("SAUTIKIT_TIMEOUT_SECONDS") or str(DEFAULT_TIMEOUT_SECONDS)
+        try:
+            timeout = float(raw_timeout)
+        except ValueError:
+            raise config.ConfigError(
+                f"SAUTIKIT_TIMEOUT_SECONDS must be a number, got {raw_timeout!r}"
+            ) from None
+        return cls(
+            env.get("SAUTIKIT_API_URL") or DEFAULT_BASE_URL,
+            config.require_secret("SAUTIKIT_API_KEY", env),
+            timeout=timeout,
+            paths=ApiPaths.from_env(env),
+        )
+
+    # -- calls ---------------------------------------------------------------------------
+
+    def get_call(self, call_id: str) -> dict[str, Any]:
+        """The call detail record for a call row UUID or ``HD_…`` session id (unwrapped).
+
+        Raises:
+            SautikitApiError: any failure; a 2xx without a call (e.g. 202 while the platform
+                is still preparing it) has code ``call.pending``.
+        """
+        response = self.request("GET", f"/v1/calls/{urllib.parse.quote(call_id, safe='')}")
+        body = response.body
+        call = body.get("call") if isinstance(body, dict) and "call" in body else body
+        if response.status != 200 or not isinstance(call, dict) or "status" not in call:
+            if response.status != 200:
+                hint = body.get("retry_after_seconds") if isinstance(body, dict) else None
+                retry = response_retry_after(response) or _number(hint)
+                raise SautikitApiError(
+                    response.status, "call.pending", "call record not ready", retry_after=retry
+                )
+            raise SautikitApiError(200, "response.malformed", "response holds no call record")
+        return call
+
+    # -- numbers -------------------------------------------------------------------------
+
+    def list_available(self, country: str = "KE", currency: str = "KES") -> list[dict[str, Any]]:
+        """Numbers in the inventory that can be claimed."""
+        query = urllib.parse.urlencode({"country": country, "currency": currency})
+        body = self.request("GET", f"/v1/numbers/available?{query}").body
+        return _items(body, "data", "numbers", "available")
+
+    def list_numbers(self) -> list[dict[str, Any]]:
+        """Numbers this workspace owns."""
+        return _items(self.request("GET", "/v1/numbers").body, "numbers", "data")
+
+    def claim_number(self, inventory_id: str) -> dict[str, Any]:
+        """Claim an inventory number (by inventory id or E.164 number); returns the new number."""
+        quoted = urllib.parse.quote(inventory_id, safe="")
+        if "{id}" in self.paths.claim_path:
+            path, body = self.paths.claim_path.replace("{id}", quoted), None
+        else:
+            field = "number" if inventory_id.startswith("+") else self.paths.claim_field
+            path, body = self.paths.claim_path, {field: inventory_id}
+        return _object(self.request("POST", path, body).body, "number")
+
+    def route_number(
+        self, number_id: str, url: str, *, events_url: str | None = None
+    ) -> dict[str, Any]:
+        """Point a number's voice webhook (and optionally its events) at our API."""
+        body = {self.paths.route_field: url}
+        if events_url:
+            body[self.paths.events_field] = events_url
+        path = self.paths.route_path.replace("{id}", urllib.parse.quote(number_id, safe=""))
+        return _object(self.request(self.paths.route_method, path, body).body, "number")
+
+    # -- transport -----------------------------------------------------------------------
+
+    def request(self, method: str, path: str, body: Any = None) -> ApiResponse:
+        """Send one request; return the 2xx response or raise :class:`SautikitApiError`."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base_url + path, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {self.api_key}")
+        request.add_header("Accept", "application/json")
+        request.add_header("User-Agent", _USER_AGENT)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                raw = response.read()
+                status = response.status
+                headers = {k.lower(): v for k, v in response.headers.items()}
+        except urllib.error.HTTPError as exc:
+            with exc:
+                raw = exc.read()
+            headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+            raise error_from_response(exc.code, raw, headers) from None
+        except TimeoutError as exc:
+            raise SautikitApiError(None, "transport.timeout", f"{method} {path}: {exc}") from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, TimeoutError):
+                raise SautikitApiError(None, "transport.timeout", f"{method} {path}") from None
+            raise SautikitApiError(
+                None, "transport.connection", f"{method} {path}: {reason}"
+            ) from None
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError as exc:
+            raise SautikitApiError(
+                status, "response.malformed", f"{method} {path}: body is not JSON ({exc})"
+            ) from None
+        return ApiResponse(status, parsed, headers)
+
+
+def response_retry_after(response: ApiResponse) -> float | None:
+    """The ``Retry-After`` of a successful response (202 pending), if any."""
+    return parse_retry_after(response.headers.get("retry-after"))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return max(0.0, float(value))
+    return None
+
+
+def _object(body: Any, name: str) -> dict[str, Any]:
+    """Unwrap ``{"<name>": {...}}`` if the platform wrapped it; the object itself otherwise."""
+    if isinstance(body, dict) and isinstance(body.get(name), dict):
+        return body[name]
+    if isinstance(body, dict):
+        return body
+    raise SautikitApiError(200, "response.malformed", f"expected a {name} object")
