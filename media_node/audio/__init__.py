@@ -1,9 +1,16 @@
 """Audio core of the media node, free of I/O: decode, resample, frame, pace and account.
 
-Per call: `InboundPcm` realigns the caller's L16 frames, a `StreamResampler` per direction
-converts between the telephony rate and the model's rate, a `Framer` cuts model audio into exact
-20 ms frames, and a `Pacer` releases them at real time while its `PlayoutLedger` tracks what the
-caller has heard of each model item.
+Per call, with `rate` the stream's rate (16000 or 8000) and 24000 the model's rate:
+
+- caller → model: ``up.process(inbound.feed(frame))`` with ``inbound = InboundPcm(rate)`` and
+  ``up = StreamResampler(rate, 24000)``;
+- model → caller: for each audio delta, ``framer.push(down.process(pcm))`` with
+  ``down = StreamResampler(24000, rate)`` and ``framer = Framer(frame_bytes(rate))``, each frame
+  ``pacer.enqueue(frame, item_id)``; at the end of a reply enqueue
+  ``framer.push(down.flush())`` and ``framer.flush()``, then ``pacer.end_reply()``. Send what
+  ``pacer.release(now)`` returns, after every enqueue and at ``pacer.next_wakeup(now)``;
+- barge-in: ``pacer.clear(now)``, ``framer.clear()``, ``down.clear()``, send killAudio, and
+  truncate the item at ``pacer.ledger.heard_ms(item_id, now)`` (clamped to the audio received).
 """
 
 from media_node.audio.framer import Framer
