@@ -151,7 +151,7 @@ def check_metadata(meta: StreamMetadata, expected_rate: int, expected_channels: 
     if meta.sample_rate is not None and meta.sample_rate != expected_rate:
         mismatches.append(
             f"stream announces {meta.sample_rate} Hz but {expected_rate} Hz is configured: "
-            f"audio would play {meta.sample_rate / expected_rate:.2f}x too fast or too slow"
+            f"audio would play at {expected_rate / meta.sample_rate:.2f}x speed"
         )
     if meta.channels is not None and meta.channels != expected_channels:
         mismatches.append(

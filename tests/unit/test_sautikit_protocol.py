@@ -176,6 +176,7 @@ def test_chipmunk_guard_reports_a_rate_mismatch() -> None:
     assert len(mismatches) == 1
     assert "8000 Hz" in mismatches[0]
     assert "16000 Hz" in mismatches[0]
+    assert "2.00x speed" in mismatches[0]
 
 
 def test_chipmunk_guard_reports_stereo_when_mono_is_expected() -> None:
