@@ -1,0 +1,439 @@
+"""The media node's server shell on real sockets: probes, admission, calls, drain, heartbeats.
+
+Call sessions here are a small echo session injected through the server's session factory, so
+the shell is tested on its own; the real CallSession is exercised in test_media_server_call.py.
+Tokens are real (minted with the shared secret) and the call records live in moto's table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from mapokezi import keys, store, tokens
+from mapokezi.profiles import Profile, load_profile_file, parse_profile
+from media_node.node_settings import NodeSettings
+from media_node.protection import TaskProtection
+from media_node.server import MediaServer
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "test-stream-token-secret"
+NUMBER = "+254700000100"
+WAIT = 10.0  # upper bound on any single wait in these tests
+
+
+class EchoSession:
+    """Echoes binary audio back until the caller closes; drain says so and closes."""
+
+    instances: list[EchoSession] = []
+
+    def __init__(self, websocket: ServerConnection, call_id: str, profile: Profile) -> None:
+        self.websocket = websocket
+        self.call_id = call_id
+        self.profile = profile
+        self.drained_with: float | None = None
+        EchoSession.instances.append(self)
+
+    async def run(self) -> str:
+        try:
+            async for message in self.websocket:
+                if isinstance(message, bytes):
+                    await self.websocket.send(message)
+        except ConnectionClosed:
+            pass
+        return "drained" if self.drained_with is not None else "caller_hangup"
+
+    async def drain(self, deadline: float) -> None:
+        self.drained_with = deadline
+        await self.websocket.send(json.dumps({"type": "draining", "call_id": self.call_id}))
+        await self.websocket.close()
+
+
+class ExplodingSession(EchoSession):
+    async def run(self) -> str:
+        await self.websocket.recv()
+        raise RuntimeError("boom")
+
+
+def node_settings(**env_changes: str) -> NodeSettings:
+    env = {
+        "STREAM_TOKEN_SECRET": SECRET,
+        "OPENAI_REALTIME_URL": "ws://127.0.0.1:9/v1/realtime",
+        "MEDIA_NODE_PORT": "0",
+        "NODE_ID": "node-test",
+        "MAX_CALLS": "2",
+        "HEARTBEAT_INTERVAL_SECONDS": "0.1",
+        "METRIC_INTERVAL_SECONDS": "0.1",
+        "DRAIN_SECONDS": "5",
+        "CALLS_TABLE": "test-calls",
+        **env_changes,
+    }
+    return NodeSettings.from_env(env)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    table: Any,
+    factory: Callable[..., Any] = EchoSession,
+    *,
+    protection: TaskProtection | None = None,
+    **env_changes: str,
+) -> AsyncIterator[MediaServer]:
+    metrics: list[dict[str, Any]] = []
+    server = MediaServer(
+        node_settings(**env_changes),
+        table,
+        factory,
+        protection=protection,
+        emit_metric=metrics.append,
+    )
+    server.emitted = metrics  # type: ignore[attr-defined]
+    await server.start()
+    try:
+        yield server
+    finally:
+        async with asyncio.timeout(WAIT):
+            await server.shutdown(drain_seconds=0)
+
+
+def new_call(table: Any, call_id: str, *, ttl_seconds: int = 120, now: float | None = None) -> str:
+    """A call record with a freshly minted stream token; returns the token."""
+    store.create_call(table, call_id=call_id, caller="+254711000001", to=NUMBER, retention_days=1)
+    token, claims = tokens.mint_stream_token(
+        SECRET, call_id, NUMBER, ttl_seconds=ttl_seconds, now=now
+    )
+    store.set_stream_token(table, call_id, claims.nonce)
+    return token
+
+
+@pytest.fixture
+def table(calls_table: Any) -> Any:
+    profile = parse_profile(load_profile_file(ROOT / "profiles" / "example.yaml"), number=NUMBER)
+    store.put_profile(calls_table, profile)
+    EchoSession.instances.clear()
+    return calls_table
+
+
+def audio_url(server: MediaServer, token: str | None) -> str:
+    base = f"ws://127.0.0.1:{server.port}/audio"
+    return base if token is None else f"{base}?token={token}"
+
+
+def media_socket(
+    server: MediaServer, token: str | None, subprotocols: list[str] | None = None
+) -> Any:
+    offered = ["audio.drachtio.org"] if subprotocols is None else subprotocols
+    return connect(audio_url(server, token), subprotocols=offered or None, open_timeout=WAIT)
+
+
+async def http_get(port: int, path: str) -> tuple[int, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    head, _, body = raw.decode().partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+async def refused(server: MediaServer, token: str | None, **kw: Any) -> tuple[int, str]:
+    with pytest.raises(InvalidStatus) as caught:
+        async with media_socket(server, token, **kw):
+            pass
+    response = caught.value.response
+    return response.status_code, response.body.decode()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` (table items and server counters have no event to wait on)."""
+    while not condition():  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+
+
+# --- probes -------------------------------------------------------------------------------
+
+
+async def test_healthz_ready_and_unknown_paths(table: Any) -> None:
+    async with asyncio.timeout(WAIT), running(table) as server:
+        assert await http_get(server.port, "/healthz") == (200, "OK\n")
+        assert await http_get(server.port, "/ready") == (200, "ready\n")
+        assert (await http_get(server.port, "/nope"))[0] == 404
+
+
+async def test_ready_is_503_at_max_calls(table: Any) -> None:
+    async with asyncio.timeout(WAIT), running(table, MAX_CALLS="1") as server:
+        async with media_socket(server, new_call(table, "call-full-1")) as first:
+            await until(lambda: server.active_calls == 1)
+            assert await http_get(server.port, "/ready") == (503, "full\n")
+            status, body = await refused(server, new_call(table, "call-full-2"))
+            assert (status, body) == (503, "node is at capacity\n")
+            await first.send(b"\x01\x00")
+            assert await first.recv() == b"\x01\x00"
+        await until(lambda: server.active_calls == 0)
+        assert (await http_get(server.port, "/ready"))[0] == 200
+        assert server.refusals["full"] == 1
+
+
+# --- admission ----------------------------------------------------------------------------
+
+
+async def test_accepts_drachtio_and_echoes_audio(table: Any) -> None:
+    async with asyncio.timeout(WAIT), running(table) as server:
+        async with media_socket(server, new_call(table, "call-ok")) as ws:
+            assert ws.subprotocol == "audio.drachtio.org"
+            await ws.send(json.dumps({"callSid": "call-ok"}))
+            await ws.send(b"\x00\x01" * 160)
+            assert await ws.recv() == b"\x00\x01" * 160
+        await until(lambda: server.active_calls == 0)
+        record = store.get_call(table, "call-ok")
+        assert record["stream_token"]["node_id"] == "node-test"
+        assert EchoSession.instances[0].profile.number == NUMBER
+        assert server.outcomes["caller_hangup"] == 1
+
+
+async def test_accepts_jambonz_subprotocol(table: Any) -> None:
+    async with asyncio.timeout(WAIT), running(table) as server:
+        token = new_call(table, "call-jambonz")
+        async with media_socket(server, token, subprotocols=["audio.jambonz.org"]) as ws:
+            assert ws.subprotocol == "audio.jambonz.org"
+
+
+@pytest.mark.parametrize("offered", [[], ["chat"]])
+async def test_refuses_without_our_subprotocol(table: Any, offered: list[str]) -> None:
+    async with asyncio.timeout(WAIT), running(table) as server:
+        token = new_call(table, "call-proto")
+        status, body = await refused(server, token, subprotocols=offered)
+        assert status == 400
+        assert "audio.drachtio.org" in body
+        assert server.refusals["subprotocol"] == 1
+        # The token was not spent: the right subprotocol still gets in.
+        async with media_socket(server, token) as ws:
+            assert ws.subprotocol == "audio.drachtio.org"
+
+
+async def test_refuses_bad_tokens_with_401(table: Any) -> None:
+    async with asyncio.timeout(WAIT), running(table) as server:
+        good = new_call(table, "call-tokens")
+        expired = new_call(table, "call-expired", ttl_seconds=10, now=time.time() - 600)
+        forged, _ = tokens.mint_stream_token("another-secret", "call-tokens", NUMBER)
+        cases = {
+            "token_missing": None,
+            "token_malformed": "not-a-token",
+            "token_expired": expired,
+            "token_bad_signature": forged,
+        }
+        for reason, token in cases.items():
+            status, body = await refused(server, token)
+            assert status == 401, reason
+            assert body.startswith(reason.removeprefix("token_")), body
+            assert server.refusals[reason] == 1
+        async with media_socket(server, good) as ws:
+            assert ws.subprotocol == "audio.drachtio.org"
+
+
+async def test_reused_token_is_refused_403(table: Any) -> None:
+    async with asyncio.timeout(WAIT), running(table) as server:
+        token = new_call(table, "call-reuse")
+        async with media_socket(server, token) as ws:
+            await ws.send(b"\x00\x00")
+            await ws.recv()
+        assert (await refused(server, token))[0] == 403
+        assert server.refusals["token_not_claimable"] == 1
+
+
+async def test_unknown_call_is_refused_403(table: Any) -> None:
+    async with asyncio.timeout(WAIT), running(table) as server:
+        token, _ = tokens.mint_stream_token(SECRET, "call-never-created", NUMBER)
+        assert (await refused(server, token))[0] == 403
+        assert store.get_call(table, "call-never-created") is None
+
+
+async def test_missing_profile_is_refused_403(table: Any) -> None:
+    async with asyncio.timeout(WAIT), running(table) as server:
+        store.create_call(
+            table, call_id="call-np", caller="+254711000001", to="+254799999999", retention_days=1
+        )
+        token, claims = tokens.mint_stream_token(SECRET, "call-np", "+254799999999")
+        store.set_stream_token(table, "call-np", claims.nonce)
+        assert await refused(server, token) == (403, "no receptionist profile for this number\n")
+
+
+async def test_plain_get_on_audio_is_426(table: Any) -> None:
+    async with asyncio.timeout(WAIT), running(table) as server:
+        assert (await http_get(server.port, "/audio?token=x"))[0] == 426
+
+
+# --- calls and failures -------------------------------------------------------------------
+
+
+async def test_session_exception_does_not_kill_the_server(table: Any) -> None:
+    async with asyncio.timeout(WAIT), running(table, ExplodingSession) as server:
+        async with media_socket(server, new_call(table, "call-boom")) as ws:
+            await ws.send(b"\x00\x00")
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd.code == 1011
+        await until(lambda: server.active_calls == 0)
+        assert server.outcomes["failed"] == 1
+        assert await http_get(server.port, "/healthz") == (200, "OK\n")
+        server.session_factory = EchoSession
+        async with media_socket(server, new_call(table, "call-after-boom")) as ws:
+            await ws.send(b"\x02\x00")
+            assert await ws.recv() == b"\x02\x00"
+
+
+async def test_shutdown_refuses_new_calls_then_drains_live_ones(table: Any) -> None:
+    async with asyncio.timeout(WAIT), running(table) as server:
+        live = await media_socket(server, new_call(table, "call-live"))
+        await until(lambda: server.active_calls == 1)
+        stopping = asyncio.create_task(server.shutdown(drain_seconds=2))
+        await until(lambda: server.draining)
+        assert await http_get(server.port, "/ready") == (503, "draining\n")
+        assert (await refused(server, new_call(table, "call-late")))[0] == 503
+        assert server.refusals["draining"] == 1
+        # The live call keeps flowing during the drain window.
+        await live.send(b"\x03\x00")
+        assert await live.recv() == b"\x03\x00"
+        # After the window the session is asked to drain: it tells the caller and closes.
+        notice = json.loads(await live.recv())
+        assert notice == {"type": "draining", "call_id": "call-live"}
+        with pytest.raises(ConnectionClosed):
+            await live.recv()
+        await stopping
+        assert server.outcomes["drained"] == 1
+        assert EchoSession.instances[0].drained_with is not None
+        beat = table.get_item(Key=keys.node_key("node-test"))["Item"]
+        assert beat["draining"] is True
+        assert beat["active_calls"] == 0
+
+
+async def test_calls_ending_during_the_drain_window_are_not_drained(table: Any) -> None:
+    async with asyncio.timeout(WAIT), running(table) as server:
+        client: ClientConnection = await media_socket(server, new_call(table, "call-ends"))
+        await until(lambda: server.active_calls == 1)
+        stopping = asyncio.create_task(server.shutdown(drain_seconds=WAIT * 2))
+        await until(lambda: server.draining)
+        await client.close()
+        await stopping  # returns once the last call ended, long before the window closes
+        assert server.outcomes == {"caller_hangup": 1}
+        assert EchoSession.instances[0].drained_with is None
+
+
+async def test_hurry_cuts_the_drain_window_short(table: Any) -> None:
+    async with asyncio.timeout(WAIT), running(table) as server:
+        client = await media_socket(server, new_call(table, "call-hurry"))
+        await until(lambda: server.active_calls == 1)
+        server.request_stop()
+        await until(lambda: server.draining)
+        server.request_stop()  # a second signal
+        assert json.loads(await client.recv())["type"] == "draining"
+        await server.wait_stopped()
+        assert server.outcomes["drained"] == 1
+
+
+# --- heartbeats and metric ----------------------------------------------------------------
+
+
+async def test_heartbeats_carry_active_calls(table: Any) -> None:
+    def beat() -> dict[str, Any] | None:
+        item = table.get_item(Key=keys.node_key("node-test")).get("Item")
+        return store.from_dynamo(item) if item else None
+
+    async with asyncio.timeout(WAIT), running(table) as server:
+        await until(lambda: (beat() or {}).get("active_calls") == 0)
+        async with media_socket(server, new_call(table, "call-beat")):
+            await until(lambda: (beat() or {}).get("active_calls") == 1)
+            item = beat()
+            assert item["capacity"] == 2
+            assert item["draining"] is False
+            healthy = store.healthy_nodes(table, 30)
+            assert [n["node_id"] for n in healthy] == ["node-test"]
+        await until(lambda: (beat() or {}).get("active_calls") == 0)
+        metrics = [m for m in server.emitted if m["ActiveCalls"] == 1]  # type: ignore[attr-defined]
+        assert metrics, "an ActiveCalls sample of 1 is published while the call is live"
+        directive = metrics[0]["_aws"]["CloudWatchMetrics"][0]
+        assert directive["Namespace"] == "Mapokezi"
+        assert directive["Dimensions"] == [["ServiceName"]]
+        assert directive["Metrics"] == [{"Name": "ActiveCalls", "Unit": "Count"}]
+        assert metrics[0]["ServiceName"] == "mapokezi-media-node"
+    assert beat()["draining"] is True
+
+
+# --- task protection against a local stand-in for the ECS agent ---------------------------
+
+
+class AgentEndpoint:
+    """A tiny HTTP server answering the ECS agent's task-protection PUT like the agent does."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, dict[str, Any]]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:  # noqa: N802 (http.server naming)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append(("PUT", self.path, body))
+                reply = {
+                    "protection": {
+                        "ExpirationDate": None,
+                        "ProtectionEnabled": body["ProtectionEnabled"],
+                        "TaskArn": "arn:aws:ecs:af-south-1:123456789012:task/c/abc",
+                    }
+                }
+                data = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/api/task-1"
+
+    def __enter__(self) -> AgentEndpoint:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+async def test_task_protection_follows_live_calls(table: Any) -> None:
+    with AgentEndpoint() as agent:
+        protection = TaskProtection(agent.uri, 30)
+        async with asyncio.timeout(WAIT), running(table, protection=protection) as server:
+            assert agent.requests == []  # no calls yet, nothing to protect
+            first = await media_socket(server, new_call(table, "call-p1"))
+            second = await media_socket(server, new_call(table, "call-p2"))
+            await until(lambda: protection.protected)
+            await first.close()
+            await until(lambda: server.active_calls == 1)
+            assert protection.protected
+            await second.close()
+            await until(lambda: not protection.protected)
+    bodies = [body for _, _, body in agent.requests]
+    assert bodies == [
+        {"ProtectionEnabled": True, "ExpiresInMinutes": 30},
+        {"ProtectionEnabled": False},
+    ]
+    assert {path for _, path, _ in agent.requests} == {"/api/task-1/task-protection/v1/state"}
