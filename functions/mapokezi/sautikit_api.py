@@ -49,7 +49,8 @@ class SautikitApiError(Exception):
         status: HTTP status, or None when no response arrived (timeout, connection error).
         code: the platform's error code (``calls.not_found``, ``api_key.invalid``, …) or one of
             ours: ``transport.timeout``, ``transport.connection``, ``response.malformed``,
-            ``call.pending`` (a 2xx other than 200 without a call).
+            ``call.pending`` (a 2xx other than 200 without a call), ``config.invalid`` (the
+            client is not configured, e.g. no API key).
         message: human-readable reason.
         retry_after: seconds to wait before retrying, when the platform said so.
         request_id: the platform's request id, when given.
@@ -75,6 +76,8 @@ class SautikitApiError(Exception):
     @property
     def transient(self) -> bool:
         """Whether trying the same request later may succeed without any change on our side."""
+        if self.code.startswith("config."):
+            return False
         return self.status is None or self.status >= 500 or self.code == "response.malformed"
 
 

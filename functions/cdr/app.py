@@ -1,0 +1,90 @@
+"""SQS consumer that fetches each ended call's detail record (CDR) from Sautikit.
+
+Thin: parse the job (:mod:`mapokezi.cdr_jobs`), run it (:func:`mapokezi.cdr_fetch.run_fetch`),
+report partial batch failures. A record fails (and SQS redelivers it, then dead-letters it after
+``maxReceiveCount``) on transient platform failures and on malformed messages.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mapokezi import cdr_fetch, cdr_jobs, config
+from mapokezi.sautikit_api import SautikitApiError, SautikitClient
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+_METRIC_BY_ACTION = {
+    "stored": "CdrStored",
+    "retried": "CdrRetried",
+    "dropped": "CdrDropped",
+    "duplicate": "CdrDuplicate",
+}
+
+
+def _get_call(call_id: str) -> dict[str, Any]:
+    try:
+        client = SautikitClient.from_env()
+    except config.ConfigError as exc:
+        raise SautikitApiError(None, "config.invalid", str(exc)) from None
+    return client.get_call(call_id)
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord) -> str:
+    """Run one CDR fetch job; raise to have SQS redeliver the message."""
+    try:
+        job = cdr_jobs.parse_message(record.body)
+    except ValueError as exc:
+        logger.error("malformed CDR job; leaving it for the dead-letter queue", reason=str(exc))
+        metrics.add_metric(name="CdrMalformedJobs", unit=MetricUnit.Count, value=1)
+        raise
+    try:
+        outcome = cdr_fetch.run_fetch(
+            job,
+            table=config.dynamodb_table(os.environ.get("CALLS_TABLE", "mapokezi-calls")),
+            get_call=_get_call,
+            enqueue=cdr_jobs.enqueue_cdr_fetch,
+            policy=cdr_fetch.FetchPolicy.from_env(),
+        )
+    except cdr_fetch.RedeliverError as exc:
+        logger.warning("CDR fetch failed; SQS will redeliver", call_id=job.call_id, reason=str(exc))
+        metrics.add_metric(name="CdrRedelivered", unit=MetricUnit.Count, value=1)
+        raise
+    fields = {"call_id": job.call_id, "attempt": job.attempt, "detail": outcome.detail}
+    if outcome.fetch_state == cdr_fetch.STATE_ERROR:
+        logger.error(
+            "CDR fetch needs an operator (check SAUTIKIT_API_KEY and its scopes)", **fields
+        )
+    elif outcome.fetch_state == cdr_fetch.STATE_GAVE_UP:
+        logger.warning("gave up fetching the CDR", **fields)
+    elif outcome.action == "dropped":
+        logger.warning("CDR job for a call not in our table; dropped", **fields)
+    else:
+        logger.info(f"CDR job {outcome.action}", fetch_state=outcome.fetch_state, **fields)
+    metrics.add_metric(name=_METRIC_BY_ACTION[outcome.action], unit=MetricUnit.Count, value=1)
+    return outcome.action
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """SQS batch entry point; returns ``{"batchItemFailures": [...]}``."""
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
