@@ -1,0 +1,376 @@
+"""Sautikit's side of the ``<Stream>`` media WebSocket, for one call.
+
+``MediaLeg`` needs only a stream URL, a rate and a track, so tests and benchmarks can point it at
+any server that speaks the platform's side of the protocol (``reference/sautikit.md`` §1.6, §2):
+
+- offers subprotocol ``audio.drachtio.org`` and refuses the socket when the server selects none;
+- sends one JSON text frame of metadata first (mod_audio_fork/jambonz style), then binary
+  16-bit LE PCM in 20 ms frames on a drift-free monotonic schedule with jitter and bunching;
+- ``both_tracks`` sends stereo interleaved frames (caller left, playback right) or a mono mix;
+- plays what comes back through a mod_audio_fork-like playout buffer drained at real time,
+  empties it on ``{"type": "killAudio"}``, and records exactly what the caller heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import statistics
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soxr
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from local.emulator.pacing import JitterConfig, SendSchedule
+from local.emulator.playout import PlayoutBuffer, PlayoutConfig
+from local.emulator.script import CallerTrack
+from local.emulator.timeline import (
+    HeardLog,
+    KillEvent,
+    barge_in_stats,
+    merge_runs,
+    reply_latencies,
+    stale_audio_after_kills,
+)
+from local.emulator.wav import write_wav
+
+log = logging.getLogger(__name__)
+
+DRACHTIO = "audio.drachtio.org"
+JAMBONZ = "audio.jambonz.org"
+MIXES = ("stereo", "mixed")
+
+
+@dataclass
+class MediaLegResult:
+    """Everything observed on one media leg; times are ms after the socket opened."""
+
+    url: str
+    offered_subprotocols: list[str]
+    rate: int
+    playback_rate: int
+    channels: int
+    frame_bytes: int
+    subprotocol: str | None = None
+    connected: bool = False
+    error: str | None = None
+    ended_by: str | None = None  # server | caller | timeout | error
+    close_code: int | None = None
+    close_reason: str | None = None
+    metadata: dict[str, Any] | None = None
+    duration_ms: float = 0.0
+    frames_sent: int = 0
+    bytes_sent: int = 0
+    send_due_ms: list[float] = field(default_factory=list)
+    send_at_ms: list[float] = field(default_factory=list)
+    frames_received: int = 0
+    bytes_received: int = 0
+    odd_length_frames: int = 0
+    text_frames: list[Any] = field(default_factory=list)
+    first_audio_received_ms: float | None = None
+    first_audio_heard_ms: float | None = None
+    heard_segments: list[list[float]] = field(default_factory=list)
+    stutters: int = 0
+    utterances: list[dict[str, Any]] = field(default_factory=list)
+    replies: list[dict[str, Any]] = field(default_factory=list)
+    barge_ins: list[dict[str, Any]] = field(default_factory=list)
+    kills: list[KillEvent] = field(default_factory=list)
+    played_bytes: int = 0
+    stale_audio_bytes: int = 0
+    peak_buffered_ms: float = 0.0
+    unheard_at_close_bytes: int = 0
+    heard_wav: str | None = None
+    notes: list[str] = field(default_factory=list)
+    heard_pcm: bytes = b""
+
+    def cadence(self) -> dict[str, float]:
+        """Send-lateness statistics (actual minus scheduled send time)."""
+        late = [a - d for a, d in zip(self.send_at_ms, self.send_due_ms, strict=True)]
+        if not late:
+            return {}
+        return {
+            "mean_late_ms": round(statistics.fmean(late), 2),
+            "p95_late_ms": round(sorted(late)[int(0.95 * (len(late) - 1))], 2),
+            "max_late_ms": round(max(late), 2),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (no PCM, no per-frame lists)."""
+        skip = {"heard_pcm", "send_due_ms", "send_at_ms", "kills"}
+        data = {k: v for k, v in self.__dict__.items() if k not in skip}
+        data["kills"] = [k.as_dict() for k in self.kills]
+        data["cadence"] = self.cadence()
+        return data
+
+
+class MediaLeg:
+    """One media WebSocket leg, driven like Sautikit drives it.
+
+    Args:
+        url: ``ws://`` or ``wss://`` stream URL.
+        rate: Caller audio rate (``outputSamplingRate``).
+        playback_rate: Rate of audio sent back (``bidirectionalSamplingRate``); ``rate`` if None.
+        track: ``inbound_track`` (mono caller) or ``both_tracks``.
+        both_tracks_mix: ``stereo`` (interleaved, caller left) or ``mixed`` (summed mono).
+        subprotocols: Offered subprotocols; empty offers none.
+        metadata: Extra fields for the first text frame (``sampleRate``/``mixType`` are added).
+        send_metadata: Send the metadata frame at all.
+        caller: The caller's script track; silence throughout when None.
+        jitter: Network jitter on the caller's frames.
+        playout: Playout buffer thresholds.
+        max_seconds: Hang up after this long.
+        heard_wav: Write what the caller heard here (mono, ``playback_rate``).
+        audible_threshold: Peak sample level above which a playout tick counts as heard audio.
+        stale_window_ms: See ``timeline.stale_audio_after_kills``.
+        gap_merge_ms: Silences shorter than this inside a reply count as stutters.
+        on_open: Awaited in the background once the socket is open (status callbacks).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        rate: int = 16000,
+        playback_rate: int | None = None,
+        track: str = "inbound_track",
+        both_tracks_mix: str = "stereo",
+        subprotocols: Sequence[str] = (DRACHTIO,),
+        metadata: Mapping[str, Any] | None = None,
+        send_metadata: bool = True,
+        caller: CallerTrack | None = None,
+        jitter: JitterConfig | None = None,
+        playout: PlayoutConfig | None = None,
+        max_seconds: float = 120.0,
+        heard_wav: str | Path | None = None,
+        audible_threshold: int = 64,
+        stale_window_ms: float = 250.0,
+        gap_merge_ms: float = 200.0,
+        open_timeout: float = 5.0,
+        on_open: Callable[[], Awaitable[None]] | None = None,
+        frame_ms: float = 20.0,
+    ) -> None:
+        if both_tracks_mix not in MIXES:
+            raise ValueError(f"both_tracks_mix must be one of {MIXES}")
+        self.url = url
+        self.rate = rate
+        self.playback_rate = playback_rate or rate
+        self.track = track
+        self.stereo = track == "both_tracks" and both_tracks_mix == "stereo"
+        self.mix_type = "mono" if track != "both_tracks" else both_tracks_mix
+        self.subprotocols = list(subprotocols)
+        self.extra_metadata = dict(metadata or {})
+        self.send_metadata = send_metadata
+        self.caller = caller or CallerTrack([], rate, frame_ms)
+        self.schedule = SendSchedule(frame_ms, jitter)
+        self.playout = PlayoutBuffer(self.playback_rate, frame_ms, playout)
+        self.max_seconds = max_seconds
+        self.heard_wav = heard_wav
+        self.audible_threshold = audible_threshold
+        self.stale_window_ms = stale_window_ms
+        self.gap_merge_ms = gap_merge_ms
+        self.open_timeout = open_timeout
+        self.on_open = on_open
+        self.frame_ms = frame_ms
+        self.heard = HeardLog()
+        self._samples = int(rate * frame_ms / 1000)
+        self._heard_frames: list[bytes] = []
+        self._arrivals: list[tuple[float, int]] = []
+        self._hangup = asyncio.Event()
+        self._t0 = 0.0
+        channels = 2 if self.stereo else 1
+        self.result = MediaLegResult(
+            url, self.subprotocols, rate, self.playback_rate, channels, self._samples * 2 * channels
+        )
+
+    def hang_up(self) -> None:
+        """Make the caller hang up at the next frame."""
+        self._hangup.set()
+
+    def _now_ms(self) -> float:
+        return (asyncio.get_running_loop().time() - self._t0) * 1000
+
+    async def run(self) -> MediaLegResult:
+        """Connect, stream until either side ends the call, and return what happened."""
+        result = self.result
+        try:
+            ws = await connect(
+                self.url,
+                subprotocols=self.subprotocols or None,
+                compression=None,
+                open_timeout=self.open_timeout,
+                ping_interval=None,
+                proxy=None,
+                max_size=None,
+            )
+        except InvalidStatus as exc:
+            return self._fail(f"server refused the upgrade: HTTP {exc.response.status_code}")
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            return self._fail(f"could not connect: {type(exc).__name__}: {exc}")
+        result.subprotocol = ws.subprotocol
+        if self.subprotocols and ws.subprotocol not in self.subprotocols:
+            await ws.close(1002, "subprotocol not accepted")
+            return self._fail(f"server did not accept subprotocol {' or '.join(self.subprotocols)}")
+        result.connected = True
+        self._t0 = asyncio.get_running_loop().time()
+        on_open = asyncio.create_task(self.on_open()) if self.on_open else None
+        try:
+            await self._stream(ws)
+        finally:
+            if on_open:
+                with contextlib.suppress(Exception):
+                    await on_open
+        return self._finish(ws)
+
+    def _fail(self, error: str) -> MediaLegResult:
+        self.result.error, self.result.ended_by = error, "error"
+        return self.result
+
+    async def _stream(self, ws: ClientConnection) -> None:
+        if self.send_metadata:
+            meta = {"sampleRate": self.rate, "mixType": self.mix_type, **self.extra_metadata}
+            self.result.metadata = meta
+            await ws.send(json.dumps(meta))
+        receiver = asyncio.create_task(self._receive(ws))
+        sender = asyncio.create_task(self._send(ws))
+        ticker = asyncio.create_task(self._tick())
+        try:
+            done, _ = await asyncio.wait(
+                {receiver, sender}, timeout=self.max_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                self.result.ended_by = "timeout"
+                await ws.close(1000, "call time limit")
+            await asyncio.wait({receiver}, timeout=5)
+            self.result.ended_by = self.result.ended_by or "server"
+            if self.playout.config.drain_on_close and self.playout.buffered:
+                drain_s = self.playout.buffered / (self.playback_rate * 2) + 0.2
+                await asyncio.sleep(drain_s)
+        finally:
+            for task in (receiver, sender, ticker):
+                task.cancel()
+            await asyncio.gather(receiver, sender, ticker, return_exceptions=True)
+
+    async def _send(self, ws: ClientConnection) -> None:
+        loop = asyncio.get_running_loop()
+        resampler = (
+            soxr.ResampleStream(self.playback_rate, self.rate, 1, dtype="int16", quality="HQ")
+            if self.stereo and self.playback_rate != self.rate
+            else None
+        )
+        pending = np.zeros(0, dtype=np.int16)
+        while True:
+            index, due = self.schedule.next_due()
+            delay = self._t0 + due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self._hangup.is_set() or self.caller.hangup_requested:
+                self.result.ended_by = "caller"
+                await ws.close(1000, "caller hung up")
+                return
+            caller = np.frombuffer(self.caller.frame(index, self.heard), dtype="<i2")
+            if self.track == "both_tracks":
+                heard = self._heard_frames[index] if index < len(self._heard_frames) else b""
+                played = np.frombuffer(heard, dtype="<i2")
+                if resampler is not None:
+                    pending = np.concatenate([pending, resampler.resample_chunk(played)])
+                    played, pending = pending[: self._samples], pending[self._samples :]
+                played = np.pad(played, (0, self._samples - len(played)))
+                if self.stereo:
+                    frame = np.column_stack([caller, played]).astype("<i2").tobytes()
+                else:
+                    mixed = caller.astype(np.int32) + played.astype(np.int32)
+                    frame = np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
+            else:
+                frame = caller.tobytes()
+            sent_at = self._now_ms()
+            try:
+                await ws.send(frame)
+            except ConnectionClosed:
+                return
+            self.result.send_due_ms.append(due * 1000)
+            self.result.send_at_ms.append(sent_at)
+            self.result.frames_sent += 1
+            self.result.bytes_sent += len(frame)
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        result = self.result
+        try:
+            async for message in ws:
+                now = self._now_ms()
+                if isinstance(message, bytes):
+                    result.frames_received += 1
+                    result.bytes_received += len(message)
+                    result.odd_length_frames += len(message) % 2
+                    if message and result.first_audio_received_ms is None:
+                        result.first_audio_received_ms = round(now, 1)
+                    self._arrivals.append((now, len(message)))
+                    self.playout.push(message)
+                else:
+                    self._on_text(message, now)
+        except ConnectionClosed:
+            pass
+
+    def _on_text(self, message: str, now: float) -> None:
+        try:
+            command = json.loads(message)
+        except ValueError:
+            command = None
+        if isinstance(command, dict) and command.get("type") == "killAudio":
+            dropped = self.playout.kill()
+            self.result.kills.append(
+                KillEvent(round(now, 1), dropped, self.heard.last_audio_end_ms)
+            )
+        else:
+            log.info("text frame from the media server: %s", message[:200])
+        self.result.text_frames.append(command if command is not None else message)
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        k = 0
+        frame_s = self.frame_ms / 1000
+        while True:
+            delay = self._t0 + k * frame_s - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            frame, real = self.playout.pull()
+            self._heard_frames.append(frame)
+            self.result.played_bytes += real
+            peak = int(
+                np.abs(np.frombuffer(frame[:real], dtype="<i2").astype(np.int32)).max(initial=0)
+            )
+            self.heard.add_tick(
+                k * self.frame_ms, (k + 1) * self.frame_ms, peak > self.audible_threshold
+            )
+            k += 1
+
+    def _finish(self, ws: ClientConnection) -> MediaLegResult:
+        result = self.result
+        result.duration_ms = round(len(self._heard_frames) * self.frame_ms, 1)
+        result.close_code, result.close_reason = ws.close_code, ws.close_reason
+        result.unheard_at_close_bytes = self.playout.buffered
+        result.peak_buffered_ms = round(
+            self.playout.peak_buffered / (self.playback_rate * 2) * 1000, 1
+        )
+        segments, result.stutters = merge_runs(self.heard.runs, self.gap_merge_ms)
+        result.heard_segments = [[round(s, 1), round(e, 1)] for s, e in segments]
+        result.first_audio_heard_ms = self.heard.first_audio_ms
+        utterances = self.caller.utterances
+        result.utterances = [u.__dict__.copy() for u in utterances]
+        result.replies = reply_latencies(utterances, segments)
+        result.barge_ins = barge_in_stats(utterances, segments, result.kills)
+        result.stale_audio_bytes = stale_audio_after_kills(
+            result.kills, self._arrivals, utterances, self.stale_window_ms
+        )
+        result.notes = list(self.caller.notes)
+        result.heard_pcm = b"".join(self._heard_frames)
+        if self.heard_wav:
+            write_wav(self.heard_wav, result.heard_pcm, self.playback_rate)
+            result.heard_wav = str(self.heard_wav)
+        return result
