@@ -1,0 +1,1 @@
+"""POST /events: the number's events_url (call.started, call.completed, call.failed, …)."""

@@ -1,0 +1,94 @@
+"""Glue shared by the webhook Lambdas: raw body, signature check, error answers, base URL.
+
+The handlers stay thin: decode with :mod:`mapokezi.webhook`, check with :func:`authenticate`,
+call one domain function, answer. Errors raised along the way become 400/401 JSON answers
+through :func:`register_error_handlers`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
+from mapokezi import config
+from mapokezi.signature import SignatureError, verify_signature
+from mapokezi.webhook import WebhookError, header, raw_body
+
+SIGNATURE_HEADER = "X-Sautikit-Signature"
+WEBHOOK_SECRET = "SAUTIKIT_WEBHOOK_SECRET"
+
+logger = Logger(child=True)
+
+
+def request_bytes(event: APIGatewayProxyEventV2) -> bytes:
+    """The body exactly as the sender sent it (the bytes its signature covers)."""
+    return raw_body(event.body, bool(event.is_base64_encoded))
+
+
+def content_type(event: APIGatewayProxyEventV2) -> str | None:
+    """The request's Content-Type header, if any."""
+    return header(event.headers, "content-type")
+
+
+def authenticate(
+    event: APIGatewayProxyEventV2, body: bytes, *, header_required: bool = True
+) -> str | None:
+    """Verify ``X-Sautikit-Signature`` when ``SAUTIKIT_WEBHOOK_SECRET`` (or ``_ARN``) is set.
+
+    Args:
+        event: the HTTP API event.
+        body: the raw body (see :func:`request_bytes`).
+        header_required: False for callbacks the platform may not sign: a missing header is
+            then accepted (and logged), a present but wrong one is still rejected.
+
+    Returns:
+        The scheme that matched, or None when nothing was checked.
+
+    Raises:
+        SignatureError: the signature is missing or wrong.
+    """
+    secret = config.get_secret(WEBHOOK_SECRET)
+    if not secret:
+        return None
+    value = header(event.headers, SIGNATURE_HEADER)
+    if value is None and not header_required:
+        logger.info("unsigned callback accepted (the platform may not sign it)")
+        return None
+    return verify_signature(secret, value, body)
+
+
+def public_base_url(configured: str, event: APIGatewayProxyEventV2) -> str:
+    """``PUBLIC_BASE_URL``, or ``https://<domainName>`` of the request when it is empty.
+
+    The template cannot pass the API's own URL to its functions (circular reference), and an
+    HTTP API's ``$default`` stage adds no path prefix, so the request's domain is the base.
+    """
+    if configured:
+        return configured.rstrip("/")
+    domain = event.request_context.domain_name
+    return f"https://{domain}" if domain else ""
+
+
+def json_response(status_code: int, payload: dict[str, Any]) -> Response:
+    """A small JSON answer."""
+    return Response(status_code, "application/json", json.dumps(payload, separators=(",", ":")))
+
+
+def register_error_handlers(app: APIGatewayHttpResolver, metrics: Metrics) -> None:
+    """Map malformed requests to 400 and bad signatures to 401, each with a JSON reason."""
+
+    @app.exception_handler(WebhookError)
+    def _malformed(exc: WebhookError) -> Response:
+        logger.warning("malformed webhook request", extra={"reason": str(exc)})
+        return json_response(400, {"error": "bad_request", "reason": str(exc)})
+
+    @app.exception_handler(SignatureError)
+    def _unauthorised(exc: SignatureError) -> Response:
+        logger.warning("webhook signature rejected", extra={"reason": exc.reason})
+        metrics.add_metric(name="SignatureRejections", unit=MetricUnit.Count, value=1)
+        return json_response(401, {"error": "unauthorized", "reason": str(exc)})

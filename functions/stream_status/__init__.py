@@ -1,0 +1,1 @@
+"""POST /stream-status: Sautikit's media stream status callbacks."""

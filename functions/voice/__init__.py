@@ -1,0 +1,1 @@
+"""POST /voice: the Sautikit voice webhook."""
