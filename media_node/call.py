@@ -1,0 +1,544 @@
+"""One call: the bridge between Sautikit's media socket and a speech-to-speech model session.
+
+Four tasks run per call: the caller reader (metadata, inbound PCM → model), the model reader
+(events → playback, barge-in, tools), the pacer (frames out at real time) and the watchdog
+(dead-air bounds, length limit, idle caller). Endings (handoff, failure, limits, drain) run as a
+single ending task; whichever ends the call first wins. `run` always cleans up every task, the
+model session and the socket, then writes transcript, media outcome and metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed
+
+from mapokezi.profiles import Profile
+from mapokezi.store import now_iso
+from media_node import call_logic as logic
+from media_node import prompts
+from media_node.assets import APOLOGY, DRAIN, TIME_LIMIT, load_line
+from media_node.audio import FrameTooLargeError, InboundPcm, PacerStats, StreamResampler
+from media_node.context import NodeContext
+from media_node.metrics import CallMetrics, emf_line
+from media_node.models import base as m
+from media_node.playback import Playback
+from media_node.records import CallRecords
+from media_node.sautikit_protocol import (
+    check_metadata,
+    classify_text_frame,
+    kill_audio,
+    parse_metadata,
+)
+
+log = logging.getLogger(__name__)
+metrics_log = logging.getLogger("media_node.metrics")
+
+TRUSTED_RATES = (8000, 16000)
+
+
+class CallSession:
+    """Bridges one media socket to one model session.
+
+    Args:
+        websocket: The accepted Sautikit media socket (websockets asyncio connection).
+        call_id: The call's id (token already verified and claimed).
+        profile: The dialled number's receptionist profile.
+        node: What the node's calls share.
+    """
+
+    def __init__(self, websocket: Any, *, call_id: str, profile: Profile, node: NodeContext):
+        self.ws = websocket
+        self.call_id = call_id
+        self.profile = profile
+        self.node = node
+        self.clock = node.clock
+        self.timeouts = node.timeouts
+        self.records = CallRecords(node.table, call_id, profile.retention_days)
+        self.metrics = CallMetrics()
+        self.transcript = logic.Transcript()
+        self.outcome: str | None = None
+        self.handoff: dict[str, Any] | None = None
+        self.metadata: dict[str, Any] | None = None
+        self.model: m.ModelSession | None = None
+        self.playback: Playback | None = None
+        self._ended = asyncio.Event()
+        self._audio_ready = asyncio.Event()
+        self._line_done = asyncio.Event()
+        self._no_response = asyncio.Event()
+        self._no_response.set()
+        self._ending: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._accept_model_audio = True
+        self._talking = True  # caller audio goes to the model and barge-in applies
+        self._closing_socket = False
+        self._model_alive = False
+        self._response: str | None = None
+        self._cancelled: set[str] = set()
+        self._line_requested = False
+        self._line_response: str | None = None
+        self._caller_speaking = False
+        self._speech_at: dict[str, int] = {}
+        self._reply_wait_since: float | None = None
+        self._latency_item: tuple[str, float] | None = None
+        self._epoch = 0
+        self._t0 = 0.0
+        self._connected_at = ""
+        self._decode_rate = profile.audio.sample_rate
+        self._decode_channels = 1
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self) -> str:
+        """Runs the call to its end; returns the media outcome. Never raises for call failures."""
+        self._t0 = self.clock()
+        self._connected_at = now_iso()
+        limits = self.profile.limits
+        self.watchdog = logic.Watchdog(
+            started=self._t0,
+            max_call_seconds=limits.max_call_seconds,
+            idle_prompt_seconds=limits.idle_prompt_seconds,
+            idle_end_seconds=limits.idle_end_seconds,
+            greeting_timeout=self.timeouts.greeting,
+            reply_timeout=self.timeouts.reply,
+        )
+        try:
+            self.model = self.node.model_factory(
+                self.profile, prompts.session_instructions(self.profile)
+            )
+            self.playback = Playback(
+                self.model.output_rate, self.profile.audio.sample_rate, self.node.pacer_lead_ms
+            )
+            for loop in (self._caller_loop, self._model_loop, self._pacer_loop, self._watch_loop):
+                self._tasks.append(asyncio.create_task(self._guard(loop)))
+            await self._ended.wait()
+        except Exception:
+            log.exception("call %s: bridge failed", self.call_id)
+            self.outcome = self.outcome or logic.OUTCOME_FAILED
+        finally:
+            await self._cleanup()
+        return self.outcome or logic.OUTCOME_FAILED
+
+    async def drain(self, deadline: float) -> None:
+        """The node is shutting down: end the call by `deadline` (a `node.clock` time).
+
+        The call may end by itself first; otherwise, with time left for it, the caller hears the
+        pre-rendered drain line and is transferred to the front desk (reason node_draining).
+        """
+        line_s = len(load_line(DRAIN, self.profile.audio.sample_rate)) / (
+            2 * self.profile.audio.sample_rate
+        )
+        start_by = deadline - line_s - 1.0
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ended.wait(), max(0.0, start_by - self.clock()))
+        if not self._ended.is_set():
+            self._start_ending(
+                self._line_ending(DRAIN, logic.OUTCOME_DRAINED, logic.REASON_NODE_DRAINING)
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ended.wait(), max(0.0, deadline - self.clock()))
+        self._ended.set()
+
+    async def _guard(self, loop: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("call %s: %s failed", self.call_id, loop.__name__)
+            self._fail(f"internal error in {loop.__name__}")
+
+    async def _cleanup(self) -> None:
+        ending = [self._ending] if self._ending else []
+        for task in self._tasks + ending:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *ending, return_exceptions=True)
+        if self.model is not None:
+            with contextlib.suppress(Exception):
+                await self.model.aclose()
+        self._closing_socket = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(1000), 2.0)
+        await self._write_records()
+
+    async def _write_records(self) -> None:
+        now = self.clock()
+        pacer = self.playback.pacer if self.playback else None
+        for item in self.transcript.agent.values():
+            if item.heard_ms is None and pacer is not None:
+                heard = pacer.ledger.heard_ms(item.item_id, now)
+                item.heard_ms = min(heard, item.generated_ms)
+                item.interrupted = heard < item.generated_ms
+        outcome = self.outcome or logic.OUTCOME_FAILED
+        media = {
+            "node_id": self.node.node_id,
+            "connected_at": self._connected_at,
+            "closed_at": now_iso(),
+            "outcome": outcome,
+            "sample_rate": self.profile.audio.sample_rate,
+            "decode_rate": self._decode_rate,
+            "track": self.profile.audio.track,
+        }
+        if self.metadata is not None:
+            media["metadata"] = self.metadata
+        record = self.metrics.to_record(pacer.stats if pacer else PacerStats())
+        await self.records.finish(media, self.transcript.turns(), record)
+        metrics_log.info(
+            emf_line(record, call_id=self.call_id, outcome=outcome, node_id=self.node.node_id)
+        )
+
+    def _ms(self) -> int:
+        return round((self.clock() - self._t0) * 1000)
+
+    # --- caller side -------------------------------------------------------------------------
+
+    async def _caller_loop(self) -> None:
+        inbound: InboundPcm | None = None
+        resampler: StreamResampler | None = None
+        try:
+            async for message in self.ws:
+                if inbound is None or resampler is None:
+                    # The first frame decides the decoding: metadata if text, else the profile's.
+                    if isinstance(message, str):
+                        self._on_metadata(message)
+                    else:
+                        self._decode_channels = self._expected_channels()
+                    inbound = InboundPcm(self._decode_rate, self._decode_channels)
+                    resampler = StreamResampler(self._decode_rate, self.model.input_rate)
+                    if isinstance(message, str):
+                        continue
+                if isinstance(message, str):
+                    frame = classify_text_frame(message)
+                    log.info("call %s: text frame: %.200s", self.call_id, frame.text)
+                    continue
+                self.metrics.frames_in += 1
+                try:
+                    pcm = inbound.feed(message)
+                except FrameTooLargeError as exc:
+                    self.metrics.oversized_frames += 1
+                    log.warning("call %s: %s", self.call_id, exc)
+                    continue
+                model_pcm = resampler.process(pcm)
+                if self._model_alive and self._talking and model_pcm:
+                    await self.model.send_audio(model_pcm)
+        except ConnectionClosed:
+            pass
+        if not self._closing_socket:
+            log.info("call %s: caller hung up", self.call_id)
+            self.outcome = logic.OUTCOME_CALLER_HANGUP
+            self._ended.set()
+
+    def _on_metadata(self, text: str) -> None:
+        meta = parse_metadata(text)
+        self.metadata = meta.raw
+        log.info("call %s: stream metadata %s", self.call_id, meta.raw)
+        for problem in meta.problems:
+            log.warning("call %s: metadata: %s", self.call_id, problem)
+        expected_rate = self.profile.audio.sample_rate
+        expected_channels = self._expected_channels()
+        for mismatch in check_metadata(meta, expected_rate, expected_channels):
+            self.metrics.chipmunk_warnings += 1
+            log.warning("call %s: chipmunk guard: %s", self.call_id, mismatch)
+        # The stream states how it encodes the caller; trust it for decoding when plausible.
+        # Outbound stays at the profile's rate: that is what bidirectionalSamplingRate asked for.
+        if meta.sample_rate in TRUSTED_RATES:
+            self._decode_rate = meta.sample_rate
+        self._decode_channels = meta.channels if meta.channels in (1, 2) else expected_channels
+
+    def _expected_channels(self) -> int:
+        # both_tracks is taken as mod_audio_fork's "stereo" mix (caller on channel 0) unless the
+        # metadata says otherwise; inbound_track is the caller alone.
+        return 2 if self.profile.audio.track == "both_tracks" else 1
+
+    # --- model side --------------------------------------------------------------------------
+
+    async def _model_loop(self) -> None:
+        try:
+            await self.model.connect()
+        except m.ModelUnavailableError as exc:
+            log.warning("call %s: %s", self.call_id, exc)
+            self._fail("model connect failed")
+            return
+        self._model_alive = True
+        async for event in self.model.events():
+            await self._on_model_event(event)
+
+    async def _on_model_event(self, event: m.ModelEvent) -> None:
+        match event:
+            case m.AudioDelta():
+                self._on_audio(event)
+            case m.AudioDone():
+                self.playback.end_item(event.item_id)
+                self._audio_ready.set()
+            case m.TranscriptDone():
+                if event.item_id in self.transcript.agent:
+                    self.transcript.agent[event.item_id].text = event.text
+            case m.SpeechStarted():
+                await self._on_speech_started(event)
+            case m.SpeechStopped():
+                self._caller_speaking = False
+                self._reply_wait_since = self.clock()
+                if self._talking:
+                    self.watchdog.caller_stopped(self.clock())
+            case m.CallerTranscript():
+                at_ms = self._speech_at.get(event.item_id, self._ms())
+                self.transcript.add_caller(event.text, at_ms)
+            case m.ResponseStarted():
+                self._response = event.response_id
+                self._no_response.clear()
+                self.watchdog.agent_busy()
+                if self._line_requested and self._line_response is None:
+                    self._line_response = event.response_id
+            case m.ResponseDone():
+                await self._on_response_done(event)
+            case m.FunctionCall():
+                self._on_function_call(event)
+            case m.SessionReady():
+                await self.model.create_response(prompts.greeting_instructions(self.profile))
+            case m.ModelError():
+                log.warning("call %s: model error %s: %s", self.call_id, event.code, event.message)
+                if event.fatal:
+                    self._model_gone(f"model error {event.code}")
+            case m.ModelClosed():
+                log.info("call %s: model closed %s %s", self.call_id, event.code, event.reason)
+                self._model_gone(f"model closed ({event.code})")
+
+    def _on_audio(self, event: m.AudioDelta) -> None:
+        if event.response_id in self._cancelled or not self._accept_model_audio:
+            return
+        item = self.transcript.agent_item(event.item_id, self._ms())
+        if item.generated_bytes == 0 and self._reply_wait_since is not None:
+            self._latency_item = (event.item_id, self._reply_wait_since)
+            self._reply_wait_since = None
+        item.generated_bytes += len(event.pcm)
+        self.watchdog.first_audio()
+        self.watchdog.agent_busy()
+        self.playback.push(event.item_id, event.pcm)
+        self._audio_ready.set()
+
+    async def _on_speech_started(self, event: m.SpeechStarted) -> None:
+        self._caller_speaking = True
+        self._reply_wait_since = None
+        if event.item_id:
+            self._speech_at[event.item_id] = self._ms()
+        self.watchdog.caller_spoke()
+        now = self.clock()
+        if not self._talking or not (self.playback.busy(now) or self._response):
+            return
+        self._epoch += 1  # frames already taken from the pacer are not sent after this
+        heard = {
+            item.item_id: self.playback.pacer.ledger.heard_ms(item.item_id, now)
+            for item in self.transcript.agent.values()
+            if item.heard_ms is None
+        }
+        self.playback.interrupt(now)
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.send(kill_audio())
+        self.metrics.barge_ins += 1
+        self.metrics.barge_in_stop_ms.append((self.clock() - now) * 1000)
+        if self._response is not None:
+            self._cancelled.add(self._response)
+            await self.model.cancel_response()
+        for item_id, heard_ms in heard.items():
+            item = self.transcript.agent[item_id]
+            point = logic.truncate_point(heard_ms, item.generated_ms)
+            if point is None:
+                item.heard_ms = item.generated_ms
+                continue
+            item.heard_ms = point
+            item.interrupted = True
+            self.metrics.truncations += 1
+            await self.model.truncate(item_id, point)
+
+    async def _on_response_done(self, event: m.ResponseDone) -> None:
+        self.metrics.add_usage(event.usage)
+        if self._response == event.response_id:
+            self._response = None
+            self._no_response.set()
+        self.watchdog.reply_answered()
+        if event.response_id and event.response_id == self._line_response:
+            self._line_done.set()
+        if event.status == "failed":
+            self._model_gone("model response failed")
+
+    def _model_gone(self, why: str) -> None:
+        self._model_alive = False
+        self._no_response.set()
+        self._line_done.set()  # a handoff line that will never come must not hold the call
+        self._fail(why)
+
+    # --- endings -----------------------------------------------------------------------------
+
+    def _start_ending(self, ending: Coroutine[Any, Any, None]) -> bool:
+        if self._ending is not None or self._ended.is_set():
+            ending.close()
+            return False
+        self._talking = False
+        self._ending = asyncio.create_task(self._run_ending(ending))
+        return True
+
+    async def _run_ending(self, ending: Coroutine[Any, Any, None]) -> None:
+        try:
+            await ending
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("call %s: ending failed", self.call_id)
+            self.outcome = self.outcome or logic.OUTCOME_FAILED
+        self._ended.set()
+
+    def _fail(self, why: str) -> None:
+        """The model cannot serve the caller: apology, front-desk handoff, close."""
+        if self._ending is not None or self._ended.is_set():
+            return
+        log.warning("call %s: failing over to the front desk: %s", self.call_id, why)
+        self._start_ending(
+            self._line_ending(APOLOGY, logic.OUTCOME_FAILED, logic.REASON_MODEL_UNAVAILABLE)
+        )
+
+    async def _line_ending(self, line: str, outcome: str, reason: str) -> None:
+        """Cuts any model audio, plays a pre-rendered line and transfers to the front desk."""
+        self._accept_model_audio = False
+        now = self.clock()
+        if self.playback.busy(now):
+            self._epoch += 1
+            self.playback.interrupt(now)
+            with contextlib.suppress(ConnectionClosed):
+                await self.ws.send(kill_audio())
+        self.playback.play_line(load_line(line, self.profile.audio.sample_rate))
+        self._audio_ready.set()
+        summary = logic.handoff_summary(reason, self.transcript.recent_caller_text())
+        await self._write_handoff(
+            logic.resolve_handoff(self.profile, "transfer", reason, None, summary)
+        )
+        await self._wait_played(self.timeouts.playout)
+        await self._close(outcome)
+
+    def _on_function_call(self, call: m.FunctionCall) -> None:
+        if call.name not in (prompts.TRANSFER_TOOL, prompts.END_CALL_TOOL):
+            log.warning("call %s: model called unknown tool %r", self.call_id, call.name)
+            return
+        kind = "transfer" if call.name == prompts.TRANSFER_TOOL else "hangup"
+        reason = str(call.arguments.get("reason") or call.name)
+        department = call.arguments.get("department")
+        summary = logic.handoff_summary(reason, self.transcript.recent_caller_text())
+        handoff = logic.resolve_handoff(
+            self.profile, kind, reason, department if isinstance(department, str) else None, summary
+        )
+        outcome = logic.OUTCOME_TRANSFER if kind == "transfer" else logic.OUTCOME_HANGUP
+        self._start_ending(self._spoken_ending(handoff, outcome, call.call_id))
+
+    async def _spoken_ending(
+        self, handoff: dict[str, Any], outcome: str, call_id: str | None
+    ) -> None:
+        """Writes the handoff, lets the model say a short line, then closes."""
+        await self._write_handoff(handoff)
+        if self._model_alive:
+            if call_id is not None:
+                status = "connecting" if handoff["kind"] == "transfer" else "ending"
+                await self.model.send_function_output(call_id, {"ok": True, "status": status})
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timeouts.handoff_line):
+                    await self._no_response.wait()  # response.create must follow response.done
+                    self._line_requested = True
+                    if self._model_alive:
+                        if handoff["reason"] == logic.REASON_IDLE:
+                            instructions = prompts.idle_goodbye_instructions(self.profile)
+                        else:
+                            instructions = prompts.handoff_line_instructions(
+                                self.profile, handoff["kind"]
+                            )
+                        await self.model.create_response(instructions)
+                        await self._line_done.wait()
+        await self._wait_played(self.timeouts.playout)
+        await self._close(outcome)
+
+    async def _write_handoff(self, handoff: dict[str, Any]) -> None:
+        self.handoff = handoff
+        await self.records.handoff(handoff)
+
+    async def _wait_played(self, limit: float) -> None:
+        # Playout is clock-driven (no event marks "the caller heard the last frame"): poll.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(limit):
+                while self.playback.busy(self.clock()):  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+
+    async def _close(self, outcome: str) -> None:
+        """Closes the model session, then the media socket normally (1000)."""
+        self.outcome = outcome
+        self._closing_socket = True
+        if self.model is not None:
+            await self.model.aclose()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(1000), 2.0)
+
+    # --- pacing and deadlines ----------------------------------------------------------------
+
+    async def _pacer_loop(self) -> None:
+        pacer = self.playback.pacer
+        while True:
+            epoch = self._epoch
+            for released in pacer.release(self.clock()):
+                if self._epoch != epoch:
+                    break
+                try:
+                    await self.ws.send(released.frame)
+                except ConnectionClosed:
+                    return
+                self._on_released(released.item_id, released.released_at)
+            wake = pacer.next_wakeup(self.clock())
+            if wake is None:
+                self._audio_ready.clear()
+                await self._audio_ready.wait()
+            else:
+                await asyncio.sleep(max(0.0, wake - self.clock()))
+
+    def _on_released(self, item_id: str | None, at: float) -> None:
+        if self.metrics.time_to_first_audio_ms is None:
+            self.metrics.time_to_first_audio_ms = (at - self._t0) * 1000
+        if self._latency_item is not None and item_id == self._latency_item[0]:
+            self.metrics.reply_latency_ms.append((at - self._latency_item[1]) * 1000)
+            self._latency_item = None
+
+    async def _watch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.timeouts.watchdog_tick)
+            now = self.clock()
+            if self._talking:
+                quiet = not (self._response or self._caller_speaking or self.playback.busy(now))
+                if quiet and self.watchdog.reply_due is None:
+                    self.watchdog.agent_finished(now)
+                else:
+                    self.watchdog.agent_busy()
+            due = self.watchdog.check(now)
+            if due is not None:
+                await self._on_deadline(due)
+
+    async def _on_deadline(self, due: str) -> None:
+        log.info("call %s: %s", self.call_id, due)
+        if due in (logic.WATCH_GREETING, logic.WATCH_REPLY):
+            self._fail(due)
+        elif due == logic.WATCH_TIME_LIMIT:
+            self._start_ending(
+                self._line_ending(TIME_LIMIT, logic.OUTCOME_MAX_DURATION, logic.REASON_MAX_DURATION)
+            )
+        elif not self._talking or not self._model_alive:
+            return
+        elif due == logic.WATCH_TIME_WARNING:
+            await self.model.add_system_message(
+                "The call reaches its time limit in one minute; the caller will then be "
+                "transferred to the front desk."
+            )
+            if self._response is None:
+                await self.model.create_response(prompts.time_warning_instructions(self.profile))
+        elif due == logic.WATCH_IDLE_PROMPT:
+            await self.model.create_response(prompts.idle_prompt_instructions(self.profile))
+        elif due == logic.WATCH_IDLE_END:
+            summary = logic.handoff_summary("caller went silent", "")
+            handoff = {"kind": "hangup", "reason": logic.REASON_IDLE, "summary": summary}
+            self._start_ending(self._spoken_ending(handoff, logic.OUTCOME_IDLE, None))

@@ -1,0 +1,80 @@
+"""What every call on a media node shares: node id, settings, table, model factory, clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mapokezi.config import Settings
+from mapokezi.profiles import Profile
+from media_node.audio import DEFAULT_LEAD_MS
+from media_node.models.base import ModelFactory, ModelSession
+from media_node.models.openai_session import OpenAIRealtimeSession
+
+
+@dataclass(frozen=True)
+class CallTimeouts:
+    """Bounds that keep a caller out of dead air (seconds)."""
+
+    greeting: float = 8.0
+    """Connect → first audio of the greeting."""
+    reply: float = 10.0
+    """Caller stopped speaking → the model answers (audio or a tool call)."""
+    handoff_line: float = 8.0
+    """Tool call → the handoff line finished playing."""
+    playout: float = 15.0
+    """Longest wait for queued audio (a pre-rendered line) to finish playing."""
+    watchdog_tick: float = 0.1
+    """How often deadlines are checked."""
+
+
+def openai_factory(url: str, model: str, api_key: str) -> ModelFactory:
+    """A factory of OpenAI Realtime sessions for calls."""
+
+    def build(profile: Profile, instructions: str) -> ModelSession:
+        return OpenAIRealtimeSession(
+            url=url, model=model, api_key=api_key, profile=profile, instructions=instructions
+        )
+
+    return build
+
+
+@dataclass
+class NodeContext:
+    """Shared by every `CallSession` of a node.
+
+    Attributes:
+        node_id: This node's id (recorded on each call's ``media``).
+        settings: The shared settings.
+        table: boto3 Table resource of the calls table.
+        model_factory: Builds a model session for a call.
+        clock: Monotonic clock in seconds (replaceable for tests).
+        pacer_lead_ms: How far ahead of real time frames are sent (``PACER_LEAD_MS``).
+        timeouts: Dead-air bounds.
+    """
+
+    node_id: str
+    settings: Settings
+    table: Any
+    model_factory: ModelFactory
+    clock: Callable[[], float] = time.monotonic
+    pacer_lead_ms: float = DEFAULT_LEAD_MS
+    timeouts: CallTimeouts = field(default_factory=CallTimeouts)
+
+    @classmethod
+    def for_openai(
+        cls,
+        *,
+        node_id: str,
+        settings: Settings,
+        table: Any,
+        api_key: str,
+        pacer_lead_ms: float = DEFAULT_LEAD_MS,
+    ) -> NodeContext:
+        """A context whose calls use OpenAI Realtime at ``settings``' URL and model."""
+        factory = openai_factory(
+            settings.openai_realtime_url, settings.openai_realtime_model, api_key
+        )
+        return cls(node_id, settings, table, factory, pacer_lead_ms=pacer_lead_ms)
