@@ -2,6 +2,8 @@
 
 Every record carries ``time``, ``level``, ``logger`` and ``message``; values passed through
 ``extra={...}`` become top-level keys (``call_id``, ``reason``, ...). Exceptions add ``exception``.
+Records of the ``media_node.metrics`` logger are already complete JSON documents (CloudWatch
+Embedded Metric Format) and are written verbatim: EMF must be the whole log line.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+#: Loggers whose messages are whole JSON lines (EMF) to be written as they are.
+RAW_LOGGERS = frozenset({"media_node.metrics"})
 
 # Attributes every LogRecord has; anything else on a record came from ``extra``.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -25,6 +30,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """Render ``record`` with its ``extra`` fields as top-level keys."""
+        if record.name in RAW_LOGGERS:
+            return record.getMessage()
         moment = datetime.fromtimestamp(record.created, tz=UTC)
         line: dict[str, Any] = {
             "time": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),

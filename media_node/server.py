@@ -33,6 +33,8 @@ from websockets.http11 import Request, Response
 
 from mapokezi import store, tokens
 from mapokezi.profiles import Profile
+from media_node.call import CallSession
+from media_node.context import NodeContext
 from media_node.heartbeat import ActiveCallsMetric, Heartbeat, write_line
 from media_node.node_settings import NodeSettings
 from media_node.protection import TaskProtection
@@ -43,7 +45,7 @@ AUDIO_PATH = "/audio"
 #: Subprotocols Sautikit's media fork may offer, in order of preference.
 SUBPROTOCOLS = ("audio.drachtio.org", "audio.jambonz.org")
 #: Time given to sessions, once asked to drain, to tell callers and hand them over.
-DRAIN_GRACE_SECONDS = 15.0
+DRAIN_GRACE_SECONDS = 10.0
 #: The same after a second stop signal.
 HURRIED_GRACE_SECONDS = 3.0
 #: Upper bound on waiting for connections to close once sessions have ended or drained.
@@ -64,6 +66,22 @@ class CallSessionLike(Protocol):
 
 #: Builds the session for an admitted socket: ``(websocket, call_id, profile) -> session``.
 SessionFactory = Callable[[ServerConnection, str, Profile], CallSessionLike]
+
+
+def default_session_factory(node: NodeSettings, table: Any) -> SessionFactory:
+    """The production factory: a ``CallSession`` per socket, sharing one ``NodeContext``."""
+    context = NodeContext.for_openai(
+        node_id=node.node_id,
+        settings=node.settings,
+        table=table,
+        api_key=node.openai_api_key or "",  # a local model needs none (see NodeSettings)
+        pacer_lead_ms=node.pacer_lead_ms,
+    )
+
+    def build(websocket: ServerConnection, call_id: str, profile: Profile) -> CallSessionLike:
+        return CallSession(websocket, call_id=call_id, profile=profile, node=context)
+
+    return build
 
 
 class Refused(Exception):

@@ -10,23 +10,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import queue
+import signal
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from local.template import create_tables
 from mapokezi import keys, store, tokens
 from mapokezi.profiles import Profile, load_profile_file, parse_profile
 from media_node.node_settings import NodeSettings
 from media_node.protection import TaskProtection
-from media_node.server import MediaServer
+from media_node.server import MediaServer, default_session_factory
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-stream-token-secret"
@@ -437,3 +446,129 @@ async def test_task_protection_follows_live_calls(table: Any) -> None:
         {"ProtectionEnabled": False},
     ]
     assert {path for _, path, _ in agent.requests} == {"/api/task-1/task-protection/v1/state"}
+
+
+# --- the process: python -m media_node ----------------------------------------------------
+
+
+def _process_env(**changes: str) -> dict[str, str]:
+    """The test's environment plus the import path the container sets (PYTHONPATH=/app)."""
+    path = os.pathsep.join([str(ROOT), str(ROOT / "functions"), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path.rstrip(os.pathsep), **changes}
+
+
+def _line_reader(stream: Any) -> queue.Queue[str]:
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for raw in stream:
+            lines.put(raw.decode(errors="replace"))
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _next_json(lines: queue.Queue[str], predicate: Callable[[dict[str, Any]], bool]) -> dict:
+    deadline = time.monotonic() + WAIT
+    while True:
+        line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        with contextlib.suppress(ValueError):
+            document = json.loads(line)
+            if isinstance(document, dict) and predicate(document):
+                return document
+
+
+def test_python_m_media_node_drains_on_sigterm_and_exits_0() -> None:
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        host, port = moto.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        create_tables(boto3.client("dynamodb", endpoint_url=endpoint), {"CallsTable": "sub-calls"})
+        env = _process_env(
+            AWS_ENDPOINT_URL=endpoint,
+            CALLS_TABLE="sub-calls",
+            STREAM_TOKEN_SECRET=SECRET,
+            OPENAI_REALTIME_URL="ws://127.0.0.1:9/v1/realtime",
+            MEDIA_NODE_PORT="0",
+            NODE_ID="node-sub",
+            DRAIN_SECONDS="5",
+            HEARTBEAT_INTERVAL_SECONDS="0.2",
+            PYTHONUNBUFFERED="1",
+        )
+        env.pop("OPENAI_API_KEY", None)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "media_node"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        lines = _line_reader(process.stdout)
+        listening = _next_json(lines, lambda d: d.get("message") == "media node listening")
+        base = f"http://127.0.0.1:{listening['port']}"
+        with urllib.request.urlopen(f"{base}/healthz", timeout=WAIT) as response:
+            assert response.status == 200
+        with urllib.request.urlopen(f"{base}/ready", timeout=WAIT) as response:
+            assert response.status == 200
+        sample = _next_json(lines, lambda d: "_aws" in d)
+        assert (sample["ServiceName"], sample["ActiveCalls"]) == ("mapokezi-media-node", 0)
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=WAIT) == 0
+        stopped = _next_json(lines, lambda d: d.get("message") == "stop signal received")
+        assert stopped["signal"] == "SIGTERM"
+        table = boto3.resource("dynamodb", endpoint_url=endpoint).Table("sub-calls")
+        beat = table.get_item(Key=keys.node_key("node-sub"))["Item"]
+        assert beat["draining"] is True
+    finally:
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=WAIT)
+        moto.stop()
+
+
+def test_python_m_media_node_refuses_to_start_without_token_secret() -> None:
+    env = _process_env(OPENAI_REALTIME_URL="ws://127.0.0.1:9/v1/realtime")
+    env.pop("STREAM_TOKEN_SECRET", None)
+    env.pop("STREAM_TOKEN_SECRET_ARN", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "media_node"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=WAIT * 3,
+        check=False,
+    )
+    assert result.returncode == 2
+    message = result.stderr.decode().strip()
+    assert message.startswith("media_node: STREAM_TOKEN_SECRET is not configured")
+    assert "\n" not in message
+
+
+# --- the production session factory: the real CallSession against the Realtime double -----
+
+
+async def test_default_factory_runs_the_real_call_session(table: Any) -> None:
+    from tests.doubles.openai_realtime import RealtimeDouble
+
+    async with asyncio.timeout(WAIT * 2), RealtimeDouble() as double:
+        node = node_settings(OPENAI_REALTIME_URL=double.url, OPENAI_API_KEY="sk-test")
+        server = MediaServer(node, table, default_session_factory(node, table), emit_metric=list)
+        await server.start()
+        try:
+            async with media_socket(server, new_call(table, "call-real")) as ws:
+                await ws.send(json.dumps({"callSid": "call-real", "sampleRate": 16000}))
+                await ws.send(bytes(640))  # 20 ms of 16 kHz silence
+                greeting = await ws.recv()  # the model speaks first, paced to the caller
+                assert isinstance(greeting, bytes)
+                assert len(greeting) == 640  # exact 20 ms frames at the profile's 16 kHz
+                session = await double.wait_for_session()
+                assert "Karibu Dental Clinic" in session.config["instructions"]
+            await until(lambda: server.active_calls == 0)
+        finally:
+            await server.shutdown(drain_seconds=0)
+        assert server.outcomes == {"caller_hangup": 1}
+        media = store.get_call(table, "call-real")["media"]
+        assert (media["node_id"], media["outcome"]) == ("node-test", "caller_hangup")

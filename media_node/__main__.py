@@ -1,0 +1,60 @@
+"""``python -m media_node``: run the media node until SIGTERM/SIGINT, then drain and exit 0.
+
+Configuration comes from the environment (see :mod:`media_node.node_settings`); a missing or
+malformed setting stops the process at once with a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from mapokezi.config import ConfigError, dynamodb_table
+from media_node.logging_setup import configure_logging
+from media_node.node_settings import NodeSettings, logging_level
+from media_node.server import MediaServer, SessionFactory, default_session_factory
+
+logger = logging.getLogger("media_node")
+
+
+async def serve_node(node: NodeSettings, session_factory: SessionFactory | None = None) -> int:
+    """Run a :class:`MediaServer` until a stop signal has been handled; returns the exit status.
+
+    The first SIGTERM or SIGINT starts the drain; a second one shortens it.
+    """
+    table = dynamodb_table(node.settings.calls_table)
+    server = MediaServer(node, table, session_factory or default_session_factory(node, table))
+    try:
+        await server.start()
+    except OSError as exc:
+        logger.error(
+            "cannot listen", extra={"host": node.host, "port": node.port, "error": str(exc)}
+        )
+        return 1
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: signal.Signals) -> None:
+        logger.info("stop signal received", extra={"signal": signum.name})
+        server.request_stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await server.wait_stopped()
+    return 0
+
+
+def main() -> int:
+    """Entry point of ``python -m media_node``."""
+    try:
+        node = NodeSettings.from_env()
+    except ConfigError as exc:
+        print(f"media_node: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(logging_level(node.log_level), service=node.service_name)
+    return asyncio.run(serve_node(node))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
