@@ -66,8 +66,11 @@ class TaskProtection:
 
     Args:
         agent_uri: ``ECS_AGENT_URI``; None disables everything.
-        expires_minutes: ``ExpiresInMinutes`` sent with each enable (renewed at half-life).
-        clock: monotonic clock in seconds (tests may pass their own).
+        expires_minutes: ``ExpiresInMinutes`` sent with each enable.
+        renew_after_seconds: re-send the enable this long after the last one while calls are
+            live (default: half of ``expires_minutes``, well before the protection lapses).
+        retry_seconds: wait before retrying a failed update.
+        clock: monotonic clock in seconds.
     """
 
     def __init__(
@@ -75,10 +78,16 @@ class TaskProtection:
         agent_uri: str | None,
         expires_minutes: int = 60,
         *,
+        renew_after_seconds: float | None = None,
+        retry_seconds: float = _RETRY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.agent_uri = agent_uri
         self.expires_minutes = expires_minutes
+        self.renew_after_seconds = (
+            expires_minutes * 60 / 2 if renew_after_seconds is None else renew_after_seconds
+        )
+        self.retry_seconds = retry_seconds
         self._clock = clock
         self._wanted = False
         self._protected = False
@@ -143,10 +152,10 @@ class TaskProtection:
                     "task protection update failed",
                     extra={"protection_enabled": wanted, "error": str(exc)},
                 )
-                return _RETRY_SECONDS
+                return self.retry_seconds
             self.updates += 1
             self._protected = wanted
-            self._renew_at = now + self.expires_minutes * 60 / 2
+            self._renew_at = now + self.renew_after_seconds
             logger.info(
                 "task protection updated",
                 extra={"protection_enabled": wanted, "expires_in_minutes": self.expires_minutes},

@@ -386,14 +386,22 @@ async def test_heartbeats_carry_active_calls(table: Any) -> None:
 class AgentEndpoint:
     """A tiny HTTP server answering the ECS agent's task-protection PUT like the agent does."""
 
-    def __init__(self) -> None:
+    def __init__(self, failures: int = 0) -> None:
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
+        self.failures_left = failures
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_PUT(self) -> None:  # noqa: N802 (http.server naming)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append(("PUT", self.path, body))
+                if outer.failures_left > 0:  # how the agent reports an ECS API failure
+                    outer.failures_left -= 1
+                    self._reply(
+                        400,
+                        {"error": {"Code": "ServerException", "Message": "try again"}},
+                    )
+                    return
                 reply = {
                     "protection": {
                         "ExpirationDate": None,
@@ -401,8 +409,11 @@ class AgentEndpoint:
                         "TaskArn": "arn:aws:ecs:af-south-1:123456789012:task/c/abc",
                     }
                 }
+                self._reply(200, reply)
+
+            def _reply(self, status: int, reply: dict[str, Any]) -> None:
                 data = json.dumps(reply).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -446,6 +457,34 @@ async def test_task_protection_follows_live_calls(table: Any) -> None:
         {"ProtectionEnabled": False},
     ]
     assert {path for _, path, _ in agent.requests} == {"/api/task-1/task-protection/v1/state"}
+
+
+async def test_task_protection_retries_failures_and_renews_while_busy() -> None:
+    with AgentEndpoint(failures=1) as agent:
+        protection = TaskProtection(agent.uri, 10, renew_after_seconds=0.2, retry_seconds=0.05)
+        loop = asyncio.create_task(protection.run())
+        try:
+            async with asyncio.timeout(WAIT):
+                protection.set_active_calls(1)
+                # A failed enable, its retry, then at least one renewal while the call lasts.
+                await until(lambda: len(agent.requests) >= 3)
+                protection.set_active_calls(0)
+                await until(lambda: agent.requests[-1][2] == {"ProtectionEnabled": False})
+        finally:
+            loop.cancel()
+    bodies = [body for _, _, body in agent.requests]
+    assert bodies[:3] == [{"ProtectionEnabled": True, "ExpiresInMinutes": 10}] * 3
+    assert protection.failures == 1
+    assert not protection.protected
+
+
+async def test_task_protection_without_agent_uri_does_nothing() -> None:
+    protection = TaskProtection(None)
+    protection.set_active_calls(2)
+    async with asyncio.timeout(WAIT):
+        await protection.run()  # returns at once
+        await protection.release()
+    assert (protection.updates, protection.protected) == (0, False)
 
 
 # --- the process: python -m media_node ----------------------------------------------------
