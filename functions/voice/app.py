@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
@@ -28,6 +29,11 @@ _COUNTED = {
     voice_flow.AFTER_HOURS: "AfterHoursAnswers",
     voice_flow.DIAL_FAILED: "DialsFailed",
 }
+
+
+def clock() -> datetime:
+    """Now, for opening hours (a module attribute so tests can fix the time)."""
+    return datetime.now(UTC)
 
 
 def settings_for(event: Any) -> voice_flow.VoiceSettings:
@@ -75,6 +81,7 @@ def voice() -> Response:
         request,
         table=config.dynamodb_table(config.Settings.from_env().calls_table),
         settings=settings_for(event),
+        now=clock,
     )
     logger.info("voice answer", extra={"outcome": answer.outcome, "reason": answer.reason})
     _count(answer)

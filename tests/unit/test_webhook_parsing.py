@@ -181,7 +181,11 @@ def test_platform_event_envelopes() -> None:
     guide = parse_platform_event(
         {"event_kind": "call.recording.ready", "event_id": "01JB", "payload": {"call_id": UUID}}
     )
-    assert (guide.kind, guide.call_id, guide.data["call_id"]) == ("call.recording.ready", UUID, UUID)
+    assert (guide.kind, guide.call_id, guide.data["call_id"]) == (
+        "call.recording.ready",
+        UUID,
+        UUID,
+    )
 
 
 @pytest.mark.parametrize(
