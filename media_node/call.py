@@ -105,6 +105,7 @@ class CallSession:
             idle_end_seconds=limits.idle_end_seconds,
             greeting_timeout=self.timeouts.greeting,
             reply_timeout=self.timeouts.reply,
+            warning_lead=self.timeouts.time_warning,
         )
         try:
             self.model = self.node.model_factory(

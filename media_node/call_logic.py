@@ -164,6 +164,7 @@ class Watchdog:
         idle_end_seconds: Further silence after the prompt before the goodbye.
         greeting_timeout: Bound on the first reply audio from connect.
         reply_timeout: Bound on a reply after the caller stops speaking.
+        warning_lead: How long before the length limit the caller is warned.
     """
 
     started: float
@@ -172,6 +173,7 @@ class Watchdog:
     idle_end_seconds: float
     greeting_timeout: float
     reply_timeout: float
+    warning_lead: float = 60.0
     greeted: bool = False
     reply_due: float | None = None
     quiet_since: float | None = None
@@ -215,7 +217,7 @@ class Watchdog:
         if self.reply_due is not None and now >= self.reply_due:
             self.reply_due = None
             return WATCH_REPLY
-        if not self.warned and elapsed >= self.max_call_seconds - 60:
+        if not self.warned and elapsed >= self.max_call_seconds - self.warning_lead:
             self.warned = True
             return WATCH_TIME_WARNING
         if self.quiet_since is not None:

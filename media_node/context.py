@@ -26,6 +26,8 @@ class CallTimeouts:
     """Tool call → the handoff line finished playing."""
     playout: float = 15.0
     """Longest wait for queued audio (a pre-rendered line) to finish playing."""
+    time_warning: float = 60.0
+    """How long before the profile's length limit the caller is told."""
     watchdog_tick: float = 0.1
     """How often deadlines are checked."""
 
