@@ -1,0 +1,150 @@
+"""POST /stream-status end to end through the real handler on a moto table."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from typing import Any
+
+import pytest
+from boto3.dynamodb.conditions import Key
+
+from mapokezi import keys, store
+from mapokezi.signature import sign_plain, sign_timestamped
+from tests.events_factory import FORM, JSON, FakeLambdaContext, form_body, http_event, json_body
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
+UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+SECRET = "whsec_status_test"
+
+
+@pytest.fixture
+def table(calls_table: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.delenv("SAUTIKIT_WEBHOOK_SECRET", raising=False)
+    monkeypatch.delenv("SAUTIKIT_WEBHOOK_SECRET_ARN", raising=False)
+    store.create_call(
+        calls_table, call_id=UUID, caller="+254712000111", to="+254700000100", retention_days=1
+    )
+    return calls_table
+
+
+def post(
+    fields: dict[str, Any] | None = None,
+    *,
+    encoding: str = "form",
+    b64: bool = False,
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
+) -> dict[str, Any]:
+    body = raw if raw is not None else form_body(fields or {})
+    if raw is None and encoding == "json":
+        body = json_body(fields or {})
+    event = http_event(
+        "/stream-status",
+        body,
+        content_type=JSON if encoding == "json" else FORM,
+        base64=b64,
+        headers=headers,
+    )
+    handler = importlib.import_module("stream_status.app").lambda_handler
+    return handler(event, FakeLambdaContext("stream-status"))
+
+
+def status_events(table: Any, call_id: str = UUID) -> list[dict[str, Any]]:
+    items = table.query(KeyConditionExpression=Key(keys.PK).eq(keys.call_partition(call_id)))
+    return [i for i in items["Items"] if i[keys.SK].startswith("EVENT#stream_status#")]
+
+
+def stream_of(table: Any) -> dict[str, Any]:
+    return store.get_call(table, UUID)["stream"]
+
+
+@pytest.mark.parametrize("encoding", ["form", "json"])
+@pytest.mark.parametrize("b64", [False, True])
+@pytest.mark.parametrize(
+    ("event_key", "value"),
+    [
+        ("StreamEvent", "stream-started"),
+        ("streamEvent", "stream-started"),
+        ("event", "stream-started"),
+        ("callSessionState", "StreamStarted"),
+    ],
+)
+def test_started_in_every_spelling(
+    table: Any, encoding: str, b64: bool, event_key: str, value: str
+) -> None:
+    response = post(
+        {"CallSid": UUID, event_key: value, "StreamSid": "MZ1"}, encoding=encoding, b64=b64
+    )
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"ok": True, "duplicate": False}
+    assert (stream_of(table)["state"], stream_of(table)["sid"]) == ("started", "MZ1")
+
+
+@pytest.mark.parametrize("error_key", ["StreamError", "error", "reason"])
+def test_error_is_recorded_with_its_text(table: Any, error_key: str) -> None:
+    post({"callSid": UUID, "streamEvent": "stream-error", error_key: "upstream 502 <bad> & co"})
+    stream = stream_of(table)
+    assert (stream["state"], stream["error"]) == ("error", "upstream 502 <bad> & co")
+
+
+def test_stopped_keeps_an_earlier_error_and_late_started_does_not_regress(table: Any) -> None:
+    post({"CallSid": UUID, "StreamEvent": "stream-error", "StreamError": "boom", "StreamSid": "s"})
+    post({"CallSid": UUID, "StreamEvent": "stream-stopped", "StreamSid": "s"})
+    post({"CallSid": UUID, "StreamEvent": "stream-started", "StreamSid": "s"})
+    assert (stream_of(table)["state"], stream_of(table)["error"]) == ("error", "boom")
+
+
+def test_started_then_stopped(table: Any) -> None:
+    post({"CallSid": UUID, "StreamEvent": "stream-started", "StreamSid": "s"})
+    post({"CallSid": UUID, "StreamEvent": "stream-stopped", "StreamSid": "s"})
+    assert stream_of(table)["state"] == "stopped"
+    assert len(status_events(table)) == 2
+
+
+def test_retried_delivery_is_recorded_once(table: Any) -> None:
+    fields = {"CallSid": UUID, "StreamEvent": "stream-stopped", "StreamSid": "MZ9"}
+    first, second = post(fields), post(fields)
+    assert json.loads(first["body"])["duplicate"] is False
+    assert json.loads(second["body"])["duplicate"] is True
+    assert len(status_events(table)) == 1
+
+
+def test_distinct_timestamps_are_distinct_events(table: Any) -> None:
+    base = {"CallSid": UUID, "StreamEvent": "stream-error", "StreamSid": "MZ9"}
+    post({**base, "Timestamp": "2026-11-23T10:00:00Z"})
+    post({**base, "Timestamp": "2026-11-23T10:00:05Z"})
+    post({**base, "Timestamp": "2026-11-23T10:00:05Z"})
+    assert len(status_events(table)) == 2
+
+
+def test_unknown_call_is_acknowledged_and_logged(
+    table: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = post({"CallSid": "never-seen", "StreamEvent": "stream-started"})
+    assert response["statusCode"] == 200
+    assert any("unknown call" in r.getMessage() for r in caplog.records)
+    assert status_events(table, "never-seen") == []
+
+
+@pytest.mark.parametrize("raw", [b"", b"{nope", form_body({"StreamEvent": "stream-started"})])
+def test_malformed_is_400(table: Any, raw: bytes) -> None:
+    response = post(raw=raw)
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["reason"]
+
+
+def test_signature_checked_only_when_sent(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAUTIKIT_WEBHOOK_SECRET", SECRET)
+    raw = form_body({"CallSid": UUID, "StreamEvent": "stream-started", "StreamSid": "a"})
+    assert post(raw=raw)["statusCode"] == 200  # unsigned: accepted
+    good = sign_timestamped(SECRET, raw, int(time.time()))
+    assert post(raw=raw, headers={"X-Sautikit-Signature": good}, b64=True)["statusCode"] == 200
+    plain = sign_plain(SECRET, raw)
+    assert post(raw=raw, headers={"X-Sautikit-Signature": plain})["statusCode"] == 200
+    bad = sign_plain("whsec_wrong", raw)
+    response = post(raw=raw, headers={"X-Sautikit-Signature": bad})
+    assert response["statusCode"] == 401
+    assert json.loads(response["body"])["error"] == "unauthorized"
