@@ -17,8 +17,22 @@ from typing import Any, TextIO
 #: Loggers whose messages are whole JSON lines (EMF) to be written as they are.
 RAW_LOGGERS = frozenset({"media_node.metrics"})
 
-# Attributes every LogRecord has; anything else on a record came from ``extra``.
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# Attributes every LogRecord has; anything else on a record came from ``extra``. The
+# ``websocket`` extra that the websockets library adds is an object with no useful text.
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "websocket",
+}
+
+
+def _text(value: object) -> str:
+    """Best-effort text for a value JSON cannot encode (never raises)."""
+    try:
+        return str(value)
+    except Exception:  # e.g. a dead weak proxy
+        return f"<{type(value).__name__}>"
 
 
 class JsonFormatter(logging.Formatter):
@@ -45,7 +59,7 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return json.dumps(line, default=_text, ensure_ascii=False)
 
 
 def configure_logging(level: int, *, service: str, stream: TextIO | None = None) -> None:

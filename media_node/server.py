@@ -272,17 +272,16 @@ class MediaServer:
             logger.info("media node stopped", extra={"outcomes": dict(self.outcomes)})
             self._stopped.set()
 
-    async def _wait_for_calls(self, deadline: float) -> None:
-        """Wait until no call is live, the deadline passes, or a hurry is requested."""
-        while self._calls and not self._hurry.is_set():
+    async def _wait_for_calls(self, deadline: float, *, until_hurried: bool = True) -> None:
+        """Wait until no call is live or the deadline passes (or a hurry, if ``until_hurried``)."""
+        while self._calls and not (until_hurried and self._hurry.is_set()):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             self._calls_changed.clear()
-            waiters = [
-                asyncio.create_task(self._calls_changed.wait()),
-                asyncio.create_task(self._hurry.wait()),
-            ]
+            waiters = [asyncio.create_task(self._calls_changed.wait())]
+            if until_hurried:
+                waiters.append(asyncio.create_task(self._hurry.wait()))
             try:
                 await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -298,25 +297,13 @@ class MediaServer:
             logger.info("draining live calls", extra={"active_calls": len(calls)})
             await asyncio.gather(*(self._drain_call(call, deadline) for call in calls))
         # A session's run() returns once its drain has closed the socket.
-        await self._wait_for_calls_unhurried(deadline + 1.0)
+        await self._wait_for_calls(deadline + 1.0, until_hurried=False)
         for call in list(self._calls.values()):
             if call.task is not None and not call.task.done():
                 logger.warning(
                     "call did not end after drain; cancelling", extra={"call_id": call.call_id}
                 )
                 call.task.cancel()
-
-    async def _wait_for_calls_unhurried(self, deadline: float) -> None:
-        while self._calls:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self._calls_changed.clear()
-            try:
-                async with asyncio.timeout(remaining):
-                    await self._calls_changed.wait()
-            except TimeoutError:
-                return
 
     async def _drain_call(self, call: LiveCall, deadline: float) -> None:
         assert call.session is not None

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
+import logging
 import os
 import queue
 import signal
@@ -33,6 +35,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from local.template import create_tables
 from mapokezi import keys, store, tokens
 from mapokezi.profiles import Profile, load_profile_file, parse_profile
+from media_node.logging_setup import JsonFormatter, configure_logging
 from media_node.node_settings import NodeSettings
 from media_node.protection import TaskProtection
 from media_node.server import MediaServer, default_session_factory
@@ -250,6 +253,49 @@ async def test_refuses_bad_tokens_with_401(table: Any) -> None:
             assert server.refusals[reason] == 1
         async with media_socket(server, good) as ws:
             assert ws.subprotocol == "audio.drachtio.org"
+
+
+async def test_decisions_are_logged_as_json_without_the_token(
+    table: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with asyncio.timeout(WAIT), running(table) as server:
+        token = new_call(table, "call-logged")
+        async with media_socket(server, token):
+            pass
+        await refused(server, token)
+        await until(lambda: server.active_calls == 0)
+    formatter = JsonFormatter("test")
+    lines = [json.loads(formatter.format(record)) for record in caplog.records]
+    assert token not in json.dumps(lines)
+    assert token.split(".")[2] not in json.dumps(lines)  # not even the signature
+    decisions = [line for line in lines if line["message"].startswith("media socket")]
+    assert [(d["message"], d["call_id"]) for d in decisions] == [
+        ("media socket admitted", "call-logged"),
+        ("media socket refused", "call-logged"),
+    ]
+    assert decisions[1]["reason"] == "token_not_claimable"
+
+
+def test_log_setup_writes_json_lines_and_emf_verbatim() -> None:
+    root, websockets_logger = logging.getLogger(), logging.getLogger("websockets")
+    saved = (root.handlers[:], root.level, websockets_logger.level)
+    stream = io.StringIO()
+    try:
+        configure_logging(logging.DEBUG, service="svc", stream=stream)
+        # At DEBUG websockets prints request lines, which carry the token: kept at INFO.
+        assert logging.getLogger("websockets.server").getEffectiveLevel() == logging.INFO
+        logging.getLogger("media_node.metrics").info('{"_aws":{},"ActiveCalls":0}')
+        logging.getLogger("media_node.server").info("hello", extra={"call_id": "c-1"})
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        websockets_logger.setLevel(saved[2])
+    emf, line = stream.getvalue().splitlines()
+    assert emf == '{"_aws":{},"ActiveCalls":0}'
+    document = json.loads(line)
+    assert (document["message"], document["call_id"], document["level"]) == ("hello", "c-1", "INFO")
+    assert document["service"] == "svc"
 
 
 async def test_reused_token_is_refused_403(table: Any) -> None:
