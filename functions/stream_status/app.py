@@ -39,9 +39,7 @@ def stream_status() -> Response:
     )
     if result.applied == STREAM_ERROR:
         metrics.add_metric(name="StreamErrors", unit=MetricUnit.Count, value=1)
-    return lambda_http.json_response(
-        200, {"ok": True, "duplicate": result.duplicate}
-    )
+    return lambda_http.json_response(200, {"ok": True, "duplicate": result.duplicate})
 
 
 @logger.inject_lambda_context(
