@@ -39,6 +39,7 @@ from media_node.logging_setup import JsonFormatter, configure_logging
 from media_node.node_settings import NodeSettings
 from media_node.protection import TaskProtection
 from media_node.server import MediaServer, default_session_factory
+from tests.doubles.openai_realtime import RealtimeDouble
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-stream-token-secret"
@@ -636,8 +637,6 @@ def test_python_m_media_node_refuses_to_start_without_token_secret() -> None:
 
 
 async def test_default_factory_runs_the_real_call_session(table: Any) -> None:
-    from tests.doubles.openai_realtime import RealtimeDouble
-
     async with asyncio.timeout(WAIT * 2), RealtimeDouble() as double:
         node = node_settings(OPENAI_REALTIME_URL=double.url, OPENAI_API_KEY="sk-test")
         server = MediaServer(node, table, default_session_factory(node, table), emit_metric=list)
