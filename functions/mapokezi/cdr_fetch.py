@@ -197,7 +197,11 @@ def decide_on_error(
 
 @dataclass(frozen=True)
 class Outcome:
-    """What :func:`run_fetch` did: ``stored``, ``retried``, ``dropped`` or ``duplicate``."""
+    """What :func:`run_fetch` did: ``stored``, ``retried``, ``dropped`` or ``duplicate``.
+
+    A job is a ``duplicate`` when the CDR is already ``done``, or when the record says a later
+    attempt is queued (SQS delivers at least once).
+    """
 
     action: str
     fetch_state: str | None = None
@@ -233,8 +237,11 @@ def run_fetch(
     if ours is None:
         return Outcome("dropped", detail="call not in our table")
     existing = ours.get("cdr") or {}
-    if existing.get("fetch_state") in (STATE_DONE, STATE_GAVE_UP, STATE_ERROR):
-        return Outcome("duplicate", existing.get("fetch_state"), "already settled")
+    if existing.get("fetch_state") == STATE_DONE:
+        return Outcome("duplicate", STATE_DONE, "already fetched")
+    if existing.get("fetch_state") == STATE_QUEUED and existing.get("attempts", 0) > job.attempt:
+        # A redelivered copy of a job that already re-enqueued its successor.
+        return Outcome("duplicate", STATE_QUEUED, f"attempt {job.attempt} is stale")
     try:
         call = get_call(job.call_id)
     except SautikitApiError as exc:
@@ -244,9 +251,10 @@ def run_fetch(
     if isinstance(decision, Redeliver):
         raise RedeliverError(decision.reason)
     if isinstance(decision, Retry):
-        # Enqueue first: if it fails the record is redelivered and nothing is lost.
-        enqueue(job.call_id, delay_seconds=decision.delay_seconds, attempt=decision.attempt)
+        # Record first: if enqueueing then fails, the redelivered job (same attempt) is not
+        # stale and retries; enqueueing first could leave two jobs for one call.
         store.record_cdr(table, job.call_id, decision.cdr)
+        enqueue(job.call_id, delay_seconds=decision.delay_seconds, attempt=decision.attempt)
         return Outcome(
             "retried", STATE_QUEUED, f"attempt {decision.attempt} in {decision.delay_seconds} s"
         )

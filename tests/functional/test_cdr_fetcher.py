@@ -365,3 +365,35 @@ def test_malformed_message_fails_the_record(fetcher: Any, queues: Queues) -> Non
     cdr_jobs.enqueue_cdr_fetch("HD_stranger002", delay_seconds=0)
     delivered, failed = deliver(fetcher, queues)
     assert len(delivered) == 2 and len(failed) == 1
+
+
+def test_stale_redelivery_does_not_fork_the_retry_chain(
+    fetcher: Any, queues: Queues, calls_table: Any, double: SautikitApiDouble
+) -> None:
+    new_call(calls_table, double, "HD_stale000001", final_after_reads=5)
+    queue_job("HD_stale000001")
+    deliver(fetcher, queues)
+    reads, sends = len(double.requests), len(queues.sent)
+    queue_job("HD_stale000001", attempt=0)  # SQS delivers the first job a second time
+    sends += 1
+    assert deliver(fetcher, queues)[1] == []
+    assert len(double.requests) == reads and len(queues.sent) == sends
+
+
+def test_gives_up_after_max_attempts(
+    fetcher: Any,
+    queues: Queues,
+    calls_table: Any,
+    double: SautikitApiDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CDR_MAX_ATTEMPTS", "3")
+    new_call(calls_table, double, "HD_slowcdr0001", final_after_reads=10)
+    for attempt in range(3):
+        queue_job("HD_slowcdr0001", attempt=attempt)
+        assert deliver(fetcher, queues)[1] == []
+    delays = [m["DelaySeconds"] for m in queues.sent if m["DelaySeconds"]]
+    assert delays == [30, 60]
+    cdr = store.get_call(calls_table, "HD_slowcdr0001")["cdr"]
+    assert cdr["fetch_state"] == "gave_up" and cdr["status"] == "answered"
+    assert cdr["attempts"] == 3 and cdr["cost_minor"] is None
