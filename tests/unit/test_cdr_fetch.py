@@ -17,6 +17,7 @@ from mapokezi.cdr_fetch import (
     decide_on_error,
     is_final,
 )
+from mapokezi.config import ConfigError
 from mapokezi.sautikit_api import SautikitApiError
 
 AT = "2026-11-21T09:30:00.000Z"
@@ -64,6 +65,8 @@ def test_policy_from_env() -> None:
     )
     assert (policy.base_delay_seconds, policy.max_attempts, policy.not_found_attempts) == (10, 4, 1)
     assert FetchPolicy.from_env({}) == FetchPolicy()
+    with pytest.raises(ConfigError, match="CDR_MAX_ATTEMPTS must be a whole number >= 1, got 'x'"):
+        FetchPolicy.from_env({"CDR_MAX_ATTEMPTS": "x"})
 
 
 @pytest.mark.parametrize("status", ["completed", "failed", "no_answer", "busy", "canceled"])
