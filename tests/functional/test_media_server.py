@@ -35,6 +35,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from local.template import create_tables
 from mapokezi import keys, store, tokens
 from mapokezi.profiles import Profile, load_profile_file, parse_profile
+from media_node.heartbeat import Heartbeat
 from media_node.logging_setup import JsonFormatter, configure_logging
 from media_node.node_settings import NodeSettings
 from media_node.protection import TaskProtection
@@ -425,6 +426,17 @@ async def test_heartbeats_carry_active_calls(table: Any) -> None:
         assert directive["Metrics"] == [{"Name": "ActiveCalls", "Unit": "Count"}]
         assert metrics[0]["ServiceName"] == "mapokezi-media-node"
     assert beat()["draining"] is True
+
+
+async def test_heartbeat_failures_are_logged_not_raised(aws: None) -> None:
+    missing = boto3.resource("dynamodb").Table("no-such-table")
+    heartbeat = Heartbeat(
+        missing, "node-x", capacity=1, active_calls=lambda: 0, draining=lambda: False
+    )
+    async with asyncio.timeout(WAIT):
+        assert await heartbeat.beat() is False
+        assert await heartbeat.beat(draining=True) is False
+    assert (heartbeat.written, heartbeat.failures) == (0, 2)
 
 
 # --- task protection against a local stand-in for the ECS agent ---------------------------
