@@ -157,7 +157,7 @@ class LocalStack:
         if self.media_node and self.media_node.poll() is None:
             self.media_node.terminate()  # SIGTERM: the node drains, then exits
             try:
-                self.media_node.wait(timeout=15)
+                self.media_node.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.media_node.kill()
                 self.media_node.wait(timeout=5)
@@ -276,6 +276,9 @@ class LocalStack:
             **os.environ,
             "MEDIA_NODE_PORT": str(cfg.media_node_port),
             "MEDIA_NODE_HOST": cfg.host,
+            # Locally a stop should be quick; in ECS the node drains for up to 100 s.
+            "DRAIN_SECONDS": os.environ.get("DRAIN_SECONDS", "5"),
+            "HEARTBEAT_INTERVAL_SECONDS": os.environ.get("HEARTBEAT_INTERVAL_SECONDS", "2"),
             "PYTHONUNBUFFERED": "1",
             **cfg.media_node_env,
         }
