@@ -301,7 +301,10 @@ class CallSession:
             case m.SessionReady():
                 await self.model.create_response(prompts.greeting_instructions(self.profile))
             case m.ModelError():
-                log.warning("call %s: model error %s: %s", self.call_id, event.code, event.message)
+                level = logging.WARNING if event.fatal else logging.INFO
+                log.log(
+                    level, "call %s: model error %s: %s", self.call_id, event.code, event.message
+                )
                 if event.fatal:
                     self._model_gone(f"model error {event.code}")
             case m.ModelClosed():
