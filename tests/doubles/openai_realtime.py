@@ -221,6 +221,7 @@ class RealtimeDouble:
             }
         }
         response = connection.respond(status, json.dumps(body, indent=2) + "\n")
+        del response.headers["Content-Type"]
         response.headers["Content-Type"] = "application/json; charset=utf-8"
         self.rejected.append(Rejection(request.path, int(status), message))
         self._changes.notify()
