@@ -181,7 +181,7 @@ class MediaLeg:
         self.heard = HeardLog()
         self._samples = int(rate * frame_ms / 1000)
         self._heard_frames: list[bytes] = []
-        self._arrivals: list[tuple[float, int]] = []
+        self._arrivals: list[tuple[float, int, int]] = []
         self._hangup = asyncio.Event()
         self._t0 = 0.0
         channels = 2 if self.stereo else 1
@@ -310,7 +310,7 @@ class MediaLeg:
                     result.odd_length_frames += len(message) % 2
                     if message and result.first_audio_received_ms is None:
                         result.first_audio_received_ms = round(now, 1)
-                    self._arrivals.append((now, len(message)))
+                    self._arrivals.append((now, len(message), len(result.kills)))
                     self.playout.push(message)
                 else:
                     self._on_text(message, now)

@@ -137,7 +137,7 @@ def barge_in_stats(
 
 def stale_audio_after_kills(
     kills: list[KillEvent],
-    arrivals: list[tuple[float, int]],
+    arrivals: list[tuple[float, int, int]],
     utterances: list[Utterance],
     window_ms: float,
 ) -> int:
@@ -147,12 +147,19 @@ def stale_audio_after_kills(
     speaking, so audio arriving after a kill and before the end of the caller utterance in
     progress (or within ``window_ms`` when the caller was silent) is left over from the
     reply that was killed.
+
+    Args:
+        kills: The ``killAudio`` events in arrival order.
+        arrivals: ``(at_ms, bytes, kills_before)`` per binary frame, where ``kills_before``
+            counts the kills received before it (message order, immune to clock ties).
+        utterances: The caller's speech.
+        window_ms: Grace window after a kill while the caller is silent.
     """
     stale = 0
-    for kill in kills:
+    for index, kill in enumerate(kills):
         boundary = kill.at_ms + window_ms
         for utterance in utterances:
             if utterance.start_ms <= kill.at_ms < utterance.end_ms:
                 boundary = max(boundary, utterance.end_ms)
-        stale += sum(n for at, n in arrivals if kill.at_ms < at < boundary)
+        stale += sum(n for at, n, before in arrivals if before > index and at < boundary)
     return stale

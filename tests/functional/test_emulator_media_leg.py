@@ -9,24 +9,36 @@ and the emulator's own schedule, never on elapsed wall time.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
+import re
+import threading
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import numpy as np
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
 
+from local.emulator.answer import parse_voice_answer
+from local.emulator.call import CallOptions, run_call
 from local.emulator.media_leg import DRACHTIO, JAMBONZ, MediaLeg
 from local.emulator.pacing import JitterConfig, SendSchedule
 from local.emulator.playout import PlayoutBuffer, PlayoutConfig
+from local.emulator.report import format_summary
 from local.emulator.script import CALLER_AUDIO_DIR, BargeIn, CallerTrack, Say, parse_script
 from local.emulator.wav import load_mono
+from local.emulator.webhook import CallIdentity, sign, voice_fields
+from tests.doubles.sautikit_api import SautikitApiDouble
 
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
 
@@ -399,3 +411,265 @@ def test_script_parsing() -> None:
         parse_script("dance 3")
     with pytest.raises(ValueError, match="not found"):
         parse_script("say nosuchfile")
+
+
+def test_answer_validation() -> None:
+    good = parse_voice_answer(
+        '<?xml version="1.0"?><Response><Stream url="wss://m.example/audio?token=x"'
+        ' connect="true" track="inbound_track" outputSamplingRate="16000"'
+        ' bidirectionalSamplingRate="16000" name="receptionist"'
+        ' statusCallback="https://a.example/stream-status"'
+        ' statusEvents="stream-started stream-stopped stream-error"'
+        ' headerMetadata=\'{"tenant":"acme"}\'/></Response>',
+        "application/xml",
+    )
+    assert good.ok and not good.warnings
+    assert good.stream is not None and good.stream.output_rate == 16000
+    assert good.stream.header_metadata == {"tenant": "acme"}
+    for valid in (
+        "<Response/>",
+        "<Response><Say>Hi</Say><Dial callerId='+254700000100' timeout='20'>"
+        "<Number>+254722000111</Number></Dial><Hangup/></Response>",
+    ):
+        assert parse_voice_answer(valid, "text/xml").ok
+    bad = parse_voice_answer(
+        '<Response><Stream url="https://m.example/audio" connect="true"/></Response>', "text/xml"
+    )
+    assert any("ws:// or wss://" in e for e in bad.errors)
+    bad = parse_voice_answer(
+        '<Response><Stream url="wss://m/a" track="left" statusEvents="stream-paused"'
+        ' outputSamplingRate="44100"/><Say/><Dial/></Response>',
+        "text/html",
+    )
+    text = " | ".join(bad.errors + bad.warnings)
+    for expected in (
+        'connect="true" is required',
+        "track='left'",
+        "44100",
+        "stream-paused",
+        "<Say> has no text",
+        "<Dial> needs exactly one",
+        "never ran on Sautikit",
+        "application/xml",
+        "bidirectionalSamplingRate",
+    ):
+        assert expected in text
+    assert not parse_voice_answer("<Response></Response><Response/>", "text/xml").ok
+    assert "<Reponse>" in parse_voice_answer("<Reponse/>", "text/xml").errors[0]
+    assert "JSON" in parse_voice_answer('{"actions": []}', "application/json").errors[0]
+    assert "E.164" in " ".join(
+        parse_voice_answer("<Response><Dial><Number>0722</Number></Dial></Response>").errors
+    )
+
+
+def test_webhook_fields_and_signatures() -> None:
+    call = CallIdentity("+254711000001", "+254700000100")
+    assert set(voice_fields(call, "documented")) == {"CallId", "From", "To"}
+    assert voice_fields(call, "field", "StreamStopped") == {
+        "sessionId": call.session_id,
+        "callerNumber": "+254711000001",
+        "destinationNumber": "+254700000100",
+        "direction": "inbound",
+        "callSessionState": "StreamStopped",
+    }
+    body = b"a=1"
+    expected = hmac.new(b"k", b"a=1.1700000000", hashlib.sha256).hexdigest()
+    assert sign(body, "k", "v1", timestamp=1700000000) == f"t=1700000000,v1={expected}"
+    assert sign(body, "k", "hex") == hmac.new(b"k", body, hashlib.sha256).hexdigest()
+
+
+# -- a whole call: voice webhook, status callbacks, media, verbs, hangup, CDR ------------------
+
+
+class FakeApp:
+    """A voice webhook on 127.0.0.1 that streams, then hands off with <Say><Dial>."""
+
+    def __init__(self, stream_url: str, api: SautikitApiDouble, answer: str | None = None):
+        self.stream_url, self.api, self.answer = stream_url, api, answer
+        self.posts: list[tuple[str, dict[str, str], dict[str, str]]] = []
+        app = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                fields = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                app.posts.append(
+                    (self.path, fields, {k.lower(): v for k, v in self.headers.items()})
+                )
+                self._reply(200, app.respond(self.path, fields).encode(), "application/xml")
+
+            def do_GET(self) -> None:
+                call_id = self.path.rsplit("/", 1)[1]
+                cdr = app.api.call_view(call_id)
+                record = {"call_id": call_id, "transcript": [], "cdr": cdr}
+                self._reply(200, json.dumps(record).encode(), "application/json")
+
+            def _reply(self, status: int, raw: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def respond(self, path: str, fields: dict[str, str]) -> str:
+        if path == "/stream-status":
+            return ""
+        state = fields.get("callSessionState")
+        if state is None:
+            return self.answer or (
+                f'<Response><Stream url="{self.stream_url}" connect="true" track="inbound_track"'
+                ' outputSamplingRate="16000" bidirectionalSamplingRate="16000" name="reception"'
+                f' statusCallback="{self.base}/stream-status"'
+                ' statusEvents="stream-started stream-stopped"/></Response>'
+            )
+        if state == "StreamStopped":
+            return (
+                "<Response><Say>Connecting you to sales now.</Say>"
+                '<Dial callerId="+254700000100" timeout="20"><Number>+254722000111</Number></Dial>'
+                "</Response>"
+            )
+        return "<Response/>"
+
+    def states(self) -> list[str | None]:
+        return [f.get("callSessionState") for p, f, _ in self.posts if p == "/voice"]
+
+
+async def receptionist(ws: ServerConnection) -> None:
+    """Greets, waits for the caller to finish a sentence, answers, then hands off (closes).
+
+    It keeps reading while it talks, as a real media server must: a server that stops reading
+    never sees the caller's close reply and the close handshake stalls.
+    """
+    await ws.recv()
+    finished_sentence = asyncio.Event()
+
+    async def listen() -> None:
+        heard_speech, quiet = False, 0
+        async for message in ws:
+            loud = np.abs(np.frombuffer(message, dtype="<i2")).max(initial=0) > 1000
+            heard_speech = heard_speech or loud
+            quiet = 0 if loud else quiet + 1
+            if heard_speech and quiet >= 15:
+                finished_sentence.set()
+
+    async def play(hz: float) -> None:
+        audio = tone(300, 16000, hz=hz, level=6000)
+        for i in range(0, len(audio), 640):
+            await ws.send(audio[i : i + 640])
+            await asyncio.sleep(0.02)
+
+    listener = asyncio.create_task(listen())
+    await play(440)
+    await finished_sentence.wait()
+    await play(660)
+    await asyncio.sleep(0.3)
+    await ws.close()
+    listener.cancel()
+
+
+@asynccontextmanager
+async def call_stack(answer: str | None = None) -> AsyncIterator[tuple[FakeApp, SautikitApiDouble]]:
+    with SautikitApiDouble(not_final_reads=0) as api:
+        async with media_server(receptionist) as stream_url:
+            app = FakeApp(stream_url, api, answer)
+            try:
+                yield app, api
+            finally:
+                app.server.shutdown()
+                app.server.server_close()
+
+
+async def test_a_whole_call_hands_off_with_say_and_dial(tmp_path: Path) -> None:
+    async with asyncio.timeout(20), call_stack() as (app, api):
+        options = CallOptions(
+            voice_url=f"{app.base}/voice",
+            to_number="+254700000100",
+            webhook_secret="whsec_test",
+            steps=parse_script("wait-reply 0.3; say wait_stop; wait-reply 0.3 timeout 5"),
+            heard_wav=str(tmp_path / "heard.wav"),
+            sautikit_api_url=api.url,
+            call_record_url=app.base,
+            record_wait_seconds=2,
+        )
+        result = await run_call(options)
+
+    assert result.ok, result.errors
+    assert app.states() == [None, "StreamStopped", "DialCompleted", "Completed"]
+    path, first, headers = app.posts[0]
+    assert UUID_RE.match(first["CallId"]) and first["sessionId"].startswith("HD_")
+    assert (first["From"], first["To"], first["direction"]) == (
+        "+254712345678",
+        "+254700000100",
+        "inbound",
+    )
+    raw = urlencode(first).encode()
+    t, v1 = (part.split("=", 1)[1] for part in headers["x-sautikit-signature"].split(","))
+    assert v1 == hmac.new(b"whsec_test", raw + b"." + t.encode(), hashlib.sha256).hexdigest()
+    status_events = [f["StreamEvent"] for p, f, _ in app.posts if p == "/stream-status"]
+    assert status_events == ["stream-started", "stream-stopped"]
+    assert all(f["StreamName"] == "reception" for p, f, _ in app.posts if p == "/stream-status")
+    completed = app.posts[-1][1]
+    assert int(completed["durationInSeconds"]) == result.duration_seconds >= 7  # 5 s dial + Say
+
+    media = result.media
+    assert media is not None and media.ended_by == "server"
+    assert media.metadata is not None and media.metadata["callSid"] == first["CallId"]
+    assert len(media.heard_segments) == 2  # greeting and reply
+    assert media.replies[0]["latency_ms"] is not None
+    assert [v["verb"] for v in result.verbs] == ["Stream", "Say", "Dial"]
+    assert result.handoff == {
+        "number": "+254722000111",
+        "callerId": "+254700000100",
+        "timeout": 20,
+        "outcome": "answered",
+        "answered_seconds": 5.0,
+    }
+    cdr = api.call_view(first["CallId"])
+    assert cdr is not None and cdr["status"] == "completed"
+    assert cdr["cost_minor"] == 300  # 5 s dialled leg: one started minute at KES 3
+    assert result.call_record is not None and result.call_record["cdr"]["cost_minor"] == 300
+    assert "Handoff: dial +254722000111" in format_summary(result)
+
+
+async def test_no_restream_post_models_the_field_finding() -> None:
+    async with asyncio.timeout(20), call_stack() as (app, api):
+        options = CallOptions(
+            voice_url=f"{app.base}/voice",
+            steps=parse_script("wait-reply 0.3; say wait_stop; wait-reply 0.3 timeout 5"),
+            restream_post=False,
+            dialect="documented",
+            signature_scheme="hex",
+            webhook_secret="k",
+            sautikit_api_url=None,
+        )
+        result = await run_call(options)
+    assert app.states() == [None, "Completed"]
+    assert result.handoff is None
+    assert any("dead air" in w for w in result.warnings)
+    _, first, headers = app.posts[0]
+    assert set(first) == {"CallId", "From", "To"}
+    assert (
+        headers["x-sautikit-signature"]
+        == hmac.new(b"k", urlencode(first).encode(), hashlib.sha256).hexdigest()
+    )
+    assert api.requests == []
+
+
+async def test_a_broken_answer_fails_the_call_without_streaming() -> None:
+    broken = '<Response><Stream url="wss://127.0.0.1:1/audio" track="inbound_track"/></Response>'
+    async with asyncio.timeout(20), call_stack(answer=broken) as (app, _api):
+        result = await run_call(CallOptions(voice_url=f"{app.base}/voice", sautikit_api_url=None))
+    assert not result.ok
+    assert any('connect="true" is required' in e for e in result.errors)
+    assert result.media is None
+    assert app.states() == [None, "Completed"]
+    assert "FAILED" in format_summary(result)

@@ -1,0 +1,129 @@
+"""``python -m local.emulator``: place one emulated Sautikit call (``make call``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from local.emulator.call import CallOptions, default_voice_url, run_call
+from local.emulator.media_leg import DRACHTIO, JAMBONZ
+from local.emulator.pacing import JitterConfig
+from local.emulator.playout import PlayoutConfig
+from local.emulator.report import format_summary
+from local.emulator.script import parse_script
+from local.emulator.status import STATUS_DIALECTS
+from local.emulator.webhook import DIALECTS, ENCODINGS, SIGNATURE_SCHEMES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    p = argparse.ArgumentParser(
+        prog="python -m local.emulator",
+        description="Place one emulated Sautikit call against the voice webhook.",
+    )
+    call = p.add_argument_group("call")
+    call.add_argument("--voice-url", default=default_voice_url(), help="voice webhook URL")
+    call.add_argument("--from", dest="from_number", default="+254712345678")
+    call.add_argument("--to", dest="to_number", help="dialled number (env DEMO_NUMBER)")
+    call.add_argument("--dialect", choices=DIALECTS, default="both", help="webhook field names")
+    call.add_argument("--encoding", choices=ENCODINGS, default="form")
+    call.add_argument("--initial-state", help="callSessionState on the first POST")
+    call.add_argument("--signature-scheme", choices=SIGNATURE_SCHEMES, default="v1")
+    call.add_argument("--secret", help="signing secret (env SAUTIKIT_WEBHOOK_SECRET)")
+    call.add_argument("--stream-url", help="skip the webhook and stream to this ws(s) URL")
+    audio = p.add_argument_group("caller audio")
+    audio.add_argument("--wav", action="append", default=[], help="caller line (repeatable)")
+    audio.add_argument("--script", help="script text or a file holding it (see script.py)")
+    audio.add_argument("--rate", type=int, choices=[8000, 16000], help="override the call rate")
+    audio.add_argument("--track", choices=["inbound_track", "both_tracks"])
+    audio.add_argument("--mix", choices=["stereo", "mixed"], default="stereo")
+    audio.add_argument(
+        "--subprotocol",
+        action="append",
+        help=f"offer this (repeatable; 'none' offers nothing); default {DRACHTIO}, or {JAMBONZ}",
+    )
+    audio.add_argument("--no-metadata", action="store_true", help="skip the metadata frame")
+    audio.add_argument("--jitter-ms", type=float, default=5.0)
+    audio.add_argument("--bunch-probability", type=float, default=0.02)
+    audio.add_argument("--seed", type=int)
+    audio.add_argument("--prebuffer-ms", type=float, default=80.0)
+    audio.add_argument("--rebuffer-ms", type=float, default=40.0)
+    audio.add_argument("--drain-on-close", action="store_true")
+    audio.add_argument("--max-seconds", type=float, default=120.0)
+    audio.add_argument("--out", help="write what the caller heard to this WAV")
+    flow = p.add_argument_group("call flow")
+    flow.add_argument("--status-dialect", choices=STATUS_DIALECTS, default="telnyx")
+    flow.add_argument("--status-encoding", choices=ENCODINGS, default="form")
+    flow.add_argument("--no-restream-post", action="store_true", help="model the field finding")
+    flow.add_argument("--post-stream-started", action="store_true")
+    flow.add_argument(
+        "--dial-outcome", choices=["answered", "no-answer", "busy"], default="answered"
+    )
+    flow.add_argument("--dial-answer-seconds", type=float, default=5.0)
+    flow.add_argument("--realtime-verbs", action="store_true", help="sleep through Say/Dial")
+    after = p.add_argument_group("after the call")
+    after.add_argument("--sautikit-api-url", help="API double URL (env SAUTIKIT_API_URL)")
+    after.add_argument("--call-record-url", help="gateway base for GET /calls/{id}")
+    after.add_argument("--no-call-record", action="store_true")
+    after.add_argument("--record-wait", type=float, default=8.0)
+    after.add_argument("--json", action="store_true", help="print the result as JSON")
+    return p
+
+
+def options_from_args(args: argparse.Namespace) -> CallOptions:
+    """Translate parsed arguments into ``CallOptions``."""
+    options = CallOptions(voice_url=args.voice_url, from_number=args.from_number)
+    if args.to_number:
+        options.to_number = args.to_number
+    if args.secret:
+        options.webhook_secret = args.secret
+    if args.sautikit_api_url:
+        options.sautikit_api_url = args.sautikit_api_url
+    if args.script:
+        path = Path(args.script)
+        options.steps = parse_script(path.read_text() if path.is_file() else args.script)
+    if args.subprotocol:
+        options.subprotocols = tuple(p for p in args.subprotocol if p != "none")
+    record_base = args.voice_url.rsplit("/", 1)[0] if not args.stream_url else None
+    options.call_record_url = None if args.no_call_record else args.call_record_url or record_base
+    options.dialect, options.encoding = args.dialect, args.encoding
+    options.initial_state, options.signature_scheme = args.initial_state, args.signature_scheme
+    options.stream_url, options.rate, options.track = args.stream_url, args.rate, args.track
+    options.both_tracks_mix, options.send_metadata = args.mix, not args.no_metadata
+    options.wavs, options.heard_wav, options.max_call_seconds = args.wav, args.out, args.max_seconds
+    options.jitter = JitterConfig(args.jitter_ms, args.bunch_probability, args.seed)
+    options.playout = PlayoutConfig(
+        args.prebuffer_ms, args.rebuffer_ms, drain_on_close=args.drain_on_close
+    )
+    options.status_dialect, options.status_encoding = args.status_dialect, args.status_encoding
+    options.restream_post = not args.no_restream_post
+    options.post_stream_started = args.post_stream_started
+    options.dial_outcome, options.dial_answer_seconds = args.dial_outcome, args.dial_answer_seconds
+    options.realtime_verbs, options.record_wait_seconds = args.realtime_verbs, args.record_wait
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one call; exit status 0 when it went through, 1 when it failed, 2 on bad usage."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        options = options_from_args(args)
+    except (ValueError, OSError) as exc:
+        parser.error(str(exc))
+    try:
+        result = asyncio.run(run_call(options))
+    except KeyboardInterrupt:
+        return 130
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2, default=str))
+    else:
+        print(format_summary(result))
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

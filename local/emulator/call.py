@@ -1,0 +1,489 @@
+"""One emulated Sautikit call, end to end: webhook, stream, verbs, hangup, CDR.
+
+The sequence follows ``reference/sautikit.md``: POST the voice webhook; run the answer's verbs
+(``<Stream>`` opens a ``MediaLeg`` and posts status callbacks); when the socket closes, re-POST
+the voice URL with ``callSessionState=StreamStopped`` (or, with ``restream_post=False``, model
+the field finding that this never happens: the caller sits in dead air and hangs up); run
+``<Say>``, ``<Dial>`` (then POST ``DialCompleted``) and ``<Hangup>`` with simulated durations;
+finally POST ``Completed`` with ``durationInSeconds`` and, when ``SAUTIKIT_API_URL`` points at
+the API double, register and complete the call there so the CDR fetcher finds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import secrets
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from local.emulator.answer import StreamSpec, Verb, VoiceAnswer, parse_voice_answer
+from local.emulator.media_leg import DRACHTIO, MediaLeg, MediaLegResult
+from local.emulator.pacing import JitterConfig
+from local.emulator.playout import PlayoutConfig
+from local.emulator.script import CallerTrack, Step, default_script
+from local.emulator.status import status_fields
+from local.emulator.webhook import (
+    CallIdentity,
+    HttpExchange,
+    Signer,
+    post_fields,
+    request_json,
+    voice_fields,
+)
+
+MAX_DOCUMENTS = 10  # webhook round trips per call before the emulator calls it a loop
+ALL_STATUS_EVENTS = ("stream-started", "stream-stopped", "stream-error")
+
+
+def default_voice_url() -> str:
+    """``VOICE_URL``, else the local gateway on ``GATEWAY_PORT`` (default 3000)."""
+    port = os.environ.get("GATEWAY_PORT", "3000")
+    return os.environ.get("VOICE_URL") or f"http://127.0.0.1:{port}/voice"
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+@dataclass
+class CallOptions:
+    """How to place the call; defaults match ``make call`` against ``make run``."""
+
+    voice_url: str = field(default_factory=default_voice_url)
+    from_number: str = "+254712345678"
+    to_number: str = field(default_factory=lambda: _env("DEMO_NUMBER") or "+254700000100")
+    dialect: str = "both"
+    encoding: str = "form"
+    initial_state: str | None = None
+    webhook_secret: str | None = field(default_factory=lambda: _env("SAUTIKIT_WEBHOOK_SECRET"))
+    signature_scheme: str = "v1"
+    stream_url: str | None = None  # connect straight to a media server, no webhook
+    rate: int | None = None  # overrides outputSamplingRate
+    track: str | None = None  # overrides the Stream track
+    both_tracks_mix: str = "stereo"
+    subprotocols: tuple[str, ...] = (DRACHTIO,)
+    send_metadata: bool = True
+    steps: list[Step] | None = None
+    wavs: list[str] = field(default_factory=list)
+    jitter: JitterConfig = field(default_factory=JitterConfig)
+    playout: PlayoutConfig = field(default_factory=PlayoutConfig)
+    max_call_seconds: float = 120.0
+    heard_wav: str | None = None
+    status_dialect: str = "telnyx"
+    status_encoding: str = "form"
+    restream_post: bool = True
+    post_stream_started: bool = False
+    dial_outcome: str = "answered"  # answered | no-answer | busy
+    dial_answer_seconds: float = 5.0
+    dead_air_hangup_seconds: float = 5.0
+    realtime_verbs: bool = False
+    sautikit_api_url: str | None = field(default_factory=lambda: _env("SAUTIKIT_API_URL"))
+    call_record_url: str | None = None
+    record_wait_seconds: float = 8.0
+    http_timeout: float = 10.0
+
+
+@dataclass
+class CallResult:
+    """Everything that happened on the call."""
+
+    call: CallIdentity
+    started_at: str
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    exchanges: list[HttpExchange] = field(default_factory=list)
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    stream: StreamSpec | None = None
+    media: MediaLegResult | None = None
+    verbs: list[dict[str, Any]] = field(default_factory=list)
+    handoff: dict[str, Any] | None = None
+    answered_at: str | None = None
+    duration_seconds: int = 0
+    first_audio_after_call_start_ms: float | None = None
+    api_double: dict[str, Any] | None = None
+    call_record: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """The call went through without errors."""
+        return not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        data = {k: v for k, v in self.__dict__.items() if k not in ("media", "exchanges")}
+        data["ok"] = self.ok
+        data["call"] = asdict(self.call)
+        data["stream"] = asdict(self.stream) if self.stream else None
+        data["media"] = self.media.as_dict() if self.media else None
+        data["exchanges"] = [
+            {k: v for k, v in asdict(x).items() if k != "body"} | {"ok": x.ok}
+            for x in self.exchanges
+        ]
+        return data
+
+
+def _iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def say_seconds(text: str, loop: int = 1) -> float:
+    """How long TTS takes to say ``text``: about 150 words a minute, at least half a second."""
+    return max(0.5, len(text.split()) / 2.5) * max(1, loop)
+
+
+class CallRunner:
+    """Runs one call; use ``run_call`` unless you need the pieces."""
+
+    def __init__(self, options: CallOptions, call: CallIdentity | None = None) -> None:
+        self.options = options
+        self.call = call or CallIdentity(options.from_number, options.to_number)
+        self.result = CallResult(self.call, _iso_now())
+        self.signer = Signer(options.encoding, options.webhook_secret, options.signature_scheme)
+        self._start = time.monotonic()
+        self._answered_monotonic: float | None = None
+        self._simulated = 0.0
+        self._dialled: list[dict[str, Any]] = []
+        self._api: str | None = None
+
+    async def run(self) -> CallResult:
+        """Place the call and return the result."""
+        await self._register_with_api_double()
+        if self.options.stream_url:
+            answer = self._direct_stream_answer()
+        else:
+            answer = await self._voice_post("initial", self.options.initial_state)
+        if answer is not None:
+            await self._execute(answer)
+        await self._hang_up()
+        return self.result
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    async def _voice_post(
+        self, label: str, state: str | None, extra: dict[str, str] | None = None, url: str = ""
+    ) -> VoiceAnswer | None:
+        fields = voice_fields(self.call, self.options.dialect, state, extra)
+        exchange = await post_fields(
+            label, url or self.options.voice_url, fields, self.signer, self.options.http_timeout
+        )
+        self.result.exchanges.append(exchange)
+        if not exchange.ok:
+            reason = exchange.error or f"HTTP {exchange.status}: {exchange.body[:200]}"
+            self.result.errors.append(f"{label} webhook POST {exchange.url} failed: {reason}")
+            return None
+        answer = parse_voice_answer(exchange.body, exchange.content_type)
+        self.result.answers.append({"label": label, **answer.as_dict()})
+        self.result.errors += [f"{label} answer: {e}" for e in answer.errors]
+        self.result.warnings += [f"{label} answer: {w}" for w in answer.warnings]
+        return answer if answer.ok else None
+
+    async def _status(self, spec: StreamSpec, event: str, stream_sid: str, error: str = "") -> None:
+        if not spec.status_callback or event not in (spec.status_events or ALL_STATUS_EVENTS):
+            return
+        fields = status_fields(
+            event, self.call, stream_sid, spec.name, self.options.status_dialect, error or None
+        )
+        signer = Signer(self.options.status_encoding, self.signer.secret, self.signer.scheme)
+        exchange = await post_fields(
+            event, spec.status_callback, fields, signer, self.options.http_timeout
+        )
+        self.result.exchanges.append(exchange)
+        if not exchange.ok:
+            self.result.warnings.append(
+                f"{event} status callback failed: {exchange.error or exchange.status}"
+            )
+
+    # -- verbs ---------------------------------------------------------------------------------
+
+    def _direct_stream_answer(self) -> VoiceAnswer:
+        spec = StreamSpec(
+            url=self.options.stream_url or "",
+            connect=True,
+            track=self.options.track,
+            output_rate=self.options.rate,
+            bidirectional_rate=self.options.rate,
+            name="emulator",
+            status_callback=None,
+            status_events=[],
+            header_metadata=None,
+            open_metadata=None,
+        )
+        return VoiceAnswer(verbs=[Verb("Stream", {"url": spec.url})], stream=spec)
+
+    def _mark_answered(self) -> None:
+        if self._answered_monotonic is None:
+            self._answered_monotonic = time.monotonic()
+            self.result.answered_at = _iso_now()
+
+    async def _simulate(self, seconds: float) -> None:
+        self._simulated += seconds
+        if self.options.realtime_verbs:
+            await asyncio.sleep(seconds)
+
+    async def _execute(self, answer: VoiceAnswer) -> None:
+        pending: deque[Verb] = deque(answer.verbs)
+        stream = answer.stream
+        documents = 1
+        while pending:
+            verb = pending.popleft()
+            follow_up: VoiceAnswer | None = None
+            log: dict[str, Any] = {"verb": verb.name}
+            if verb.name == "Stream" and stream is not None:
+                self._mark_answered()
+                await self._run_stream(stream)
+                log["detail"] = stream.url
+                pending.clear()  # verbs after a connected Stream never run (field, §1b)
+                if not self.options.restream_post:
+                    self.result.warnings.append(
+                        "no voice re-POST after the stream (field behaviour): the caller hears"
+                        f" dead air and hangs up after {self.options.dead_air_hangup_seconds:g} s"
+                    )
+                    await self._simulate(self.options.dead_air_hangup_seconds)
+                    self.result.verbs.append(log)
+                    return
+                follow_up = await self._voice_post("StreamStopped", "StreamStopped")
+            elif verb.name == "Say":
+                self._mark_answered()
+                seconds = say_seconds(verb.text, int(verb.attributes.get("loop", "1") or 1))
+                log |= {"detail": verb.text, "simulated_seconds": seconds}
+                await self._simulate(seconds)
+            elif verb.name == "Pause":
+                seconds = float(verb.attributes.get("length", "1"))
+                log["simulated_seconds"] = seconds
+                await self._simulate(seconds)
+            elif verb.name == "Dial":
+                self._mark_answered()
+                follow_up = await self._dial(verb, log)
+            elif verb.name == "Redirect":
+                log["detail"] = verb.text
+                follow_up = await self._voice_post("Redirect", None, url=verb.text)
+            elif verb.name in ("Hangup", "Reject"):
+                self.result.verbs.append(log)
+                return
+            else:
+                log["detail"] = "not emulated"
+                self.result.warnings.append(f"<{verb.name}> is not emulated; skipped")
+            self.result.verbs.append(log)
+            if follow_up is not None and follow_up.verbs:
+                documents += 1
+                if documents > MAX_DOCUMENTS:
+                    self.result.errors.append(f"more than {MAX_DOCUMENTS} webhook documents")
+                    return
+                if follow_up.stream is not None:
+                    self.result.errors.append(
+                        "a lifecycle answer returned <Stream> again (re-forks and errors)"
+                    )
+                    return
+                pending = deque(follow_up.verbs)
+
+    async def _dial(self, verb: Verb, log: dict[str, Any]) -> VoiceAnswer | None:
+        number = verb.numbers[0] if verb.numbers else ""
+        timeout = int(verb.attributes.get("timeout", "30") or 30)
+        outcome = self.options.dial_outcome
+        answered = self.options.dial_answer_seconds if outcome == "answered" else 0.0
+        ringing = timeout if outcome == "no-answer" else 3.0
+        handoff = {
+            "number": number,
+            "callerId": verb.attributes.get("callerId"),
+            "timeout": timeout,
+            "outcome": outcome,
+            "answered_seconds": answered,
+        }
+        self.result.handoff = handoff
+        log["detail"] = f"{number} callerId={handoff['callerId']} timeout={timeout}: {outcome}" + (
+            f", {answered:g} s talking" if answered else ""
+        )
+        log["simulated_seconds"] = ringing + answered
+        await self._simulate(ringing + answered)
+        self._dialled.append({"to": number, "seconds": answered})
+        extra = {
+            "dialStatus": outcome,
+            "dialDurationInSeconds": str(math.ceil(answered)),
+            "dialedNumber": number,
+        }
+        return await self._voice_post("DialCompleted", "DialCompleted", extra)
+
+    # -- the media leg -------------------------------------------------------------------------
+
+    async def _run_stream(self, spec: StreamSpec) -> None:
+        options, call = self.options, self.call
+        self.result.stream = spec
+        rate = options.rate or spec.output_rate or 8000
+        if spec.output_rate and options.rate and options.rate != spec.output_rate:
+            self.result.warnings.append(
+                f"--rate {options.rate} overrides outputSamplingRate={spec.output_rate}"
+            )
+        stream_sid = "MZ" + secrets.token_hex(16)
+        metadata: dict[str, Any] = {
+            "callSid": call.call_id,
+            "sessionId": call.session_id,
+            "streamSid": stream_sid,
+            "from": call.from_number,
+            "to": call.to_number,
+            "direction": call.direction,
+        }
+        if spec.header_metadata is not None:
+            metadata["headers"] = spec.header_metadata
+        if spec.open_metadata is not None:
+            metadata["openMetadata"] = spec.open_metadata
+
+        async def on_open() -> None:
+            await self._status(spec, "stream-started", stream_sid)
+            if options.post_stream_started:
+                await self._voice_post("StreamStarted", "StreamStarted")
+
+        steps = options.steps if options.steps is not None else default_script(options.wavs)
+        leg = MediaLeg(
+            spec.url,
+            rate=rate,
+            playback_rate=spec.bidirectional_rate or rate,
+            track=options.track or spec.track or "inbound_track",
+            both_tracks_mix=options.both_tracks_mix,
+            subprotocols=options.subprotocols,
+            metadata=metadata,
+            send_metadata=options.send_metadata,
+            caller=CallerTrack(steps, rate),
+            jitter=options.jitter,
+            playout=options.playout,
+            max_seconds=options.max_call_seconds,
+            heard_wav=options.heard_wav,
+            on_open=on_open,
+        )
+        connect_started = time.monotonic()
+        media = self.result.media = await leg.run()
+        if media.error:
+            self.result.errors.append(f"media stream failed: {media.error}")
+            await self._status(spec, "stream-error", stream_sid, media.error)
+            return
+        await self._status(spec, "stream-stopped", stream_sid)
+        self._judge_media(media, connect_started)
+
+    def _judge_media(self, media: MediaLegResult, connect_started: float) -> None:
+        if media.first_audio_heard_ms is None:
+            self.result.errors.append("the caller never heard the agent (dead air)")
+        else:
+            offset = (connect_started - self._start) * 1000
+            self.result.first_audio_after_call_start_ms = round(
+                offset + media.first_audio_heard_ms, 1
+            )
+        if media.stale_audio_bytes:
+            self.result.errors.append(
+                f"{media.stale_audio_bytes} bytes of a killed reply arrived after killAudio"
+            )
+        if media.unheard_at_close_bytes:
+            ms = media.unheard_at_close_bytes / (media.playback_rate * 2) * 1000
+            self.result.warnings.append(
+                f"{ms:.0f} ms of audio was still queued when the socket closed and was never heard"
+            )
+        if media.stutters:
+            self.result.warnings.append(f"{media.stutters} playout gaps inside agent replies")
+        self.result.warnings += media.notes
+
+    # -- hangup, CDR and call record -----------------------------------------------------------
+
+    async def _hang_up(self) -> None:
+        if self._answered_monotonic is not None:
+            real = time.monotonic() - self._answered_monotonic
+            self.result.duration_seconds = math.ceil(real + self._simulated)
+        if not self.options.stream_url:
+            extra = {
+                "durationInSeconds": str(self.result.duration_seconds),
+                "isActive": "false",
+                "direction": self.call.direction,
+            }
+            await self._completed_post(extra)
+        await self._complete_with_api_double()
+        if self.options.call_record_url:
+            self.result.call_record = await self._fetch_call_record()
+
+    async def _completed_post(self, extra: dict[str, str]) -> None:
+        fields = voice_fields(self.call, self.options.dialect, "Completed", extra)
+        exchange = await post_fields(
+            "Completed", self.options.voice_url, fields, self.signer, self.options.http_timeout
+        )
+        self.result.exchanges.append(exchange)
+        if not exchange.ok:
+            reason = exchange.error or f"HTTP {exchange.status}"
+            self.result.errors.append(f"Completed webhook POST failed: {reason}")
+        elif exchange.body.strip():
+            answer = parse_voice_answer(exchange.body, exchange.content_type)
+            if answer.verbs:
+                self.result.warnings.append(
+                    "verbs answered to Completed would land on an ended call"
+                )
+
+    async def _register_with_api_double(self) -> None:
+        base = (self.options.sautikit_api_url or "").rstrip("/")
+        if not base:
+            return
+        status, body = await request_json("GET", f"{base}/_double/ping")
+        if status != 200 or not isinstance(body, dict) or body.get("double") != "sautikit":
+            return  # a real Sautikit API: never invent calls there
+        self._api = base
+        registration = {
+            "call_id": self.call.call_id,
+            "session_id": self.call.session_id,
+            "direction": self.call.direction,
+            "from": self.call.from_number,
+            "to": self.call.to_number,
+            "started_at": self.result.started_at,
+        }
+        status, body = await request_json("POST", f"{base}/_double/calls", registration)
+        self.result.api_double = {"url": base, "registered": status == 201}
+        if status != 201:
+            self.result.warnings.append(f"API double registration failed: {status} {body}")
+
+    async def _complete_with_api_double(self) -> None:
+        if not self._api or not (self.result.api_double or {}).get("registered"):
+            return
+        answered = self.result.answered_at is not None
+        completion = {
+            "duration_seconds": self.result.duration_seconds,
+            "answered_at": self.result.answered_at,
+            "status": "completed" if answered else "no_answer",
+            "dialled": self._dialled,
+        }
+        url = f"{self._api}/_double/calls/{self.call.call_id}/complete"
+        status, body = await request_json("POST", url, completion)
+        if status != 200:
+            self.result.warnings.append(f"API double completion failed: {status} {body}")
+
+    async def _fetch_call_record(self) -> dict[str, Any] | None:
+        base = (self.options.call_record_url or "").rstrip("/")
+        deadline = time.monotonic() + self.options.record_wait_seconds
+        ids = [self.call.call_id, self.call.session_id]
+        record: dict[str, Any] | None = None
+        while True:
+            for ident in ids:
+                status, body = await request_json("GET", f"{base}/calls/{ident}")
+                if status == 200 and isinstance(body, dict):
+                    record, ids = body, [ident]
+                    break
+            if record is None:
+                break  # the webhook created the record long ago: it is not coming
+            cdr = record.get("cdr") or {}
+            if cdr.get("cost_minor") is not None or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.5)
+        if record is None:
+            self.result.warnings.append(f"no call record at {base}/calls/{self.call.call_id}")
+        elif not (record.get("cdr") or {}).get("status"):
+            self.result.warnings.append("the call record has no CDR yet")
+        return record
+
+
+async def run_call(
+    options: CallOptions | None = None, call: CallIdentity | None = None
+) -> CallResult:
+    """Place one emulated Sautikit call and return what happened.
+
+    Args:
+        options: How to place the call (defaults match ``make call``).
+        call: Fixed identifiers; fresh UUID and ``HD_…`` ids when None.
+    """
+    return await CallRunner(options or CallOptions(), call).run()
