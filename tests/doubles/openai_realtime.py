@@ -2,20 +2,37 @@
 
 Usage::
 
-    script = Script(turns=[Turn("What time do you open?", Reply("We open at eight."))])
-    async with RealtimeDouble(script) as double:
-        url = f"{double.url}?model=gpt-realtime"   # connect with Authorization: Bearer <key>
+    call = FunctionCall("transfer_to_human", {"reason": "asked"}, follow_up=Reply("One moment."))
+    script = Script(
+        greeting=Reply("Karibu! How can I help?"),
+        turns=[
+            Turn("What time do you open?", Reply("We open at eight.")),
+            Turn("Can I talk to a person?", Reply("Sure.", function_call=call)),
+        ],
+    )
+    async with RealtimeDouble(script, pacing=Pacing(chunk_ms=120, speed=4.0)) as double:
+        url = f"{double.url}?model=gpt-realtime"  # with Authorization: Bearer <any key>
         ...
         session = await double.wait_for_session()
         await session.wait_for(lambda s: s.truncates, timeout=2)
 
+Script: the greeting answers a ``response.create`` before any caller turn (a sentence quoted
+in ``response.instructions`` is spoken instead); each :class:`Turn` is one caller turn in
+order (``said`` is the transcript the double reports, ``reply`` its answer); replies speak
+synthetic speech-like 24 kHz audio whose length follows the text unless PCM or a WAV is given.
+Any :class:`Responder`, or a bare ``respond(state, trigger) -> Reply`` function, can replace it.
+
+Faults, per session: :meth:`RealtimeSession.expire`, :meth:`~RealtimeSession.drop`,
+:meth:`~RealtimeSession.send_error`, :meth:`~RealtimeSession.rate_limit_next_response`,
+:meth:`~RealtimeSession.never_answer`, :meth:`~RealtimeSession.delay_first_audio`; use
+``on_session`` to apply them before ``session.created`` goes out.
+
 The upgrade is checked like the service does: path ``/v1/realtime`` with ``?model=``, and an
 ``Authorization: Bearer`` key (HTTP 401 otherwise, with the API's JSON error body). Sending the
 retired ``OpenAI-Beta`` header gets ``error`` ``beta_api_shape_disabled`` and close 4000.
-Each connection is a :class:`RealtimeSession` driving a sans-I/O
-:class:`~tests.doubles.realtime_protocol.RealtimeSessionProtocol`: one writer task per
-connection keeps server events in order, and pacing uses event-loop timers, so hundreds of
-sessions cost little. The protocol module documents what the double simplifies.
+Each connection is a :class:`RealtimeSession` around a sans-I/O
+:class:`~tests.doubles.realtime_protocol.RealtimeSessionProtocol` (whose docstring lists what
+the double simplifies); pacing runs on event-loop timers, so hundreds of sessions cost little.
 """
 
 from __future__ import annotations
@@ -39,9 +56,12 @@ from tests.doubles.realtime_script import (
     FunctionOutput,
     Reply,
     Responder,
+    RespondFunction,
     Script,
+    SessionState,
     Trigger,
     Turn,
+    as_responder,
 )
 from tests.doubles.realtime_session import Changes, RealtimeSession
 
@@ -54,7 +74,9 @@ __all__ = [
     "Rejection",
     "Reply",
     "Responder",
+    "RespondFunction",
     "Script",
+    "SessionState",
     "Trigger",
     "Turn",
 ]
@@ -73,7 +95,8 @@ class RealtimeDouble:
     """The Realtime API double: a WebSocket server on 127.0.0.1.
 
     Args:
-        script: The responder for every session (:class:`Script` by default).
+        script: A :class:`Script`, any :class:`Responder`, or a bare
+            ``respond(state, trigger) -> Reply`` function (``Script()`` by default).
         host: Interface to listen on.
         port: TCP port (0 picks a free one).
         api_key: Accept only this Bearer key (any non-empty key when ``None``).
@@ -86,7 +109,7 @@ class RealtimeDouble:
 
     def __init__(
         self,
-        script: Responder | None = None,
+        script: Responder | RespondFunction | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -96,7 +119,7 @@ class RealtimeDouble:
         record_audio: bool = False,
         on_session: Callable[[RealtimeSession], None] | None = None,
     ) -> None:
-        self.script: Responder = script if script is not None else Script()
+        self.script: Responder = as_responder(script) if script is not None else Script()
         self.host = host
         self.port = port
         self.api_key = api_key

@@ -9,6 +9,7 @@ which scripted function call produced a ``function_call`` item.
 from __future__ import annotations
 
 import base64
+import binascii
 import math
 import random
 import string
@@ -27,6 +28,7 @@ __all__ = [
     "client_item",
     "cut_transcript",
     "new_id",
+    "obfuscation",
     "server_event",
     "text_tokens",
     "transcription_events",
@@ -40,7 +42,17 @@ _random = random.Random()
 
 def new_id(prefix: str, length: int = 21) -> str:
     """A server-style id such as ``event_C9G5RJeJ2gF77mV7f2B1j``."""
-    return f"{prefix}_{''.join(_random.choices(_ALPHABET, k=length))}"
+    return f"{prefix}_{random_text(length)}"
+
+
+def random_text(length: int) -> str:
+    """Random letters and digits (ids, and the padding of streamed text deltas)."""
+    return "".join(_random.choices(_ALPHABET, k=length))
+
+
+def obfuscation(delta: str) -> str:
+    """Padding the service adds to text deltas so that their sizes leak nothing."""
+    return random_text(max(1, 16 - len(delta)))
 
 
 def server_event(kind: str, **fields: Any) -> dict[str, Any]:
@@ -221,7 +233,7 @@ def transcription_events(item: Item, model: str | None) -> list[dict[str, Any]]:
     usage["output_tokens"] = text
     events = []
     if transcript:
-        padding = new_id("x", max(1, 16 - len(transcript)))[2:]
+        padding = obfuscation(transcript)
         delta = server_event(_TRANSCRIPTION_DELTA, **ids, delta=transcript, obfuscation=padding)
         events.append(delta)
     events.append(server_event(_TRANSCRIPTION_COMPLETED, **ids, transcript=transcript, usage=usage))
@@ -235,6 +247,10 @@ def client_item(value: Any, input_format: str) -> Item:
             "invalid_type", "Invalid type for 'item': expected an object.", param="item"
         )
     kind, item_id = value.get("type"), value.get("id") or new_id("item")
+    if not isinstance(item_id, str):
+        raise RealtimeError(
+            "invalid_type", "Invalid type for 'item.id': expected a string.", param="item.id"
+        )
     if kind is None:
         raise missing_parameter("item.type")
     if kind == "function_call_output":
@@ -300,7 +316,13 @@ def client_item(value: Any, input_format: str) -> Item:
                 param=f"item.content[{index}].type",
             )
         if part_type == "input_audio":
-            audio = base64.b64decode(part.get("audio") or "")
+            try:
+                audio = base64.b64decode(part.get("audio") or "", validate=True)
+            except (binascii.Error, ValueError, TypeError):
+                message = "Invalid 'audio': expected base64-encoded audio."
+                raise RealtimeError(
+                    "invalid_value", message, param=f"item.content[{index}].audio"
+                ) from None
             audio_ms += len(audio) / bytes_per_ms(input_format)
             content.append({"type": "input_audio", "transcript": part.get("transcript")})
         else:

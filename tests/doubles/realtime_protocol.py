@@ -166,6 +166,9 @@ class RealtimeSessionProtocol:
         try:
             if kind is None:
                 raise RealtimeError("invalid_event", "The 'type' field is missing.")
+            if not isinstance(kind, str):
+                message = "Invalid type for 'type': expected a string."
+                raise RealtimeError("invalid_type", message, param="type")
             if kind not in self._handlers:
                 supported = ", ".join(f"'{name}'" for name in self._handlers)
                 message = f"Invalid value: '{kind}'. Supported values are: {supported}."
@@ -257,6 +260,9 @@ class RealtimeSessionProtocol:
             message = f"Item with id '{item.id}' already exists."
             raise RealtimeError("invalid_value", message, param="item.id")
         previous_item_id = event.get("previous_item_id")
+        if previous_item_id is not None and not isinstance(previous_item_id, str):
+            message = "Invalid type for 'previous_item_id': expected a string."
+            raise RealtimeError("invalid_type", message, param="previous_item_id")
         if previous_item_id not in (None, "root") and self.items.get(previous_item_id) is None:
             message = f"Previous item with id '{previous_item_id}' not found."
             raise RealtimeError("invalid_value", message, param="previous_item_id")

@@ -26,6 +26,7 @@ from tests.doubles.realtime_conversation import (
     Item,
     TokenCount,
     new_id,
+    obfuscation,
     server_event,
     text_tokens,
 )
@@ -342,9 +343,7 @@ class ResponseStream:
         )
 
     def _delta(self, kind: str, part: _OpenPart, token: str) -> Event:
-        # The service pads text deltas with random "obfuscation" so their sizes leak nothing.
-        padding = new_id("x", max(1, 16 - len(token)))[2:]
-        return self._part_ids(kind, part, delta=token, obfuscation=padding)
+        return self._part_ids(kind, part, delta=token, obfuscation=obfuscation(token))
 
     def _part_event(self, kind: str, part: _OpenPart, text: str = "") -> Event:
         audio = part.kind == "audio"

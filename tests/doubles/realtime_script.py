@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -38,6 +38,7 @@ __all__ = [
     "SessionState",
     "Trigger",
     "Turn",
+    "as_responder",
 ]
 
 TriggerKind = Literal["greeting", "user_audio", "user_text", "function_output", "idle_timeout"]
@@ -170,6 +171,30 @@ class Responder(Protocol):
     def transcribe(self, state: SessionState, turn_index: int) -> str: ...
 
     def respond(self, state: SessionState, trigger: Trigger) -> Reply: ...
+
+
+RespondFunction = Callable[[SessionState, Trigger], Reply]
+
+
+@dataclass(frozen=True)
+class _FunctionResponder:
+    respond_with: RespondFunction
+
+    def transcribe(self, state: SessionState, turn_index: int) -> str:
+        return ""
+
+    def respond(self, state: SessionState, trigger: Trigger) -> Reply:
+        return self.respond_with(state, trigger)
+
+
+def as_responder(value: Responder | RespondFunction) -> Responder:
+    """Accept a responder, or a bare ``respond(state, trigger) -> Reply`` function.
+
+    A bare function has nothing to say about what the caller said: transcripts are "".
+    """
+    if hasattr(value, "respond") and hasattr(value, "transcribe"):
+        return value  # type: ignore[return-value]
+    return _FunctionResponder(value)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

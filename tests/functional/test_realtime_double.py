@@ -27,6 +27,8 @@ from tests.doubles.openai_realtime import (
     RealtimeDouble,
     Reply,
     Script,
+    SessionState,
+    Trigger,
     Turn,
 )
 from tests.doubles.realtime_audio import (
@@ -95,7 +97,7 @@ async def open_client(
 
 
 @asynccontextmanager
-async def running(script: Script | None = None, **kwargs: Any) -> AsyncIterator[RealtimeDouble]:
+async def running(script: Any = None, **kwargs: Any) -> AsyncIterator[RealtimeDouble]:
     kwargs.setdefault("pacing", FAST)
     async with asyncio.timeout(4 * WAIT), RealtimeDouble(script or SCRIPT, **kwargs) as double:
         yield double
@@ -620,6 +622,85 @@ async def test_idle_timeout_reprompts_after_silence() -> None:
     assert timeout["audio_end_ms"] - timeout["audio_start_ms"] == pytest.approx(5000, abs=100)
     assert events[-1]["response"]["output"][0]["content"][0]["transcript"] == "Are you still there?"
     assert double.sessions[0].responses[-1].trigger.kind == "idle_timeout"
+
+
+async def test_a_plain_function_can_be_the_responder() -> None:
+    answers = ["We are on Moi Avenue.", "We open at eight."]
+
+    def respond(state: SessionState, trigger: Trigger) -> Reply:
+        if trigger.kind == "greeting":
+            return Reply("Karibu!")
+        return Reply(answers[(state.caller_turns - 1) % len(answers)])
+
+    async with running(respond) as double, open_client(double) as client:
+        await client.send("response.create")
+        greeting = await client.until("response.done")
+        await client.send_audio(caller_turn("anything"))
+        answer = await client.until("response.done")
+    assert greeting[-1]["response"]["output"][0]["content"][0]["transcript"] == "Karibu!"
+    assert answer[-1]["response"]["output"][0]["content"][0]["transcript"] == answers[0]
+    assert double.sessions[0].responses[1].trigger.turn_index == 0
+
+
+MALFORMED = [
+    "not json",
+    "[1, 2]",
+    {"event_id": "evt_x"},
+    {"type": 5},
+    {"type": "transcription_session.update", "session": {}},
+    {"type": "output_audio_buffer.clear"},
+    {"type": "input_audio_buffer.append", "audio": "!!!"},
+    {"type": "input_audio_buffer.append", "audio": 5},
+    {"type": "conversation.item.create"},
+    {"type": "conversation.item.create", "item": "hello"},
+    {
+        "type": "conversation.item.create",
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_audio", "audio": "%%"}],
+        },
+    },
+    {
+        "type": "conversation.item.create",
+        "item": {"type": "message", "role": "user", "content": "hi"},
+    },
+    {"type": "conversation.item.create", "item": {"id": ["x"], "type": "message", "role": "user"}},
+    {
+        "type": "conversation.item.create",
+        "previous_item_id": ["x"],
+        "item": {"type": "message", "role": "user", "content": []},
+    },
+    {"type": "conversation.item.truncate"},
+    {"type": "conversation.item.delete", "item_id": ["x"]},
+    {"type": "conversation.item.retrieve", "item_id": "item_missing"},
+    {"type": "response.create", "response": "now"},
+    {"type": "response.create", "response": {"modalities": ["audio"]}},
+    {"type": "response.create", "response": {"conversation": "elsewhere"}},
+    {
+        "type": "session.update",
+        "session": {"type": "realtime", "audio": {"input": {"format": "pcm16"}}},
+    },
+    {
+        "type": "session.update",
+        "session": {"type": "realtime", "output_modalities": ["audio", "text"]},
+    },
+    {"type": "session.update", "session": {"type": "realtime", "max_output_tokens": 5000}},
+]
+
+
+async def test_malformed_client_events_get_errors_and_the_session_survives() -> None:
+    async with running() as double, open_client(double) as client:
+        for event in MALFORMED:
+            await client.ws.send(event if isinstance(event, str) else json.dumps(event))
+            reply = await client.recv()
+            assert reply["type"] == "error", event
+            assert reply["error"]["type"] == "invalid_request_error" and reply["error"]["message"]
+        await client.ws.send(b"binary")
+        assert (await client.recv())["type"] == "error"
+        await client.send("response.create")
+        assert (await client.until("response.done"))[-1]["response"]["status"] == "completed"
+    assert double.sessions[0].responses[0].status == "completed"
 
 
 # -- Faults --------------------------------------------------------------------------------
