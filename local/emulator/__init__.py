@@ -9,8 +9,9 @@ the variant is an option and the default is named in each module.
 from __future__ import annotations
 
 from local.emulator.answer import StreamSpec, Verb, VoiceAnswer, parse_voice_answer
-from local.emulator.call import CallOptions, CallResult, CallRunner, run_call
+from local.emulator.call import CallResult, CallRunner, run_call
 from local.emulator.media_leg import DRACHTIO, JAMBONZ, MediaLeg, MediaLegResult
+from local.emulator.options import CallOptions
 from local.emulator.pacing import JitterConfig, SendSchedule
 from local.emulator.playout import PlayoutBuffer, PlayoutConfig
 from local.emulator.script import CallerTrack, default_script, parse_script

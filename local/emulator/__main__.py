@@ -8,8 +8,9 @@ import json
 import sys
 from pathlib import Path
 
-from local.emulator.call import CallOptions, default_voice_url, run_call
+from local.emulator.call import run_call
 from local.emulator.media_leg import DRACHTIO, JAMBONZ
+from local.emulator.options import CallOptions, default_voice_url
 from local.emulator.pacing import JitterConfig
 from local.emulator.playout import PlayoutConfig
 from local.emulator.report import format_summary

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import secrets
 import time
 from collections import deque
@@ -22,70 +21,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 from local.emulator.answer import StreamSpec, Verb, VoiceAnswer, parse_voice_answer
-from local.emulator.media_leg import DRACHTIO, MediaLeg, MediaLegResult
-from local.emulator.pacing import JitterConfig
-from local.emulator.playout import PlayoutConfig
-from local.emulator.script import CallerTrack, Step, default_script
+from local.emulator.media_leg import MediaLeg, MediaLegResult
+from local.emulator.options import CallOptions
+from local.emulator.records import (
+    complete_with_api_double,
+    fetch_call_record,
+    register_with_api_double,
+)
+from local.emulator.script import CallerTrack, default_script
 from local.emulator.status import status_fields
 from local.emulator.webhook import (
     CallIdentity,
     HttpExchange,
     Signer,
     post_fields,
-    request_json,
     voice_fields,
 )
 
 MAX_DOCUMENTS = 10  # webhook round trips per call before the emulator calls it a loop
 ALL_STATUS_EVENTS = ("stream-started", "stream-stopped", "stream-error")
-
-
-def default_voice_url() -> str:
-    """``VOICE_URL``, else the local gateway on ``GATEWAY_PORT`` (default 3000)."""
-    port = os.environ.get("GATEWAY_PORT", "3000")
-    return os.environ.get("VOICE_URL") or f"http://127.0.0.1:{port}/voice"
-
-
-def _env(name: str) -> str | None:
-    return os.environ.get(name) or None
-
-
-@dataclass
-class CallOptions:
-    """How to place the call; defaults match ``make call`` against ``make run``."""
-
-    voice_url: str = field(default_factory=default_voice_url)
-    from_number: str = "+254712345678"
-    to_number: str = field(default_factory=lambda: _env("DEMO_NUMBER") or "+254700000100")
-    dialect: str = "both"
-    encoding: str = "form"
-    initial_state: str | None = None
-    webhook_secret: str | None = field(default_factory=lambda: _env("SAUTIKIT_WEBHOOK_SECRET"))
-    signature_scheme: str = "v1"
-    stream_url: str | None = None  # connect straight to a media server, no webhook
-    rate: int | None = None  # overrides outputSamplingRate
-    track: str | None = None  # overrides the Stream track
-    both_tracks_mix: str = "stereo"
-    subprotocols: tuple[str, ...] = (DRACHTIO,)
-    send_metadata: bool = True
-    steps: list[Step] | None = None
-    wavs: list[str] = field(default_factory=list)
-    jitter: JitterConfig = field(default_factory=JitterConfig)
-    playout: PlayoutConfig = field(default_factory=PlayoutConfig)
-    max_call_seconds: float = 120.0
-    heard_wav: str | None = None
-    status_dialect: str = "telnyx"
-    status_encoding: str = "form"
-    restream_post: bool = True
-    post_stream_started: bool = False
-    dial_outcome: str = "answered"  # answered | no-answer | busy
-    dial_answer_seconds: float = 5.0
-    dead_air_hangup_seconds: float = 5.0
-    realtime_verbs: bool = False
-    sautikit_api_url: str | None = field(default_factory=lambda: _env("SAUTIKIT_API_URL"))
-    call_record_url: str | None = None
-    record_wait_seconds: float = 8.0
-    http_timeout: float = 10.0
 
 
 @dataclass
@@ -335,7 +289,12 @@ class CallRunner:
         async def on_open() -> None:
             await self._status(spec, "stream-started", stream_sid)
             if options.post_stream_started:
-                await self._voice_post("StreamStarted", "StreamStarted")
+                answer = await self._voice_post("StreamStarted", "StreamStarted")
+                if answer is not None and answer.verbs:
+                    self.result.warnings.append(
+                        "the answer to StreamStarted has verbs; on Sautikit a second <Stream>"
+                        " re-forks and errors (answer an empty <Response/>)"
+                    )
 
         steps = options.steps if options.steps is not None else default_script(options.wavs)
         leg = MediaLeg(
@@ -399,7 +358,11 @@ class CallRunner:
             await self._completed_post(extra)
         await self._complete_with_api_double()
         if self.options.call_record_url:
-            self.result.call_record = await self._fetch_call_record()
+            record, warnings = await fetch_call_record(
+                self.options.call_record_url, self.call, self.options.record_wait_seconds
+            )
+            self.result.call_record = record
+            self.result.warnings += warnings
 
     async def _completed_post(self, extra: dict[str, str]) -> None:
         fields = voice_fields(self.call, self.options.dialect, "Completed", extra)
@@ -418,63 +381,25 @@ class CallRunner:
                 )
 
     async def _register_with_api_double(self) -> None:
-        base = (self.options.sautikit_api_url or "").rstrip("/")
-        if not base:
-            return
-        status, body = await request_json("GET", f"{base}/_double/ping")
-        if status != 200 or not isinstance(body, dict) or body.get("double") != "sautikit":
-            return  # a real Sautikit API: never invent calls there
-        self._api = base
-        registration = {
-            "call_id": self.call.call_id,
-            "session_id": self.call.session_id,
-            "direction": self.call.direction,
-            "from": self.call.from_number,
-            "to": self.call.to_number,
-            "started_at": self.result.started_at,
-        }
-        status, body = await request_json("POST", f"{base}/_double/calls", registration)
-        self.result.api_double = {"url": base, "registered": status == 201}
-        if status != 201:
-            self.result.warnings.append(f"API double registration failed: {status} {body}")
+        self._api, warning = await register_with_api_double(
+            self.options.sautikit_api_url, self.call, self.result.started_at
+        )
+        if self._api or warning:
+            self.result.api_double = {"url": self._api, "registered": self._api is not None}
+        if warning:
+            self.result.warnings.append(warning)
 
     async def _complete_with_api_double(self) -> None:
-        if not self._api or not (self.result.api_double or {}).get("registered"):
-            return
-        answered = self.result.answered_at is not None
-        completion = {
-            "duration_seconds": self.result.duration_seconds,
-            "answered_at": self.result.answered_at,
-            "status": "completed" if answered else "no_answer",
-            "dialled": self._dialled,
-        }
-        url = f"{self._api}/_double/calls/{self.call.call_id}/complete"
-        status, body = await request_json("POST", url, completion)
-        if status != 200:
-            self.result.warnings.append(f"API double completion failed: {status} {body}")
-
-    async def _fetch_call_record(self) -> dict[str, Any] | None:
-        base = (self.options.call_record_url or "").rstrip("/")
-        deadline = time.monotonic() + self.options.record_wait_seconds
-        ids = [self.call.call_id, self.call.session_id]
-        record: dict[str, Any] | None = None
-        while True:
-            for ident in ids:
-                status, body = await request_json("GET", f"{base}/calls/{ident}")
-                if status == 200 and isinstance(body, dict):
-                    record, ids = body, [ident]
-                    break
-            if record is None:
-                break  # the webhook created the record long ago: it is not coming
-            cdr = record.get("cdr") or {}
-            if cdr.get("cost_minor") is not None or time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(0.5)
-        if record is None:
-            self.result.warnings.append(f"no call record at {base}/calls/{self.call.call_id}")
-        elif not (record.get("cdr") or {}).get("status"):
-            self.result.warnings.append("the call record has no CDR yet")
-        return record
+        if self._api:
+            warning = await complete_with_api_double(
+                self._api,
+                self.call,
+                self.result.duration_seconds,
+                self.result.answered_at,
+                self._dialled,
+            )
+            if warning:
+                self.result.warnings.append(warning)
 
 
 async def run_call(

@@ -22,13 +22,11 @@ def _record_lines(record: dict[str, Any]) -> list[str]:
             lines.append(f"    [{stamp}] {turn.get('role', '?')}: {turn.get('text', '')}")
     for key in ("handoff", "metrics", "cdr"):
         value = record.get(key)
-        if value:
-            pairs = (
-                ", ".join(f"{k}={v}" for k, v in value.items())
-                if isinstance(value, dict)
-                else value
-            )
-            lines.append(f"  {key}: {pairs}")
+        if isinstance(value, dict) and value:
+            scalars = {k: v for k, v in value.items() if not isinstance(v, dict | list)}
+            lines.append(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in scalars.items()))
+        elif value:
+            lines.append(f"  {key}: {value}")
     return lines
 
 

@@ -28,8 +28,9 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
 
 from local.emulator.answer import parse_voice_answer
-from local.emulator.call import CallOptions, run_call
+from local.emulator.call import run_call
 from local.emulator.media_leg import DRACHTIO, JAMBONZ, MediaLeg
+from local.emulator.options import CallOptions
 from local.emulator.pacing import JitterConfig, SendSchedule
 from local.emulator.playout import PlayoutBuffer, PlayoutConfig
 from local.emulator.report import format_summary

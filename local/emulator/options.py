@@ -1,0 +1,59 @@
+"""Options of one emulated call, with defaults that match ``make call`` against ``make run``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from local.emulator.media_leg import DRACHTIO
+from local.emulator.pacing import JitterConfig
+from local.emulator.playout import PlayoutConfig
+from local.emulator.script import Step
+
+
+def default_voice_url() -> str:
+    """``VOICE_URL``, else the local gateway on ``GATEWAY_PORT`` (default 3000)."""
+    port = os.environ.get("GATEWAY_PORT", "3000")
+    return os.environ.get("VOICE_URL") or f"http://127.0.0.1:{port}/voice"
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+@dataclass
+class CallOptions:
+    """How to place the call; defaults match ``make call`` against ``make run``."""
+
+    voice_url: str = field(default_factory=default_voice_url)
+    from_number: str = "+254712345678"
+    to_number: str = field(default_factory=lambda: _env("DEMO_NUMBER") or "+254700000100")
+    dialect: str = "both"
+    encoding: str = "form"
+    initial_state: str | None = None
+    webhook_secret: str | None = field(default_factory=lambda: _env("SAUTIKIT_WEBHOOK_SECRET"))
+    signature_scheme: str = "v1"
+    stream_url: str | None = None  # connect straight to a media server, no webhook
+    rate: int | None = None  # overrides outputSamplingRate
+    track: str | None = None  # overrides the Stream track
+    both_tracks_mix: str = "stereo"
+    subprotocols: tuple[str, ...] = (DRACHTIO,)
+    send_metadata: bool = True
+    steps: list[Step] | None = None
+    wavs: list[str] = field(default_factory=list)
+    jitter: JitterConfig = field(default_factory=JitterConfig)
+    playout: PlayoutConfig = field(default_factory=PlayoutConfig)
+    max_call_seconds: float = 120.0
+    heard_wav: str | None = None
+    status_dialect: str = "telnyx"
+    status_encoding: str = "form"
+    restream_post: bool = True
+    post_stream_started: bool = False
+    dial_outcome: str = "answered"  # answered | no-answer | busy
+    dial_answer_seconds: float = 5.0
+    dead_air_hangup_seconds: float = 5.0
+    realtime_verbs: bool = False
+    sautikit_api_url: str | None = field(default_factory=lambda: _env("SAUTIKIT_API_URL"))
+    call_record_url: str | None = None
+    record_wait_seconds: float = 8.0
+    http_timeout: float = 10.0
