@@ -20,6 +20,8 @@ def frame_timing_errors(
     gap_ms: float = 1000.0,
     breaks: Sequence[float] = (),
     window: tuple[float, float] | None = None,
+    skip_frames: int = 0,
+    first_frames: int | None = None,
 ) -> list[float]:
     """How late each received frame came against its real-time slot, as the receiver sees it.
 
@@ -37,9 +39,14 @@ def frame_timing_errors(
         gap_ms: A silence longer than this starts a new timeline (a new reply).
         breaks: Times after which a new timeline starts (killAudio received).
         window: Only frames arriving within ``[start, end)`` are reported.
+        skip_frames: Frames at the start of each timeline left out of the result (they still
+            set the reference): a reply's first frames can wait for the model's second delta,
+            which is the model's delivery, not the sender's pacing.
+        first_frames: Report only frames before this index of each timeline (with
+            ``skip_frames=0``: the reply starts that `skip_frames` leaves out).
 
     Returns:
-        Error in milliseconds of every frame in the window, in arrival order.
+        Error in milliseconds of every reported frame, in arrival order.
     """
     frame_s = frame_ms / 1000
     lead_s = lead_ms / 1000
@@ -52,7 +59,7 @@ def frame_timing_errors(
         if not timeline:
             return
         reference = min(offset for _, offset in timeline)
-        for arrival, offset in timeline:
+        for arrival, offset in timeline[skip_frames:first_frames]:
             if window is None or window[0] <= arrival < window[1]:
                 errors.append((offset - reference) * 1000)
         timeline.clear()

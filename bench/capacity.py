@@ -24,181 +24,260 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import analysis
 from bench.harness import (
+    NODE_NICE,
     BenchAws,
-    BenchResponder,
-    ModelTap,
+    DoubleProcess,
     NodeProcess,
+    core_busy_seconds,
     pin_to,
     proc_cpu_seconds,
+    proc_rss_mb,
 )
 from bench.loadgen import CallerAudio, LegSpec, LoadGenerator
+from bench.node_probe import histogram_summary
 from bench.report import format_table
 from bench.stats import summarize
 
 P99_BUDGET_MS = 5.0
 GENERATOR_BUSY_LIMIT = 0.85
 """Above this share of core 1, the generator side may be what limits the step."""
+SKIP = 6
+"""Frames at the start of each reply left out of the timing error: with the default lead
+(60 ms) and the double's pacing (a 120 ms delta every 30 ms), frames 4 and 5 can be due before
+the model's second delta has arrived, which is delivery, not pacing. Reported separately."""
 
 
-async def _wait_for_sessions(tap: ModelTap, count: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while len(tap.sessions) < count:
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.002)
-    return True
+@dataclass
+class Target:
+    """What the sweep runs against: our node (started per step) or a server already running.
+
+    Attributes:
+        stream_url: A foreign server's stream URL (``{n}`` is replaced by the leg number); None
+            to start ``python -m media_node`` for every step.
+        urls: Pre-minted stream URLs for a foreign server, one per leg (used before stream_url).
+        metadata: Extra fields for every leg's metadata frame.
+        server_pid: The foreign server's process id, for its CPU and memory.
+    """
+
+    stream_url: str | None = None
+    urls: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    server_pid: int | None = None
+
+    @property
+    def foreign(self) -> bool:
+        """Whether the server under test is not started by the benchmark."""
+        return bool(self.stream_url or self.urls)
+
+    def specs(self, n: int) -> list[LegSpec]:
+        """N legs for a foreign server."""
+        if self.urls and len(self.urls) < n:
+            raise ValueError(f"{n} legs need {n} URLs, the URL file has {len(self.urls)}")
+        urls = self.urls[:n] or [str(self.stream_url).replace("{n}", str(i)) for i in range(n)]
+        return [LegSpec(url, dict(self.metadata)) for url in urls]
+
+
+class _Process:
+    """CPU and memory readings of a process that is not ours to start or stop."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def cpu_seconds(self) -> float:
+        return proc_cpu_seconds(self.pid)
+
+    def rss_mb(self) -> float:
+        return proc_rss_mb(self.pid)
 
 
 async def run_step(
     n: int,
     *,
+    target: Target,
     aws: BenchAws | None,
-    model_url: str,
-    tap: ModelTap | None,
+    double: DoubleProcess,
     node_cpu: int | None,
     window_s: float,
     settle_s: float,
     lead_ms: float,
     logs: Path,
-    stream_url: str | None = None,
-    specs: list[LegSpec] | None = None,
+    helpers: list[Any],
 ) -> dict[str, Any]:
-    """One step of the sweep: N calls against a fresh node (or against `stream_url`)."""
+    """One step of the sweep: N concurrent calls, measured over `window_s` seconds."""
     node: NodeProcess | None = None
+    server: NodeProcess | _Process | None = None
     call_ids: list[str] = []
-    if stream_url is None:
+    await double.reset()
+    if target.foreign:
+        specs = target.specs(n)
+        server = _Process(target.server_pid) if target.server_pid else None
+    else:
         assert aws is not None
-        node = NodeProcess(aws, model_url, cpu=node_cpu, max_calls=n + 50)
-        node.start(logs / f"media-node-{n}.log")
-        await asyncio.sleep(1.0)
-        rss_idle = node.rss_mb()
+        node = NodeProcess(aws, double.url, cpu=node_cpu, max_calls=n + 50)
+        await asyncio.to_thread(node.start, logs / f"media-node-{n}.log")
+        server = node
         specs = []
         for _ in range(n):
-            call_id, spec = aws.new_call(node.media_url)
+            call_id, spec = await asyncio.to_thread(aws.new_call, node.media_url)
             call_ids.append(call_id)
             specs.append(spec)
-    else:
-        rss_idle = None
-        assert specs is not None
+    await asyncio.sleep(1.0)
+    rss_idle = server.rss_mb() if server else None
     loop = asyncio.get_running_loop()
     generator = LoadGenerator(CallerAudio(speech_s=1.2, pause_s=5.0))
-    base = len(tap.sessions) if tap else 0
-    mapped = tap is not None
+    mapped = True
     ramp_started = loop.time()
-    for index, spec in enumerate(specs[:n]):
+    for index, spec in enumerate(specs):
         leg = await generator.open_leg(spec)
-        if leg.error:
-            continue
-        if tap is not None and mapped:
-            mapped = await _wait_for_sessions(tap, base + index + 1, timeout=5.0)
+        if leg.error is None and mapped:
+            # Waiting for the leg's model session keeps legs and sessions in the same order.
+            mapped = await double.wait_sessions(index + 1, limit_s=5.0)
     ramp_s = loop.time() - ramp_started
     await asyncio.sleep(settle_s)
 
     generator.record_lag = True
     start = loop.time()
-    node_cpu0 = node.cpu_seconds() if node else None
-    gen_cpu0 = proc_cpu_seconds()
+    if node is not None:
+        node.probe_reset()
+    server_cpu0 = server.cpu_seconds() if server else None
+    helper_cpu0 = sum(helper() for helper in helpers)
+    cores0 = core_busy_seconds()
     rss: list[float] = []
     while loop.time() - start < window_s:
         await asyncio.sleep(min(1.0, window_s - (loop.time() - start)))
-        if node:
-            rss.append(node.rss_mb())
+        if server:
+            rss.append(server.rss_mb())
     end = loop.time()
-    node_cpu_s = node.cpu_seconds() - node_cpu0 if node and node_cpu0 is not None else None
-    gen_cpu_s = proc_cpu_seconds() - gen_cpu0
+    server_cpu_s = (
+        server.cpu_seconds() - server_cpu0 if server and server_cpu0 is not None else None
+    )
+    helper_cpu_s = sum(helper() for helper in helpers) - helper_cpu0
+    cores1 = core_busy_seconds()
+    core_busy = {
+        core: round((cores1[core] - cores0.get(core, 0.0)) / max(1e-9, loop.time() - start), 3)
+        for core in cores1
+    }
+    pacing = await node.probe_histogram() if node is not None else None
     generator.record_lag = False
     open_at_end = generator.open_legs()
     await generator.stop()
 
     records: list[dict[str, Any]] = []
     if aws is not None and call_ids:
-        deadline = time.monotonic() + 20
-        pending = list(call_ids)
-        while pending and time.monotonic() < deadline:
-            found = await asyncio.to_thread(lambda: [(c, aws.metrics_of(c)) for c in pending])
-            records += [m for _, m in found if m]
-            pending = [c for c, m in found if not m]
-            if pending:
-                await asyncio.sleep(0.5)
+        records = await _collect_records(aws, call_ids)
     exit_code = await node.stop() if node else None
+    taps = await double.taps(logs / f"model-taps-{n}.json") if mapped else None
     return _analyse(
         n=n,
         generator=generator,
-        tap=tap if mapped else None,
-        base=base,
+        taps=taps,
         window=(start, end),
         lead_ms=lead_ms,
-        node_cpu_s=node_cpu_s,
-        gen_cpu_s=gen_cpu_s,
+        server_cpu_s=server_cpu_s,
+        helper_cpu_s=helper_cpu_s,
         rss_idle=rss_idle,
         rss=rss,
         records=records,
+        pacing=pacing,
+        expect_records=not target.foreign,
         extra={
             "ramp_s": round(ramp_s, 1),
             "legs_open_at_end": open_at_end,
             "node_exit_code": exit_code,
             "records_found": len(records),
+            "core_busy_share": core_busy,
+            "node_core": node_cpu,
         },
     )
+
+
+async def _collect_records(aws: BenchAws, call_ids: list[str]) -> list[dict[str, Any]]:
+    """The metrics of every call, waiting up to 20 s for the node to write them."""
+    records: list[dict[str, Any]] = []
+    pending = list(call_ids)
+    deadline = time.monotonic() + 20
+    while pending and time.monotonic() < deadline:
+        found = await asyncio.to_thread(_metrics_of, aws, list(pending))
+        records += [metrics for _, metrics in found if metrics]
+        pending = [call_id for call_id, metrics in found if not metrics]
+        if pending:
+            await asyncio.sleep(0.5)
+    return records
+
+
+def _metrics_of(aws: BenchAws, call_ids: list[str]) -> list[tuple[str, dict[str, Any] | None]]:
+    return [(call_id, aws.metrics_of(call_id)) for call_id in call_ids]
 
 
 def _analyse(
     *,
     n: int,
     generator: LoadGenerator,
-    tap: ModelTap | None,
-    base: int,
+    taps: list[dict[str, Any]] | None,
     window: tuple[float, float],
     lead_ms: float,
-    node_cpu_s: float | None,
-    gen_cpu_s: float,
+    server_cpu_s: float | None,
+    helper_cpu_s: float,
     rss_idle: float | None,
     rss: list[float],
     records: list[dict[str, Any]],
+    pacing: dict[str, Any] | None,
+    expect_records: bool,
     extra: dict[str, Any],
 ) -> dict[str, Any]:
     window_s = window[1] - window[0]
     errors: list[float] = []
+    startup: list[float] = []
     hops: list[float] = []
     connected = [leg for leg in generator.legs if leg.error is None]
-    for index, leg in enumerate(generator.legs):
-        if leg.error is not None:
-            continue
-        errors += analysis.frame_timing_errors(
-            leg.arrivals, lead_ms=lead_ms, breaks=leg.kills, window=window
+    for index, leg in enumerate(connected):
+        steady = analysis.frame_timing_errors(
+            leg.arrivals, lead_ms=lead_ms, breaks=leg.kills, window=window, skip_frames=SKIP
         )
-        if tap is not None and base + index < len(tap.sessions):
-            hops += analysis.hop_latencies(leg.sends, tap.sessions[base + index].appends, window)
+        errors += steady
+        startup += analysis.frame_timing_errors(
+            leg.arrivals, lead_ms=lead_ms, breaks=leg.kills, window=window, first_frames=SKIP
+        )
+        if taps is not None and index < len(taps):
+            hops += analysis.hop_latencies(leg.sends, taps[index]["appends"], window)
     sent = sum(len(leg.sends) for leg in connected)
     received = sum(len(leg.arrivals) for leg in connected)
     frames_in = sum(int(r.get("frames_in") or 0) for r in records)
     released = sum(int(r.get("frames_released") or 0) for r in records)
-    complete = len(records) == len(connected) and bool(records)
+    complete = bool(records) and len(records) == len(connected)
     inbound_lost = max(0, sent - frames_in) if complete else None
     outbound_lost = max(0, released - received) if complete else None
     timing = summarize(errors)
+    pacer_timing = histogram_summary(pacing) if pacing else None
     lag = summarize([x * 1000 for x in generator.tick_lag])
-    gen_busy = gen_cpu_s / window_s if window_s else None
+    generator_cpu_s = extra.pop("generator_cpu_s", None)
+    side_busy = helper_cpu_s / window_s if window_s else None
+    median_rss = sorted(rss)[len(rss) // 2] if rss else None
     result: dict[str, Any] = {
         "calls": n,
         "connected": len(connected),
         "connect_errors": sorted({leg.error for leg in generator.legs if leg.error})[:3],
         "window_s": round(window_s, 1),
-        "node_cpu_core_share": None if node_cpu_s is None else round(node_cpu_s / window_s, 3),
+        "node_cpu_core_share": None if server_cpu_s is None else round(server_cpu_s / window_s, 3),
         "cpu_per_call_pct": None
-        if node_cpu_s is None
-        else round(100 * node_cpu_s / window_s / max(1, len(connected)), 3),
+        if server_cpu_s is None
+        else round(100 * server_cpu_s / window_s / max(1, len(connected)), 3),
         "rss_idle_mb": None if rss_idle is None else round(rss_idle, 1),
-        "rss_mb": round(sorted(rss)[len(rss) // 2], 1) if rss else None,
+        "rss_mb": None if median_rss is None else round(median_rss, 1),
         "mem_per_call_kb": None
-        if rss_idle is None or not rss
-        else round((sorted(rss)[len(rss) // 2] - rss_idle) * 1024 / max(1, len(connected)), 1),
-        "frame_timing_error_ms": timing,
+        if rss_idle is None or median_rss is None
+        else round((median_rss - rss_idle) * 1024 / max(1, len(connected)), 1),
+        "frame_timing_error_ms": pacer_timing or timing,
+        "frame_timing_error_source": "node pacer" if pacer_timing else "caller side",
+        "pacer_timing_error_ms": pacer_timing,
+        "caller_frame_timing_error_ms": timing,
+        "caller_reply_start_timing_error_ms": summarize(startup),
         "hop_latency_ms": summarize(hops),
         "frames_sent": sent,
         "frames_received": received,
@@ -213,20 +292,27 @@ def _analyse(
         ),
         "barge_ins": sum(int(r.get("barge_ins") or 0) for r in records) if records else None,
         "generator_clock_lag_ms": lag,
-        "generator_core_share": None if gen_busy is None else round(gen_busy, 3),
+        "generator_core_share": None if side_busy is None else round(side_busy, 3),
+        "generator_cpu_s": generator_cpu_s,
         **extra,
     }
-    p99 = timing["p99"]
+    node_core = extra.get("node_core")
+    busy = extra.get("core_busy_share", {})
+    if node_core is not None and node_core in busy and result["node_cpu_core_share"] is not None:
+        result["node_core_other_load"] = round(
+            max(0.0, busy[node_core] - result["node_cpu_core_share"]), 3
+        )
+    p99 = result["frame_timing_error_ms"]["p99"]
     lost = (inbound_lost or 0) + (outbound_lost or 0)
     result["passed"] = (
         p99 is not None
         and p99 <= P99_BUDGET_MS
         and len(connected) == n
         and extra.get("legs_open_at_end") == n
-        and (complete or not records)
+        and (complete or not expect_records)
         and lost == 0
     )
-    result["generator_saturated"] = gen_busy is not None and gen_busy > GENERATOR_BUSY_LIMIT
+    result["generator_saturated"] = side_busy is not None and side_busy > GENERATOR_BUSY_LIMIT
     return result
 
 
@@ -237,52 +323,53 @@ async def sweep(
     settle_s: float,
     logs: Path,
     lead_ms: float = 60.0,
-    stream_url: str | None = None,
-    foreign_specs: list[LegSpec] | None = None,
-    profile_step: int | None = None,
+    target: Target | None = None,
+    model_port: int = 0,
 ) -> dict[str, Any]:
     """Runs the sweep; stops after the first failing step."""
-    from tests.doubles.openai_realtime import Pacing, RealtimeDouble
-
+    target = target or Target()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     node_cpu, gen_cpu = (0, 1) if cores >= 2 else (None, None)
-    pin_to(gen_cpu)
-    logs.mkdir(parents=True, exist_ok=True)
-    aws = BenchAws().start() if stream_url is None else None
-    tap = ModelTap()
-    double = RealtimeDouble(
-        BenchResponder(), api_key=None, pacing=Pacing(chunk_ms=120, speed=4.0), on_session=tap
-    )
-    await double.start()
+    pin_to(gen_cpu, nice=NODE_NICE)
+    await asyncio.to_thread(logs.mkdir, parents=True, exist_ok=True)
+    aws = None if target.foreign else await asyncio.to_thread(BenchAws().start, gen_cpu)
+    double = await DoubleProcess(cpu=gen_cpu, port=model_port).start()
+    if target.foreign:
+        print(f"  model double for the server under test: OPENAI_REALTIME_URL={double.url}")
+    helpers = [proc_cpu_seconds, double.cpu_seconds]
+    if aws is not None and aws.process is not None:
+        pid = aws.process.pid
+        helpers.append(lambda: proc_cpu_seconds(pid))
     results: list[dict[str, Any]] = []
     try:
         for n in steps:
             step = await run_step(
                 n,
+                target=target,
                 aws=aws,
-                model_url=double.url,
-                tap=tap,
+                double=double,
                 node_cpu=node_cpu,
                 window_s=window_s,
                 settle_s=settle_s,
                 lead_ms=lead_ms,
                 logs=logs,
-                stream_url=stream_url,
-                specs=foreign_specs,
+                helpers=helpers,
             )
             results.append(step)
             print_step(step)
             if not step["passed"] or step["generator_saturated"]:
                 break
     finally:
-        await double.close()
+        await double.stop()
         if aws is not None:
-            aws.stop()
+            await asyncio.to_thread(aws.stop)
     passing = [s["calls"] for s in results if s["passed"]]
     last = results[-1] if results else {}
     return {
+        "target": "python -m media_node" if not target.foreign else "foreign server",
         "pinning": {"media_node_cpu": node_cpu, "generator_cpu": gen_cpu, "cores": cores},
         "budget": {"p99_frame_timing_error_ms": P99_BUDGET_MS, "frames_lost": 0},
+        "timing_error_excludes_first_frames": SKIP,
         "steps": results,
         "max_calls_per_core": max(passing) if passing else 0,
         "limited_by": _limit(last, passing),
@@ -324,10 +411,12 @@ COLUMNS = [
     ("t_p50", "err p50"),
     ("t_p99", "err p99"),
     ("t_max", "err max"),
+    ("c_p99", "caller err p99"),
     ("late_frames", "late"),
     ("lost", "lost"),
     ("h_p50", "hop p50"),
     ("h_p99", "hop p99"),
+    ("node_core_other_load", "other load"),
     ("g_lag", "gen lag p99"),
     ("generator_core_share", "gen core"),
     ("passed", "pass"),
@@ -344,6 +433,7 @@ def _row(step: dict[str, Any]) -> dict[str, Any]:
         "t_p50": timing["p50"],
         "t_p99": timing["p99"],
         "t_max": timing["max"],
+        "c_p99": step["caller_frame_timing_error_ms"]["p99"],
         "h_p50": hop["p50"],
         "h_p99": hop["p99"],
         "g_lag": step["generator_clock_lag_ms"]["p99"],
@@ -368,8 +458,11 @@ def print_table(results: dict[str, Any]) -> None:
     pin = results["pinning"]
     print(
         f"Media-node capacity (node on core {pin['media_node_cpu']}, generator + model double "
-        f"+ moto on core {pin['generator_cpu']}; err = outbound frame timing error ms at the "
-        "caller; hop = caller frame → model append ms; lost = frames lost in + out)"
+        f"+ moto on core {pin['generator_cpu']}, all ms)\n"
+        "  err = outbound frame timing error (node pacer: release − due); caller err = the same"
+        " seen at the caller (adds loopback and the generator's own loop)\n"
+        "  hop = caller frame sent → audio appended at the model; lost = frames lost in + out;"
+        " gen = load generator side"
     )
     print(format_table(COLUMNS, [_row(step) for step in results["steps"]]))
     print(
@@ -381,8 +474,10 @@ def print_table(results: dict[str, Any]) -> None:
     if saturated:
         print(f"  generator side saturated (> {GENERATOR_BUSY_LIMIT:.0%} of core 1) at {saturated}")
     else:
-        busiest = max((s["generator_core_share"] or 0 for s in results["steps"]), default=0)
+        steps = results["steps"]
+        busiest = max((s["generator_core_share"] or 0 for s in steps), default=0)
+        lag = max((s["generator_clock_lag_ms"]["p99"] or 0 for s in steps), default=0)
         print(
             f"  generator was not the bottleneck: core 1 at most {busiest:.0%} busy, "
-            f"clock lag p99 ≤ {max((s['generator_clock_lag_ms']['p99'] or 0 for s in results['steps']), default=0)} ms"
+            f"its clock lag p99 at most {lag} ms"
         )

@@ -13,8 +13,10 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,12 +34,28 @@ CALLER = "+254711000333"
 TOKEN_SECRET = "bench-stream-token-secret"
 API_KEY = "sk-bench"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+NODE_NICE = -10
+"""Niceness of the node and the load generator, when allowed: on a shared machine, unrelated
+processes then cannot preempt them, as on a dedicated vCPU."""
+HELPER_NICE = -5
+"""Niceness of the model double and moto: below the generator, which shares their core and
+then preempts them at once instead of after a time slice, but above unrelated processes."""
 
 
-def pin_to(cpu: int | None) -> None:
-    """Pins the calling thread (and the threads it starts later) to `cpu`, if given."""
+def pin_to(cpu: int | None, nice: int = 0) -> None:
+    """Pins the calling thread (and the threads it starts later) to `cpu`, if given.
+
+    Args:
+        cpu: The core, or None to leave the affinity alone.
+        nice: Added niceness. Helpers sharing the generator's core run at a lower priority so
+            the kernel lets the generator preempt them at once instead of after a time slice.
+    """
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {cpu})
+    if nice:
+        # Raising priority needs privileges; without them, run at the default.
+        with contextlib.suppress(PermissionError):
+            os.nice(nice)
 
 
 def free_port() -> int:
@@ -53,21 +71,24 @@ class BenchAws:
     def __init__(self) -> None:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.server: Any = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.table: Any = None
 
-    def start(self) -> BenchAws:
-        """Starts moto, creates the tables and seeds the profile."""
+    def start(self, cpu: int | None = None) -> BenchAws:
+        """Starts moto (its own process, pinned to `cpu`), creates the table, seeds the profile."""
         import boto3
-        from moto.server import ThreadedMotoServer
 
         from local.template import create_tables
         from mapokezi import config, store
         from mapokezi.profiles import load_profile_file, parse_profile
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=lambda: pin_to(cpu, nice=HELPER_NICE),
+        )
+        _wait_http(f"{self.endpoint}/moto-api/", self.process)
         os.environ.update(self.env())
         config.reset_aws_clients()
         create_tables(boto3.client("dynamodb"), {"CallsTable": "mapokezi-calls"})
@@ -108,9 +129,10 @@ class BenchAws:
 
     def stop(self) -> None:
         """Stops moto."""
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
 
 
 @dataclass
@@ -227,24 +249,30 @@ class NodeProcess:
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
+        self.probe_path: Path | None = None
 
     @property
     def media_url(self) -> str:
         """The node's media socket URL."""
         return f"ws://127.0.0.1:{self.port}/audio"
 
-    def start(self, log_path: Path) -> NodeProcess:
-        """Starts the node and waits for ``/healthz``."""
+    def start(self, log_path: Path, profile_path: Path | None = None) -> NodeProcess:
+        """Starts the node (under ``bench.node_probe``) and waits for ``/healthz``."""
         cpu = self.cpu
         self.log_path = log_path
+        self.probe_path = log_path.with_suffix(".pacing.json")
+        self.probe_path.unlink(missing_ok=True)
+        env = {**self.env, "BENCH_PROBE_PATH": str(self.probe_path)}
+        if profile_path is not None:
+            env["BENCH_PROFILE_PATH"] = str(profile_path)
         log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "media_node"],
+            [sys.executable, "-m", "bench.node_probe"],
             cwd=ROOT,
-            env=self.env,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=(lambda: pin_to(cpu)) if cpu is not None else None,
+            preexec_fn=lambda: pin_to(cpu, nice=NODE_NICE),
         )
         log.close()
         deadline = time.monotonic() + 30
@@ -268,6 +296,24 @@ class NodeProcess:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def probe_reset(self) -> None:
+        """Starts the pacing-error histogram afresh (SIGUSR1 to the probe)."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGUSR1)
+
+    async def probe_histogram(self) -> dict[str, Any] | None:
+        """The pacing-error histogram since the last reset (SIGUSR2, then read the file)."""
+        assert self.process is not None and self.probe_path is not None
+        self.probe_path.unlink(missing_ok=True)
+        os.kill(self.process.pid, signal.SIGUSR2)
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            try:
+                return json.loads(self.probe_path.read_text())
+            except (OSError, ValueError):
+                continue
+        return None
+
     def cpu_seconds(self) -> float:
         """User plus system CPU time of the node so far."""
         assert self.process is not None
@@ -290,6 +336,120 @@ class NodeProcess:
             await asyncio.sleep(0.1)
         process.kill()
         return process.wait(timeout=5)
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], limit_s: float = 30.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {limit_s:.0f} s")
+
+
+class DoubleProcess:
+    """``python -m bench.model_double`` as a child process, pinned to `cpu` when given."""
+
+    def __init__(self, *, cpu: int | None, port: int = 0, **options: float) -> None:
+        self.cpu = cpu
+        self.port = port
+        self.options = options
+        self.url = ""
+        self.sessions = 0
+        self.process: asyncio.subprocess.Process | None = None
+        self._replies: asyncio.Queue[str] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> DoubleProcess:
+        """Starts the double and waits until it listens."""
+        cpu = self.cpu
+        args = [sys.executable, "-m", "bench.model_double", "--port", str(self.port)]
+        for name, value in self.options.items():
+            args += [f"--{name.replace('_', '-')}", str(value)]
+        self.process = await asyncio.create_subprocess_exec(
+            *args,
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            preexec_fn=lambda: pin_to(cpu, nice=HELPER_NICE),
+        )
+        self._reader = asyncio.create_task(self._read())
+        ready = await asyncio.wait_for(self._replies.get(), 30)
+        if not ready.startswith("ready "):
+            raise RuntimeError(f"model double did not start: {ready}")
+        self.url = ready.split(" ", 1)[1]
+        return self
+
+    async def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        while line := (await self.process.stdout.readline()).decode():
+            line = line.strip()
+            if line.startswith("session "):
+                self.sessions = int(line.split()[1])
+            else:
+                await self._replies.put(line)
+        await self._replies.put("exited")
+
+    async def wait_sessions(self, count: int, limit_s: float) -> bool:
+        """Waits until `count` sessions have opened since the last reset."""
+        deadline = time.monotonic() + limit_s
+        while self.sessions < count:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.002)
+        return True
+
+    async def _command(self, line: str) -> str:
+        assert self.process is not None and self.process.stdin is not None
+        self.process.stdin.write(f"{line}\n".encode())
+        await self.process.stdin.drain()
+        return await asyncio.wait_for(self._replies.get(), 60)
+
+    async def reset(self) -> None:
+        """Forgets the sessions so far (indexes restart at 0)."""
+        await self._command("reset")
+        self.sessions = 0
+
+    async def taps(self, path: Path) -> list[dict[str, Any]]:
+        """Every session's timestamps since the last reset."""
+        await self._command(f"dump {path}")
+        data = await asyncio.to_thread(path.read_text)
+        return json.loads(data)["sessions"]
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the double so far."""
+        assert self.process is not None
+        return proc_cpu_seconds(self.process.pid)
+
+    async def stop(self) -> None:
+        """Closes stdin (the double exits) and waits."""
+        if self.process is None:
+            return
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            await asyncio.wait_for(self.process.wait(), 10)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+
+def core_busy_seconds() -> dict[int, float]:
+    """Busy (non-idle, non-iowait) seconds of every core so far, from ``/proc/stat``."""
+    busy: dict[int, float] = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            ticks = [int(v) for v in values]
+            busy[int(name[3:])] = (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS
+    return busy
 
 
 def proc_cpu_seconds(pid: int | str = "self") -> float:

@@ -207,14 +207,14 @@ class LoadGenerator:
         self._stopping = False
 
     async def open_leg(
-        self, spec: LegSpec, *, start_frame: int | None = None, timeout: float = 10.0
+        self, spec: LegSpec, *, start_frame: int | None = None, open_timeout: float = 10.0
     ) -> Leg:
         """Connects one leg, sends its metadata and starts streaming on the next tick.
 
         Args:
             spec: Where to connect.
             start_frame: Position in the caller audio loop to start at; random when None.
-            timeout: Upgrade timeout in seconds.
+            open_timeout: Upgrade timeout in seconds.
 
         Returns:
             The leg; ``leg.error`` says why when it could not connect.
@@ -229,7 +229,7 @@ class LoadGenerator:
                 subprotocols=[DRACHTIO],  # type: ignore[list-item]
                 additional_headers=dict(spec.headers) or None,
                 compression=None,
-                open_timeout=timeout,
+                open_timeout=open_timeout,
                 ping_interval=None,
                 max_size=None,
                 proxy=None,
@@ -277,7 +277,7 @@ class LoadGenerator:
         """Legs whose socket is open right now."""
         return sum(1 for leg in self.legs if leg.open)
 
-    async def hang_up(self, legs: Sequence[Leg] | None = None, timeout: float = 5.0) -> None:
+    async def hang_up(self, legs: Sequence[Leg] | None = None, close_timeout: float = 5.0) -> None:
         """Closes legs like a caller hanging up (close code 1000) and waits for the sockets."""
         chosen = list(self.legs if legs is None else legs)
         for leg in chosen:
@@ -288,7 +288,7 @@ class LoadGenerator:
         async def close(leg: Leg) -> None:
             if leg.ws is not None:
                 try:
-                    await asyncio.wait_for(leg.ws.close(1000, "caller hung up"), timeout)
+                    await asyncio.wait_for(leg.ws.close(1000, "caller hung up"), close_timeout)
                 except (TimeoutError, ConnectionClosed, OSError):
                     leg.ws.transport.abort()
             if leg.receiver is not None:
