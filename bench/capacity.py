@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import analysis
+from bench import profile as profiling
 from bench.harness import (
     NODE_NICE,
     BenchAws,
@@ -108,8 +109,13 @@ async def run_step(
     lead_ms: float,
     logs: Path,
     helpers: list[Any],
+    profile: bool = False,
 ) -> dict[str, Any]:
-    """One step of the sweep: N concurrent calls, measured over `window_s` seconds."""
+    """One step of the sweep: N concurrent calls, measured over `window_s` seconds.
+
+    With `profile`, py-spy samples the node during the window (which disturbs its timing, so
+    such a step is reported only for its profile).
+    """
     node: NodeProcess | None = None
     server: NodeProcess | _Process | None = None
     call_ids: list[str] = []
@@ -148,6 +154,11 @@ async def run_step(
     server_cpu0 = server.cpu_seconds() if server else None
     helper_cpu0 = sum(helper() for helper in helpers)
     cores0 = core_busy_seconds()
+    sampler = None
+    if profile and node is not None and node.process is not None:
+        sampler = asyncio.create_task(
+            profiling.record(node.process.pid, window_s, logs / f"py-spy-{n}.txt")
+        )
     rss: list[float] = []
     while loop.time() - start < window_s:
         await asyncio.sleep(min(1.0, window_s - (loop.time() - start)))
@@ -163,6 +174,7 @@ async def run_step(
         core: round((cores1[core] - cores0.get(core, 0.0)) / max(1e-9, loop.time() - start), 3)
         for core in cores1
     }
+    stacks = await sampler if sampler is not None else None
     pacing = await node.probe_histogram() if node is not None else None
     generator.record_lag = False
     open_at_end = generator.open_legs()
@@ -173,6 +185,8 @@ async def run_step(
         records = await _collect_records(aws, call_ids)
     exit_code = await node.stop() if node else None
     taps = await double.taps(logs / f"model-taps-{n}.json") if mapped else None
+    if profile:
+        return {"calls": n, **(profiling.summarize_stacks(stacks) if stacks else {})}
     return _analyse(
         n=n,
         generator=generator,
@@ -325,8 +339,14 @@ async def sweep(
     lead_ms: float = 60.0,
     target: Target | None = None,
     model_port: int = 0,
+    profile_calls: int | None = None,
 ) -> dict[str, Any]:
-    """Runs the sweep; stops after the first failing step."""
+    """Runs the sweep; stops after the first failing step.
+
+    Args:
+        profile_calls: After the sweep, profile the node at this many calls (0: at the
+            largest step that passed); None skips profiling.
+    """
     target = target or Target()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     node_cpu, gen_cpu = (0, 1) if cores >= 2 else (None, None)
@@ -359,13 +379,32 @@ async def sweep(
             print_step(step)
             if not step["passed"] or step["generator_saturated"]:
                 break
+        passed = [s["calls"] for s in results if s["passed"]]
+        if profile_calls is not None and not target.foreign:
+            calls = profile_calls or (max(passed) if passed else steps[0])
+            profiled = await run_step(
+                calls,
+                target=target,
+                aws=aws,
+                double=double,
+                node_cpu=node_cpu,
+                window_s=min(window_s, 10.0),
+                settle_s=settle_s,
+                lead_ms=lead_ms,
+                logs=logs,
+                helpers=helpers,
+                profile=True,
+            )
     finally:
         await double.stop()
         if aws is not None:
             await asyncio.to_thread(aws.stop)
     passing = [s["calls"] for s in results if s["passed"]]
     last = results[-1] if results else {}
+    if profile_calls is None or target.foreign:
+        profiled = None
     return {
+        "profile": profiled,
         "target": "python -m media_node" if not target.foreign else "foreign server",
         "pinning": {"media_node_cpu": node_cpu, "generator_cpu": gen_cpu, "cores": cores},
         "budget": {"p99_frame_timing_error_ms": P99_BUDGET_MS, "frames_lost": 0},

@@ -82,9 +82,12 @@ def format_table(
     pad = " " * indent
     lines = []
     for number, line in enumerate(cells):
-        lines.append(
-            pad + "  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True))
-        )
+        # The first column names the row: left-aligned; figures right-aligned.
+        texts = [
+            cell.ljust(width) if column == 0 else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ]
+        lines.append(pad + "  ".join(texts).rstrip())
         if number == 0:
             lines.append(pad + "  ".join("-" * width for width in widths))
     return "\n".join(lines)

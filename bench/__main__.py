@@ -1,0 +1,169 @@
+"""``python -m bench`` (``make bench``): every benchmark, a table on the terminal, a JSON file.
+
+Parts, in order: the serverless half (handler import and warm invocation times), audio quality
+of the resampling path, call-experience latencies, and the media-node capacity sweep with a
+profile of the node at the largest passing step. ``--quick`` runs a smaller version of each
+(about two minutes); ``--only`` picks parts. Results go to ``bench/results/<UTC time>.json``
+and ``bench/results/latest.json``.
+
+Against another implementation of the media server (anything speaking Sautikit's side of the
+media WebSocket): ``--stream-url`` (``{n}`` is replaced by the leg number, for servers that
+need a distinct URL per call) or ``--urls-file`` (one pre-minted URL per line, e.g. with
+tokens), ``--metadata`` for extra metadata-frame fields, ``--server-pid`` for its CPU and
+memory, ``--model-port`` to pin the Realtime double's port so the server can be pointed at it
+(its hop latency needs that). Only the capacity part runs in that mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import bench  # noqa: F401  (puts functions/ on sys.path)
+from bench import report
+
+PARTS = ("serverless", "audio", "latency", "capacity")
+FULL_STEPS = (50, 100, 150, 200, 250, 300, 400, 500)
+QUICK_STEPS = (20, 50)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller runs (about two minutes)")
+    parser.add_argument(
+        "--only", default=",".join(PARTS), help=f"comma-separated parts of {','.join(PARTS)}"
+    )
+    parser.add_argument("--steps", help="capacity sweep, e.g. 50,100,200 (calls per step)")
+    parser.add_argument("--window", type=float, help="seconds measured per capacity step")
+    parser.add_argument("--settle", type=float, help="seconds after the ramp before measuring")
+    parser.add_argument("--no-profile", action="store_true", help="skip the node profile")
+    parser.add_argument("--stream-url", help="a foreign media server's stream URL ({n}: leg)")
+    parser.add_argument("--urls-file", type=Path, help="one stream URL per leg, one per line")
+    parser.add_argument("--metadata", default="{}", help="JSON merged into each metadata frame")
+    parser.add_argument("--server-pid", type=int, help="the foreign server's pid (CPU, memory)")
+    parser.add_argument("--model-port", type=int, default=0, help="port of the Realtime double")
+    parser.add_argument(
+        "--out", type=Path, default=report.RESULTS_DIR, help="where results are written"
+    )
+    args = parser.parse_args(argv)
+    args.parts = [part.strip() for part in args.only.split(",") if part.strip()]
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    if args.stream_url or args.urls_file:
+        args.parts = ["capacity"]
+    return args
+
+
+async def run_capacity(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    """The capacity sweep with the options given."""
+    from bench import capacity
+
+    steps = (
+        [int(n) for n in args.steps.split(",")]
+        if args.steps
+        else list(QUICK_STEPS if args.quick else FULL_STEPS)
+    )
+    target = capacity.Target(
+        stream_url=args.stream_url,
+        urls=(
+            [u.strip() for u in args.urls_file.read_text().splitlines() if u.strip()]
+            if args.urls_file
+            else []
+        ),
+        metadata=json.loads(args.metadata),
+        server_pid=args.server_pid,
+    )
+    return await capacity.sweep(
+        steps,
+        window_s=args.window or (8.0 if args.quick else 20.0),
+        settle_s=args.settle or (2.0 if args.quick else 3.0),
+        logs=logs,
+        target=target,
+        model_port=args.model_port,
+        profile_calls=None if args.no_profile else 0,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the chosen parts, prints their tables, writes the JSON; returns the exit status."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    started = time.monotonic()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    logs = Path("/tmp") / f"mapokezi-bench-{stamp}"
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": report.command_line(),
+        "quick": args.quick,
+        "machine": report.machine_info(),
+        "logs": str(logs),
+    }
+    print(report.header(results), flush=True)
+    for part in args.parts:
+        watch = report.Stopwatch()
+        print(f"\n== {part} ==", flush=True)
+        results[part] = run_part(part, args, logs)
+        results.setdefault("runtime_s", {})[part] = watch.seconds()
+        print_part(part, results[part])
+    results["total_runtime_s"] = round(time.monotonic() - started, 1)
+    path = report.write_results(results, args.out, stamp)
+    print("\n" + report.header(results))
+    for part in args.parts:
+        print()
+        print_part(part, results[part])
+    print(f"\ntotal {results['total_runtime_s']} s; results: {path} (and latest.json)")
+    return 0
+
+
+def run_part(part: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    """Runs one part and returns its figures."""
+    if part == "serverless":
+        from bench import serverless
+
+        return serverless.run(quick=args.quick)
+    if part == "audio":
+        from bench import audio_quality
+
+        return audio_quality.run()
+    if part == "latency":
+        from bench import latency
+
+        rounds, calls, seconds = (1, 5, 12.0) if args.quick else (3, 10, 15.0)
+        return asyncio.run(latency.measure(rounds=rounds, calls=calls, seconds=seconds, logs=logs))
+    return asyncio.run(run_capacity(args, logs))
+
+
+def print_part(part: str, figures: dict[str, Any]) -> None:
+    """Prints one part's table."""
+    if part == "serverless":
+        from bench import serverless
+
+        serverless.print_table(figures)
+    elif part == "audio":
+        from bench import audio_quality
+
+        audio_quality.print_table(figures)
+    elif part == "latency":
+        from bench import latency
+
+        latency.print_table(figures)
+    else:
+        from bench import capacity
+        from bench import profile as profiling
+
+        capacity.print_table(figures)
+        if figures.get("profile") and figures["profile"].get("samples"):
+            profiling.print_table(figures["profile"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

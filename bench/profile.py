@@ -1,0 +1,107 @@
+"""Where the media node's CPU goes under load: py-spy samples summarised by function.
+
+``py-spy record --format raw`` writes one line per distinct stack (``frame;frame;... count``).
+:func:`summarize_stacks` turns that into self and inclusive shares per function, which is how
+the per-frame hot path is found and kept lean. Sampling a process briefly pauses it, so the
+profile is taken in its own run, never during a measured window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+IDLE_FRAMES = ("EpollSelector.select", "_worker (concurrent/futures/thread.py")
+"""Frames where a sampled thread is waiting, not working."""
+
+
+def summarize_stacks(raw: str, top: int = 15) -> dict[str, Any]:
+    """Self and inclusive sample shares per function from py-spy's raw output.
+
+    Args:
+        raw: ``py-spy record --format raw`` output.
+        top: How many functions to keep in each list.
+
+    Returns:
+        ``{"samples", "idle_share", "self": [[share, frame]...], "inclusive": [...]}``, shares
+        in percent of the busy (non-idle) samples.
+    """
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = idle = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rstrip().rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        samples = int(count)
+        frames = stack.split(";")
+        total += samples
+        if any(frames[-1].startswith(name) for name in IDLE_FRAMES):
+            idle += samples
+            continue
+        own[frames[-1]] += samples
+        for frame in set(frames):
+            inclusive[frame] += samples
+    busy = max(1, total - idle)
+    return {
+        "samples": total,
+        "idle_share": round(100 * idle / max(1, total), 1),
+        "self": [[round(100 * n / busy, 1), frame] for frame, n in own.most_common(top)],
+        "inclusive": [
+            [round(100 * n / busy, 1), frame]
+            for frame, n in inclusive.most_common(top + 12)
+            if "asyncio" not in frame and "runpy" not in frame and "__main__" not in frame
+        ][:top],
+    }
+
+
+def py_spy() -> str | None:
+    """The py-spy executable next to this interpreter, or on PATH."""
+    local = Path(sys.executable).parent / "py-spy"
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+async def record(pid: int, seconds: float, output: Path, rate: int = 250) -> str | None:
+    """Samples `pid` for `seconds`; returns the raw stacks, or None if py-spy is unavailable."""
+    executable = py_spy()
+    if executable is None:
+        return None
+    process = await asyncio.create_subprocess_exec(
+        executable,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(max(1, round(seconds))),
+        "--rate",
+        str(rate),
+        "--format",
+        "raw",
+        "--output",
+        str(output),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await process.wait()
+    if process.returncode != 0:
+        return None
+    try:
+        return await asyncio.to_thread(output.read_text)
+    except OSError:
+        return None
+
+
+def print_table(profile: dict[str, Any]) -> None:
+    """The hottest functions of the node."""
+    print(
+        f"Node profile at {profile.get('calls')} calls (py-spy, {profile['samples']} samples, "
+        f"{profile['idle_share']}% idle); % of busy samples"
+    )
+    for share, frame in profile["self"][:12]:
+        print(f"  self {share:5.1f}%  {frame[:110]}")
+    for share, frame in profile["inclusive"][:12]:
+        print(f"  incl {share:5.1f}%  {frame[:110]}")

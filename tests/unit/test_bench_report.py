@@ -1,0 +1,169 @@
+"""The benchmarks' statistics, timestamp analysis and report output (not the benchmarks)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import analysis
+from bench.node_probe import histogram_summary
+from bench.profile import summarize_stacks
+from bench.report import format_table, write_results
+from bench.stats import median_of_runs, percentile, ratio, summarize
+
+
+def test_percentile_interpolates_between_order_statistics() -> None:
+    values = [10.0, 0.0, 30.0, 20.0]
+    assert percentile(values, 0) == 0.0
+    assert percentile(values, 100) == 30.0
+    assert percentile(values, 50) == 15.0
+    assert percentile(values, 99) == pytest.approx(29.7)
+    assert percentile([], 50) is None
+    with pytest.raises(ValueError):
+        percentile(values, 101)
+
+
+def test_summarize_reports_tail_and_handles_no_samples() -> None:
+    samples = list(range(1, 101))
+    summary = summarize(samples)
+    assert summary["n"] == 100
+    assert summary["p50"] == 50.5
+    assert summary["p99"] == pytest.approx(99.01)
+    assert summary["max"] == 100
+    assert summary["mean"] == 50.5
+    assert summarize([]) == {
+        "n": 0,
+        "p50": None,
+        "p90": None,
+        "p99": None,
+        "max": None,
+        "mean": None,
+    }
+
+
+def test_median_of_runs_keeps_every_run_and_recurses() -> None:
+    runs = [
+        {"cpu": 3.0, "name": "a", "inner": {"p99": 1.0}},
+        {"cpu": 1.0, "name": "b", "inner": {"p99": 9.0}},
+        {"cpu": 2.0, "name": "c", "inner": {"p99": 5.0}},
+    ]
+    combined = median_of_runs(runs)
+    assert combined["cpu"] == 2.0
+    assert combined["cpu_runs"] == [3.0, 1.0, 2.0]
+    assert combined["inner"]["p99"] == 5.0
+    assert combined["name"] == "a"
+
+
+def test_ratio_guards_missing_values() -> None:
+    assert ratio(3, 2) == 1.5
+    assert ratio(1, 0) is None
+    assert ratio(None, 2) is None
+
+
+def test_timing_errors_are_zero_for_a_perfectly_paced_reply() -> None:
+    # Lead 60 ms: frames 0-3 at once, then one every 20 ms.
+    start = 100.0
+    arrivals = [start] * 4 + [start + (k - 3) * 0.02 for k in range(4, 50)]
+    errors = analysis.frame_timing_errors(arrivals, lead_ms=60)
+    assert len(errors) == 50
+    assert max(errors) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_timing_errors_show_a_stall_and_split_replies() -> None:
+    start = 100.0
+    reply = [start] * 4 + [start + (k - 3) * 0.02 for k in range(4, 30)]
+    reply[20] += 0.007  # one frame 7 ms late
+    second = [t + 5.0 for t in reply[:10]]  # a later reply: its own timeline
+    errors = analysis.frame_timing_errors(reply + second, lead_ms=60)
+    assert len(errors) == 40
+    assert max(errors) == pytest.approx(7.0)
+    assert sorted(errors)[-2] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_timing_errors_window_skip_and_first_frames() -> None:
+    start = 10.0
+    arrivals = [start] * 4 + [start + (k - 3) * 0.02 for k in range(4, 20)]
+    arrivals[4] += 0.010  # waits for the model's second delta
+    steady = analysis.frame_timing_errors(arrivals, skip_frames=6)
+    startup = analysis.frame_timing_errors(arrivals, first_frames=6)
+    assert len(steady) + len(startup) == 20
+    assert max(steady) == pytest.approx(0.0, abs=1e-9)
+    assert max(startup) == pytest.approx(10.0)
+    windowed = analysis.frame_timing_errors(arrivals, window=(start + 0.1, start + 0.2))
+    assert len(windowed) == 5
+
+
+def test_timing_errors_restart_after_kill_audio() -> None:
+    first = [1.0] * 4 + [1.0 + (k - 3) * 0.02 for k in range(4, 10)]
+    # killAudio, then the next reply 300 ms later: no gap rule applies, the break does.
+    second = [first[-1] + 0.3] * 4 + [first[-1] + 0.3 + (k - 3) * 0.02 for k in range(4, 8)]
+    without = analysis.frame_timing_errors(first + second)
+    with_break = analysis.frame_timing_errors(first + second, breaks=[first[-1] + 0.1])
+    assert max(with_break) == pytest.approx(0.0, abs=1e-9)
+    assert max(without) > 100
+
+
+def test_hop_latency_takes_the_latest_frame_sent_before_the_append() -> None:
+    sends = [0.00, 0.02, 0.04, 0.06]
+    appends = [0.001, 0.0415, 0.0612, -1.0]
+    hops = analysis.hop_latencies(sends, appends)
+    assert hops == pytest.approx([1.0, 1.5, 1.2])
+    assert analysis.hop_latencies(sends, appends, window=(0.03, 0.05)) == pytest.approx([1.5])
+
+
+def test_delta_to_frame_and_barge_in() -> None:
+    arrivals = [1.002, 1.022, 1.042, 2.5, 2.52, 2.54]
+    assert analysis.delta_to_frame([1.0, 2.49, 9.0], arrivals) == pytest.approx([2.0, 10.0])
+    # Speech starts at 2.53; killAudio at 2.531; the frame at 2.54 is stale.
+    to_kill, to_stale = analysis.barge_in([2.53, 5.0], [2.531], arrivals)
+    assert to_kill == pytest.approx([1.0])
+    assert to_stale == pytest.approx([10.0])
+    to_kill, to_stale = analysis.barge_in([2.545], [2.546], arrivals)
+    assert to_stale == [0.0]
+
+
+def test_histogram_summary_uses_conservative_bin_edges() -> None:
+    data = {"bin_ms": 0.1, "counts": {"0": 98, "12": 1, "150": 1}}
+    summary = histogram_summary(data)
+    assert summary["n"] == 100
+    assert summary["p50"] == 0.1
+    assert summary["p99"] == pytest.approx(1.3)
+    assert summary["max"] == pytest.approx(15.1)
+    assert histogram_summary({"bin_ms": 0.1, "counts": {}})["p99"] is None
+
+
+def test_summarize_stacks_separates_idle_and_busy_samples() -> None:
+    raw = "\n".join(
+        [
+            "main (a.py:1);loop (b.py:2);EpollSelector.select (selectors.py:468) 50",
+            "main (a.py:1);loop (b.py:2);resample (r.py:9) 30",
+            "main (a.py:1);loop (b.py:2);send (s.py:3) 20",
+        ]
+    )
+    profile = summarize_stacks(raw)
+    assert profile["samples"] == 100
+    assert profile["idle_share"] == 50.0
+    assert profile["self"][0] == [60.0, "resample (r.py:9)"]
+    assert [100.0, "main (a.py:1)"] in profile["inclusive"]
+
+
+def test_format_table_aligns_columns_and_marks_missing_values() -> None:
+    table = format_table(
+        [("name", "part"), ("p99", "p99 ms"), ("ok", "pass")],
+        [{"name": "capacity", "p99": 3.14159, "ok": True}, {"name": "x", "ok": False}],
+    )
+    lines = table.splitlines()
+    assert lines[0].split() == ["part", "p99", "ms", "pass"]
+    assert set(lines[1].replace(" ", "")) == {"-"}
+    assert lines[2].split() == ["capacity", "3.14", "yes"]
+    assert lines[3].split() == ["x", "-", "no"]
+    assert len({len(line) for line in lines[:3]}) == 1
+
+
+def test_write_results_writes_stamped_and_latest(tmp_path: Path) -> None:
+    path = write_results({"a": 1, "where": tmp_path}, tmp_path, stamp="20260101T000000Z")
+    assert path.name == "20260101T000000Z.json"
+    assert json.loads(path.read_text()) == {"a": 1, "where": str(tmp_path)}
+    assert (tmp_path / "latest.json").read_text() == path.read_text()
