@@ -11,7 +11,7 @@ from pathlib import Path
 from local.emulator.call import run_call
 from local.emulator.media_leg import DRACHTIO, JAMBONZ
 from local.emulator.options import CallOptions, default_voice_url
-from local.emulator.pacing import JitterConfig
+from local.emulator.pacing import JitterConfig, SendSchedule
 from local.emulator.playout import PlayoutConfig
 from local.emulator.report import format_summary
 from local.emulator.script import parse_script
@@ -96,6 +96,7 @@ def options_from_args(args: argparse.Namespace) -> CallOptions:
     options.both_tracks_mix, options.send_metadata = args.mix, not args.no_metadata
     options.wavs, options.heard_wav, options.max_call_seconds = args.wav, args.out, args.max_seconds
     options.jitter = JitterConfig(args.jitter_ms, args.bunch_probability, args.seed)
+    SendSchedule(20.0, options.jitter)  # rejects impossible jitter before the call starts
     options.playout = PlayoutConfig(
         args.prebuffer_ms, args.rebuffer_ms, drain_on_close=args.drain_on_close
     )

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import statistics
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +183,10 @@ class MediaLeg:
         self._samples = int(rate * frame_ms / 1000)
         self._heard_frames: list[bytes] = []
         self._arrivals: list[tuple[float, int, int]] = []
+        # What the server sent, in order, waiting for the playout tick at or after its arrival:
+        # (at_ms, PCM bytes, or None for killAudio).
+        self._inbox: deque[tuple[float, bytes | None]] = deque()
+        self._kills_received = 0
         self._hangup = asyncio.Event()
         self._t0 = 0.0
         channels = 2 if self.stereo else 1
@@ -247,10 +252,16 @@ class MediaLeg:
             if not done:
                 self.result.ended_by = "timeout"
                 await ws.close(1000, "call time limit")
+            failed = next((t.exception() for t in done if t.exception()), None)
+            if failed is not None:  # a bug in the emulator must not pass for a quiet call
+                self.result.error = f"emulator fault: {failed!r}"
+                self.result.ended_by = "error"
+                await ws.close(1011, "emulator fault")
             await asyncio.wait({receiver}, timeout=5)
             self.result.ended_by = self.result.ended_by or "server"
-            if self.playout.config.drain_on_close and self.playout.buffered:
-                drain_s = self.playout.buffered / (self.playback_rate * 2) + 0.2
+            queued = self.playout.buffered + sum(len(d) for _, d in self._inbox if d)
+            if self.playout.config.drain_on_close and queued:
+                drain_s = queued / (self.playback_rate * 2) + 0.2
                 await asyncio.sleep(drain_s)
         finally:
             for task in (receiver, sender, ticker):
@@ -261,7 +272,7 @@ class MediaLeg:
         loop = asyncio.get_running_loop()
         resampler = (
             soxr.ResampleStream(self.playback_rate, self.rate, 1, dtype="int16", quality="HQ")
-            if self.stereo and self.playback_rate != self.rate
+            if self.track == "both_tracks" and self.playback_rate != self.rate
             else None
         )
         pending = np.zeros(0, dtype=np.int16)
@@ -274,10 +285,10 @@ class MediaLeg:
                 self.result.ended_by = "caller"
                 await ws.close(1000, "caller hung up")
                 return
+            self._play_until(index)  # the heard log and playback channel are current
             caller = np.frombuffer(self.caller.frame(index, self.heard), dtype="<i2")
             if self.track == "both_tracks":
-                heard = self._heard_frames[index] if index < len(self._heard_frames) else b""
-                played = np.frombuffer(heard, dtype="<i2")
+                played = np.frombuffer(self._heard_frames[index], dtype="<i2")
                 if resampler is not None:
                     pending = np.concatenate([pending, resampler.resample_chunk(played)])
                     played, pending = pending[: self._samples], pending[self._samples :]
@@ -310,8 +321,8 @@ class MediaLeg:
                     result.odd_length_frames += len(message) % 2
                     if message and result.first_audio_received_ms is None:
                         result.first_audio_received_ms = round(now, 1)
-                    self._arrivals.append((now, len(message), len(result.kills)))
-                    self.playout.push(message)
+                    self._arrivals.append((now, len(message), self._kills_received))
+                    self._inbox.append((now, message))
                 else:
                     self._on_text(message, now)
         except ConnectionClosed:
@@ -323,38 +334,54 @@ class MediaLeg:
         except ValueError:
             command = None
         if isinstance(command, dict) and command.get("type") == "killAudio":
-            dropped = self.playout.kill()
-            self.result.kills.append(
-                KillEvent(round(now, 1), dropped, self.heard.last_audio_end_ms)
-            )
+            self._kills_received += 1
+            self._inbox.append((now, None))
         else:
             log.info("text frame from the media server: %s", message[:200])
         self.result.text_frames.append(command if command is not None else message)
 
     async def _tick(self) -> None:
+        """Drive playout at real time, for when no caller frame is due to do it."""
         loop = asyncio.get_running_loop()
         k = 0
-        frame_s = self.frame_ms / 1000
         while True:
-            delay = self._t0 + k * frame_s - loop.time()
+            delay = self._t0 + k * self.frame_ms / 1000 - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            self._play_until(k)
+            k = len(self._heard_frames)
+
+    def _play_until(self, last_tick: int) -> None:
+        """Play every tick up to ``last_tick``, each from what had arrived by its start.
+
+        Ticks are labelled with their scheduled time and consume only messages that arrived
+        by then, so the heard timeline does not depend on which task ran first or how late.
+        """
+        while len(self._heard_frames) <= last_tick:
+            k = len(self._heard_frames)
+            tick_ms = k * self.frame_ms
+            while self._inbox and self._inbox[0][0] <= tick_ms:
+                at, data = self._inbox.popleft()
+                if data is None:
+                    dropped = self.playout.kill()
+                    self.result.kills.append(
+                        KillEvent(round(at, 1), dropped, self.heard.last_audio_end_ms)
+                    )
+                else:
+                    self.playout.push(data)
             frame, real = self.playout.pull()
             self._heard_frames.append(frame)
             self.result.played_bytes += real
-            peak = int(
-                np.abs(np.frombuffer(frame[:real], dtype="<i2").astype(np.int32)).max(initial=0)
-            )
-            self.heard.add_tick(
-                k * self.frame_ms, (k + 1) * self.frame_ms, peak > self.audible_threshold
-            )
-            k += 1
+            level = np.abs(np.frombuffer(frame[:real], dtype="<i2").astype(np.int32))
+            audible = int(level.max(initial=0)) > self.audible_threshold
+            self.heard.add_tick(tick_ms, tick_ms + self.frame_ms, audible)
 
     def _finish(self, ws: ClientConnection) -> MediaLegResult:
         result = self.result
         result.duration_ms = round(len(self._heard_frames) * self.frame_ms, 1)
         result.close_code, result.close_reason = ws.close_code, ws.close_reason
-        result.unheard_at_close_bytes = self.playout.buffered
+        waiting = sum(len(data) for _, data in self._inbox if data is not None)
+        result.unheard_at_close_bytes = self.playout.buffered + waiting
         result.peak_buffered_ms = round(
             self.playout.peak_buffered / (self.playback_rate * 2) * 1000, 1
         )

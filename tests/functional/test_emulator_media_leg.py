@@ -249,17 +249,24 @@ async def test_both_tracks_sends_stereo_caller_left_playback_right() -> None:
     assert result.utterances[0]["label"] == "wait_stop"
 
 
-async def test_both_tracks_mixed_is_mono() -> None:
+async def test_both_tracks_mixed_resamples_playback_into_the_call_rate() -> None:
     recorder = Recorder()
 
     async def handler(ws: ServerConnection) -> None:
-        await recorder.read(ws, frames=4)
+        await recorder.read(ws, frames=2)
+        await ws.send(tone(300, 16000))  # playback at 16 kHz on an 8 kHz call
+        await recorder.read(ws, frames=30)
         await ws.close()
 
     async with asyncio.timeout(10), media_server(handler) as url:
-        await MediaLeg(url, rate=8000, track="both_tracks", both_tracks_mix="mixed").run()
+        result = await MediaLeg(
+            url, rate=8000, playback_rate=16000, track="both_tracks", both_tracks_mix="mixed"
+        ).run()
     assert json.loads(recorder.first)["mixType"] == "mixed"
     assert {len(f) for f in recorder.frames} == {320}
+    mixed = np.frombuffer(b"".join(recorder.frames), dtype="<i2")
+    assert np.abs(mixed).max() > 4000  # the tone, resampled by soxr, is in the mix
+    assert result.playback_rate == 16000 and len(result.heard_pcm) % 640 == 0
 
 
 async def test_barge_in_on_a_paced_reply() -> None:
