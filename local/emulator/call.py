@@ -236,6 +236,12 @@ class CallRunner:
                 pending = deque(follow_up.verbs)
 
     async def _dial(self, verb: Verb, log: dict[str, Any]) -> VoiceAnswer | None:
+        """Simulate the dialled leg, then POST ``DialCompleted`` and return its answer.
+
+        ``DialCompleted`` on the voice URL was seen in the field; its other fields are not
+        documented anywhere, so ``dialStatus``, ``dialDurationInSeconds`` and ``dialedNumber``
+        are this emulator's own names.
+        """
         number = verb.numbers[0] if verb.numbers else ""
         timeout = int(verb.attributes.get("timeout", "30") or 30)
         outcome = self.options.dial_outcome
