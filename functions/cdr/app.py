@@ -8,6 +8,7 @@ report partial batch failures. A record fails (and SQS redelivers it, then dead-
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -36,16 +37,34 @@ _METRIC_BY_ACTION = {
 }
 
 
-def _get_call(call_id: str) -> dict[str, Any]:
-    try:
-        client = SautikitClient.from_env()
-    except config.ConfigError as exc:
-        raise SautikitApiError(None, "config.invalid", str(exc)) from None
-    return client.get_call(call_id)
+#: Seconds kept back from the Lambda's remaining time for storing and reporting a record.
+_TIME_RESERVE_SECONDS = 2.0
+
+
+def _fetcher(context: LambdaContext | None) -> Callable[[str], dict[str, Any]]:
+    """``get_call`` with a timeout that also fits in the invocation's remaining time.
+
+    Records are processed one after another, so ten slow platform answers could otherwise
+    outlast the function timeout and lose the whole batch's results.
+    """
+
+    def get_call(call_id: str) -> dict[str, Any]:
+        try:
+            client = SautikitClient.from_env()
+        except config.ConfigError as exc:
+            raise SautikitApiError(None, "config.invalid", str(exc)) from None
+        if context is not None:
+            left = context.get_remaining_time_in_millis() / 1000 - _TIME_RESERVE_SECONDS
+            if left < 1:
+                raise SautikitApiError(None, "transport.timeout", "no invocation time left")
+            client.timeout = min(client.timeout, left)
+        return client.get_call(call_id)
+
+    return get_call
 
 
 @tracer.capture_method
-def record_handler(record: SQSRecord) -> str:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
     """Run one CDR fetch job; raise to have SQS redeliver the message."""
     try:
         job = cdr_jobs.parse_message(record.body)
@@ -57,7 +76,7 @@ def record_handler(record: SQSRecord) -> str:
         outcome = cdr_fetch.run_fetch(
             job,
             table=config.dynamodb_table(os.environ.get("CALLS_TABLE", "mapokezi-calls")),
-            get_call=_get_call,
+            get_call=_fetcher(lambda_context),
             enqueue=cdr_jobs.enqueue_cdr_fetch,
             policy=cdr_fetch.FetchPolicy.from_env(),
         )

@@ -28,6 +28,10 @@ class FakeContext:
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:af-south-1:123456789012:function:cdr"
     aws_request_id: str = "req-cdr"
+    remaining_ms: int = 30_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
 
 
 @dataclass
@@ -99,7 +103,9 @@ def sqs_event(queues: Queues, messages: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def deliver(fetcher: Any, queues: Queues) -> tuple[list[str], list[str]]:
+def deliver(
+    fetcher: Any, queues: Queues, context: FakeContext | None = None
+) -> tuple[list[str], list[str]]:
     """One event-source-mapping poll: returns (message ids delivered, ids reported failed)."""
     messages = queues.sqs.receive_message(
         QueueUrl=queues.url, MaxNumberOfMessages=10, VisibilityTimeout=0
@@ -107,7 +113,7 @@ def deliver(fetcher: Any, queues: Queues) -> tuple[list[str], list[str]]:
     if not messages:
         return [], []
     try:
-        result = fetcher.lambda_handler(sqs_event(queues, messages), FakeContext())
+        result = fetcher.lambda_handler(sqs_event(queues, messages), context or FakeContext())
         failed = [f["itemIdentifier"] for f in result["batchItemFailures"]]
     except BatchProcessingError:  # Powertools raises when every record failed
         failed = [m["MessageId"] for m in messages]
@@ -397,3 +403,16 @@ def test_gives_up_after_max_attempts(
     cdr = store.get_call(calls_table, "HD_slowcdr0001")["cdr"]
     assert cdr["fetch_state"] == "gave_up" and cdr["status"] == "answered"
     assert cdr["attempts"] == 3 and cdr["cost_minor"] is None
+
+
+def test_no_fetch_without_invocation_time_left(
+    fetcher: Any, queues: Queues, calls_table: Any, double: SautikitApiDouble
+) -> None:
+    new_call(calls_table, double, "HD_latebatch01")
+    queue_job("HD_latebatch01")
+    reads = len(double.requests)
+    delivered, failed = deliver(fetcher, queues, FakeContext(remaining_ms=2_500))
+    assert failed == delivered and len(failed) == 1  # redelivered to a fresh invocation
+    assert len(double.requests) == reads
+    assert deliver(fetcher, queues)[1] == []
+    assert store.get_call(calls_table, "HD_latebatch01")["cdr"]["fetch_state"] == "done"
