@@ -299,7 +299,9 @@ def cmd_numbers_list(args: argparse.Namespace, out: TextIO) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``mapokezi`` argument parser."""
-    parser = argparse.ArgumentParser(prog="mapokezi", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mapokezi", description="Operator command line for calls, profiles and numbers."
+    )
     parser.add_argument("--table", help="calls table (default: $CALLS_TABLE)")
     groups = parser.add_subparsers(dest="group", required=True)
 
