@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import bench  # noqa: F401  (puts functions/ on sys.path)
-from bench import report
+from bench import harness, report
 
 PARTS = ("serverless", "audio", "latency", "capacity")
 FULL_STEPS = (50, 100, 150, 200, 250, 300, 400, 500)
@@ -46,6 +46,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--window", type=float, help="seconds measured per capacity step")
     parser.add_argument("--settle", type=float, help="seconds after the ramp before measuring")
     parser.add_argument("--no-profile", action="store_true", help="skip the node profile")
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="run the node and the generator side at SCHED_FIFO priority (needs root; for "
+        "machines shared with other work)",
+    )
     parser.add_argument("--stream-url", help="a foreign media server's stream URL ({n}: leg)")
     parser.add_argument("--urls-file", type=Path, help="one stream URL per leg, one per line")
     parser.add_argument("--metadata", default="{}", help="JSON merged into each metadata frame")
@@ -97,6 +103,7 @@ async def run_capacity(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Runs the chosen parts, prints their tables, writes the JSON; returns the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    harness.realtime = args.realtime
     started = time.monotonic()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     logs = Path("/tmp") / f"mapokezi-bench-{stamp}"
@@ -104,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": report.command_line(),
         "quick": args.quick,
+        "priority": "SCHED_FIFO" if args.realtime else "nice -10 when permitted",
         "machine": report.machine_info(),
         "logs": str(logs),
     }

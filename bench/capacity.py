@@ -22,7 +22,6 @@ stops at the first step that fails (or when the generator side saturates).
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +30,11 @@ from typing import Any
 from bench import analysis
 from bench import profile as profiling
 from bench.harness import (
-    NODE_NICE,
     BenchAws,
     DoubleProcess,
     NodeProcess,
     core_busy_seconds,
+    core_plan,
     pin_to,
     proc_cpu_seconds,
     proc_rss_mb,
@@ -178,6 +177,7 @@ async def run_step(
     pacing = await node.probe_histogram() if node is not None else None
     generator.record_lag = False
     open_at_end = generator.open_legs()
+    await generator.hang_up_in_pauses()
     await generator.stop()
 
     records: list[dict[str, Any]] = []
@@ -270,7 +270,6 @@ def _analyse(
     timing = summarize(errors)
     pacer_timing = histogram_summary(pacing) if pacing else None
     lag = summarize([x * 1000 for x in generator.tick_lag])
-    generator_cpu_s = extra.pop("generator_cpu_s", None)
     side_busy = helper_cpu_s / window_s if window_s else None
     median_rss = sorted(rss)[len(rss) // 2] if rss else None
     result: dict[str, Any] = {
@@ -307,7 +306,6 @@ def _analyse(
         "barge_ins": sum(int(r.get("barge_ins") or 0) for r in records) if records else None,
         "generator_clock_lag_ms": lag,
         "generator_core_share": None if side_busy is None else round(side_busy, 3),
-        "generator_cpu_s": generator_cpu_s,
         **extra,
     }
     node_core = extra.get("node_core")
@@ -348,9 +346,8 @@ async def sweep(
             largest step that passed); None skips profiling.
     """
     target = target or Target()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    node_cpu, gen_cpu = (0, 1) if cores >= 2 else (None, None)
-    pin_to(gen_cpu, nice=NODE_NICE)
+    node_cpu, gen_cpu = core_plan()
+    pin_to(gen_cpu, "generator")
     await asyncio.to_thread(logs.mkdir, parents=True, exist_ok=True)
     aws = None if target.foreign else await asyncio.to_thread(BenchAws().start, gen_cpu)
     double = await DoubleProcess(cpu=gen_cpu, port=model_port).start()
@@ -406,7 +403,7 @@ async def sweep(
     return {
         "profile": profiled,
         "target": "python -m media_node" if not target.foreign else "foreign server",
-        "pinning": {"media_node_cpu": node_cpu, "generator_cpu": gen_cpu, "cores": cores},
+        "pinning": {"media_node_cpu": node_cpu, "generator_cpu": gen_cpu},
         "budget": {"p99_frame_timing_error_ms": P99_BUDGET_MS, "frames_lost": 0},
         "timing_error_excludes_first_frames": SKIP,
         "steps": results,

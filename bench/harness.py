@@ -34,27 +34,44 @@ CALLER = "+254711000333"
 TOKEN_SECRET = "bench-stream-token-secret"
 API_KEY = "sk-bench"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-NODE_NICE = -10
-"""Niceness of the node and the load generator, when allowed: on a shared machine, unrelated
-processes then cannot preempt them, as on a dedicated vCPU."""
-HELPER_NICE = -5
-"""Niceness of the model double and moto: below the generator, which shares their core and
-then preempts them at once instead of after a time slice, but above unrelated processes."""
+PRIORITIES = {"node": (-10, 20), "generator": (-10, 20), "helper": (-5, 10)}
+"""Per role: (niceness, SCHED_FIFO priority with `realtime`). The node and the generator get
+the most; the model double and moto share the generator's core below it, so the generator
+preempts them at once instead of after a time slice; all rank above unrelated work."""
+
+ALLOWED_CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+"""The cores this run may use, read before anything is pinned."""
+
+realtime = False
+"""SCHED_FIFO instead of niceness (``--realtime``): on a machine shared with other work, only
+real-time priority stops unrelated processes from delaying the measured ones by a time slice."""
 
 
-def pin_to(cpu: int | None, nice: int = 0) -> None:
-    """Pins the calling thread (and the threads it starts later) to `cpu`, if given.
+def core_plan() -> tuple[int | None, int | None]:
+    """(media node core, generator core): the first two allowed cores, or no pinning."""
+    if len(ALLOWED_CPUS) >= 2:
+        return ALLOWED_CPUS[0], ALLOWED_CPUS[1]
+    return None, None
+
+
+def pin_to(cpu: int | None, role: str = "") -> None:
+    """Pins the calling thread (and threads it starts later) to `cpu` and raises its priority.
 
     Args:
         cpu: The core, or None to leave the affinity alone.
-        nice: Added niceness. Helpers sharing the generator's core run at a lower priority so
-            the kernel lets the generator preempt them at once instead of after a time slice.
+        role: ``node``, ``generator`` or ``helper`` (see `PRIORITIES`); empty keeps the
+            priority.
     """
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {cpu})
-    if nice:
-        # Raising priority needs privileges; without them, run at the default.
-        with contextlib.suppress(PermissionError):
+    if not role:
+        return
+    nice, fifo = PRIORITIES[role]
+    # Raising priority needs privileges; without them, run at the default.
+    with contextlib.suppress(PermissionError, OSError):
+        if realtime:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(fifo))
+        else:
             os.nice(nice)
 
 
@@ -86,7 +103,7 @@ class BenchAws:
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=lambda: pin_to(cpu, nice=HELPER_NICE),
+            preexec_fn=lambda: pin_to(cpu, "helper"),
         )
         _wait_http(f"{self.endpoint}/moto-api/", self.process)
         os.environ.update(self.env())
@@ -272,7 +289,7 @@ class NodeProcess:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=lambda: pin_to(cpu, nice=NODE_NICE),
+            preexec_fn=lambda: pin_to(cpu, "node"),
         )
         log.close()
         deadline = time.monotonic() + 30
@@ -376,7 +393,7 @@ class DoubleProcess:
             cwd=ROOT,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            preexec_fn=lambda: pin_to(cpu, nice=HELPER_NICE),
+            preexec_fn=lambda: pin_to(cpu, "helper"),
         )
         self._reader = asyncio.create_task(self._read())
         ready = await asyncio.wait_for(self._replies.get(), 30)

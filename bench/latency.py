@@ -20,12 +20,11 @@ gives one reply start and one barge-in. Measured from timestamps on both sides o
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
 from bench import analysis
-from bench.harness import NODE_NICE, BenchAws, DoubleProcess, NodeProcess, pin_to
+from bench.harness import BenchAws, DoubleProcess, NodeProcess, core_plan, pin_to
 from bench.loadgen import CallerAudio, LoadGenerator
 from bench.report import format_table
 from bench.stats import summarize
@@ -92,9 +91,8 @@ async def measure(
     *, rounds: int = 3, calls: int = 10, seconds: float = 15.0, logs: Path
 ) -> dict[str, Any]:
     """Runs the rounds and summarises every latency (ms)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    node_cpu, gen_cpu = (0, 1) if cores >= 2 else (None, None)
-    pin_to(gen_cpu, nice=NODE_NICE)
+    node_cpu, gen_cpu = core_plan()
+    pin_to(gen_cpu, "generator")
     await asyncio.to_thread(logs.mkdir, parents=True, exist_ok=True)
     aws = await asyncio.to_thread(BenchAws().start, gen_cpu)
     double = await DoubleProcess(cpu=gen_cpu, first_audio_delay=0.0).start()

@@ -101,6 +101,13 @@ class CallerAudio:
             return self.lead_in[index]
         return self.cycle[(index - len(self.lead_in)) % len(self.cycle)]
 
+    def frames_to_next_turn(self, index: int) -> int:
+        """How many frames after frame `index` the next spoken turn starts."""
+        if index < len(self.lead_in):
+            return len(self.lead_in) - index
+        position = (index - len(self.lead_in)) % len(self.cycle)
+        return len(self.cycle) - position
+
     def is_onset(self, index: int) -> bool:
         """Whether frame `index` is the first frame of a spoken turn."""
         return index >= len(self.lead_in) and (index - len(self.lead_in)) % len(self.cycle) == 0
@@ -295,6 +302,36 @@ class LoadGenerator:
                 await asyncio.gather(leg.receiver, return_exceptions=True)
 
         await asyncio.gather(*(close(leg) for leg in chosen))
+
+    async def hang_up_in_pauses(
+        self, *, quiet_s: float = 0.4, before_turn_s: float = 1.0, limit_s: float = 8.0
+    ) -> None:
+        """Hangs up each leg during a pause, so no frame is in flight when its socket closes.
+
+        A leg hangs up once nothing has arrived for `quiet_s` and its next turn is at least
+        `before_turn_s` away (so no reply is pending); legs still talking after `limit_s` hang
+        up anyway.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        margin = round(before_turn_s * 1000 / FRAME_MS)
+        closing: list[asyncio.Task[None]] = []
+        pending = [leg for leg in self.legs if leg.open]
+        while pending and loop.time() < deadline:
+            now = loop.time()
+            ready = [
+                leg
+                for leg in pending
+                if (not leg.arrivals or now - leg.arrivals[-1] > quiet_s)
+                and self.audio.frames_to_next_turn(leg.frame_index) > margin
+            ]
+            if ready:
+                closing.append(asyncio.create_task(self.hang_up(ready)))
+                chosen = set(map(id, ready))
+                pending = [leg for leg in pending if id(leg) not in chosen]
+            await asyncio.sleep(FRAME_MS / 1000)
+        await self.hang_up(pending)
+        await asyncio.gather(*closing)
 
     async def stop(self) -> None:
         """Hangs up every leg and stops the clock."""
