@@ -13,6 +13,8 @@ from local.stack import LocalStack, StackConfig
 def main() -> int:
     """Start every part, print what runs where, and stop cleanly on Ctrl-C or SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("werkzeug", "botocore", "websockets"):  # per-request lines drown the story
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

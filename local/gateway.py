@@ -94,15 +94,20 @@ class HandlerRegistry:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def invoke(self, function: str, handler: str, event: dict[str, Any]) -> Any:
-        """Run ``handler`` (``module.attr``) for ``event`` the way Lambda would."""
+    def load(self, handler: str) -> Callable[..., Any]:
+        """Import ``handler`` (``module.attr``) once, like a Lambda cold start."""
         with self._guard:
             if handler not in self._handlers:
                 module_name, attr = handler.rsplit(".", 1)
                 self._handlers[handler] = getattr(importlib.import_module(module_name), attr)
                 self._locks[handler] = threading.Lock()
+            return self._handlers[handler]
+
+    def invoke(self, function: str, handler: str, event: dict[str, Any]) -> Any:
+        """Run ``handler`` for ``event`` the way Lambda would, one event at a time."""
+        run = self.load(handler)
         with self._locks[handler]:
-            return self._handlers[handler](event, FakeLambdaContext(function))
+            return run(event, FakeLambdaContext(function))
 
 
 def build_http_event(
@@ -182,7 +187,11 @@ class Gateway:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> Gateway:
+    def start(self, *, warm: bool = False) -> Gateway:
+        """Serve on a background thread; ``warm`` imports every handler first."""
+        if warm:
+            for route in self.routes:
+                self.registry.load(route.handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self

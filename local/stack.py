@@ -72,6 +72,7 @@ class StackConfig:
     openai_api_key: str = ""
     openai_realtime_url: str = ""
     cdr_delay_seconds: int = 2
+    keep_opening_hours: bool = False
     #: Failed CDR fetches come back after this many seconds (AWS: 6x the function timeout).
     queue_visibility_seconds: int = 5
     media_node_env: dict[str, str] = field(default_factory=dict)
@@ -96,6 +97,7 @@ class StackConfig:
             openai_api_key=env.get("OPENAI_API_KEY", ""),
             openai_realtime_url=env.get("OPENAI_REALTIME_URL", ""),
             cdr_delay_seconds=_env_int("CDR_DELAY_SECONDS", 2),
+            keep_opening_hours=env.get("DEMO_KEEP_HOURS", "") not in ("", "0"),
         )
 
     @classmethod
@@ -134,6 +136,7 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         """Start everything, in dependency order; on failure, stop what already started."""
+        self._check_ports()
         try:
             self._start_aws()
             self._start_sautikit()
@@ -179,6 +182,30 @@ class LocalStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _check_ports(self) -> None:
+        """Fail fast, in one line, when a port is taken (moto would only print and carry on)."""
+        cfg = self.cfg
+        wanted = {
+            "GATEWAY_PORT": cfg.gateway_port,
+            "MEDIA_NODE_PORT": cfg.media_node_port,
+            "MOTO_PORT": cfg.moto_port,
+            "SAUTIKIT_DOUBLE_PORT": None if cfg.sautikit_api_url else cfg.sautikit_double_port,
+            "MODEL_DOUBLE_PORT": None if cfg.openai_api_key else cfg.model_double_port,
+        }
+        for name, port in wanted.items():
+            if port is None:
+                continue
+            with socket.socket() as sock:
+                # Like the servers themselves: leftover TIME_WAIT connections are no conflict.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((cfg.host, port))
+                except OSError:
+                    raise RuntimeError(
+                        f"port {port} ({name}) is in use on {cfg.host}: is `make run` already "
+                        f"running? Stop it, or set {name} to another port."
+                    ) from None
+
     # -- parts -----------------------------------------------------------------------------
 
     @property
@@ -215,6 +242,8 @@ class LocalStack:
             POWERTOOLS_TRACE_DISABLED="true",
             POWERTOOLS_LOG_LEVEL=os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
             CDR_DELAY_SECONDS=str(cfg.cdr_delay_seconds),
+            # Locally the platform record is final within seconds; retry at that pace.
+            CDR_RETRY_BASE_SECONDS=os.environ.get("CDR_RETRY_BASE_SECONDS", "2"),
             STREAM_TOKEN_SECRET=cfg.stream_token_secret,
             MEDIA_STREAM_URL=self.media_url,
             PUBLIC_BASE_URL=self.gateway_url,
@@ -266,9 +295,15 @@ class LocalStack:
         self.parts["Model: offline (no OPENAI_API_KEY)"] = self.model.url
 
     def _seed_profile(self) -> None:
-        profile = parse_profile(load_profile_file(EXAMPLE_PROFILE), number=self.cfg.demo_number)
+        data = load_profile_file(EXAMPLE_PROFILE)
+        note = ""
+        if not self.cfg.keep_opening_hours:
+            # A demo should reach the receptionist at any hour; DEMO_KEEP_HOURS=1 keeps them.
+            data.pop("hours", None)
+            note = " (open 24/7 locally)"
+        profile = parse_profile(data, number=self.cfg.demo_number)
         store.put_profile(self.table(), profile)
-        self.parts[f"Profile {profile.business_name}"] = self.cfg.demo_number
+        self.parts[f"Profile {profile.business_name}{note}"] = self.cfg.demo_number
 
     def _start_media_node(self) -> None:
         cfg = self.cfg
@@ -298,7 +333,9 @@ class LocalStack:
 
     def _start_gateway(self) -> None:
         cfg = self.cfg
-        self.gateway = Gateway(cfg.host, cfg.gateway_port, status_page=self.status_page).start()
+        self.gateway = Gateway(cfg.host, cfg.gateway_port, status_page=self.status_page).start(
+            warm=True
+        )
         self.parts["HTTP API gateway"] = self.gateway_url
         if getattr(self, "_cdr", None):
             function, handler, queue_url = self._cdr

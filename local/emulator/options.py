@@ -21,6 +21,15 @@ def _env(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
+def default_sautikit_api_url() -> str:
+    """``SAUTIKIT_API_URL``, else the local stack's Sautikit double on ``SAUTIKIT_DOUBLE_PORT``.
+
+    Calls are only registered after ``/_double/ping`` confirms the URL is the double.
+    """
+    port = os.environ.get("SAUTIKIT_DOUBLE_PORT", "8091")
+    return os.environ.get("SAUTIKIT_API_URL") or f"http://127.0.0.1:{port}"
+
+
 @dataclass
 class CallOptions:
     """How to place the call; defaults match ``make call`` against ``make run``."""
@@ -53,7 +62,7 @@ class CallOptions:
     dial_answer_seconds: float = 5.0
     dead_air_hangup_seconds: float = 5.0
     realtime_verbs: bool = False
-    sautikit_api_url: str | None = field(default_factory=lambda: _env("SAUTIKIT_API_URL"))
+    sautikit_api_url: str | None = field(default_factory=default_sautikit_api_url)
     call_record_url: str | None = None
     record_wait_seconds: float = 8.0
     http_timeout: float = 10.0

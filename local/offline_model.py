@@ -1,0 +1,123 @@
+"""The offline model: a stand-in for OpenAI Realtime when no API key is set.
+
+It is the Realtime double the tests use (``tests/doubles/openai_realtime.py``: GA wire protocol,
+energy-based turn detection, bursty audio deltas) with a scripted receptionist on top. It speaks
+lines pre-rendered with espeak-ng and shipped in ``local/audio/model/`` (nothing is downloaded),
+says plainly that it is the offline model, greets, answers the first question with a canned
+reply, and transfers the caller to a human (``transfer_to_human``) when they ask again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import Future
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from tests.doubles.openai_realtime import (
+    FunctionCall,
+    RealtimeDouble,
+    Reply,
+    SessionState,
+    Trigger,
+)
+
+AUDIO_DIR = Path(__file__).resolve().parent / "audio" / "model"
+OFFLINE_API_KEY = "offline-model-key"
+
+#: The spoken lines and their WAV files (24 kHz mono, see local/audio/model/README.md).
+LINES = {
+    "greeting": "Hello, this is the Mapokezi offline test model. How can I help you?",
+    "answer": (
+        "I am a test model, so I cannot understand speech. We are open weekdays, eight to "
+        "five thirty. To speak to a person, just ask again."
+    ),
+    "connecting": "Of course. Connecting you now, please hold.",
+    "still_there": "Are you still there?",
+    "time_warning": "We have about a minute left on this call.",
+    "goodbye": "Thank you for calling. Goodbye!",
+}
+CALLER_TRANSCRIPT = "[caller speech: the offline model does not transcribe]"
+TRANSFER_REASON = "The caller asked to speak to a person (offline model)."
+
+
+@cache
+def line(name: str) -> Reply:
+    """The reply speaking line ``name`` (loaded once)."""
+    return Reply.from_wav(AUDIO_DIR / f"{name}.wav", text=LINES[name])
+
+
+class OfflineReceptionist:
+    """The script: greet, answer once, then transfer on the next caller turn."""
+
+    def transcribe(self, state: SessionState, turn_index: int) -> str:
+        """The double cannot do speech recognition; say so in the transcript."""
+        return CALLER_TRANSCRIPT
+
+    def respond(self, state: SessionState, trigger: Trigger) -> Reply:
+        """Pick the reply for why a response is starting."""
+        if trigger.kind == "greeting":
+            return line("greeting")
+        if trigger.kind == "user_audio":
+            if (trigger.turn_index or 0) == 0:
+                return line("answer")
+            transfer = FunctionCall(
+                "transfer_to_human",
+                {"reason": TRANSFER_REASON},
+                follow_up=line("connecting"),
+            )
+            return Reply(function_call=transfer)
+        if trigger.kind == "function_output":
+            return line("connecting")
+        # System prompts from the media node (idle caller, call-length warning, goodbye).
+        cue = f"{trigger.instructions or ''} {trigger.text or ''}".lower()
+        if "goodbye" in cue or "end the call" in cue:
+            return line("goodbye")
+        if "minute" in cue:
+            return line("time_warning")
+        return line("still_there")
+
+
+class OfflineModel:
+    """Runs the offline model's server on its own thread and event loop.
+
+    ``start()`` returns once it listens; ``url`` is what ``OPENAI_REALTIME_URL`` should be.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8092) -> None:
+        self.host = host
+        self.port = port
+        self.api_key = OFFLINE_API_KEY
+        self.double: RealtimeDouble | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """WebSocket URL of the Realtime endpoint (clients add ``?model=…``)."""
+        return f"ws://{self.host}:{self.port}/v1/realtime"
+
+    def start(self) -> OfflineModel:
+        """Start listening (blocks until the socket is bound)."""
+        self._thread.start()
+        self._run(self._start()).result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        """Close every session and the server, then end the thread."""
+        if self.double is not None:
+            self._run(self.double.close()).result(timeout=10)
+            self.double = None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    async def _start(self) -> None:
+        self.double = RealtimeDouble(
+            OfflineReceptionist(), host=self.host, port=self.port, api_key=self.api_key
+        )
+        await self.double.start()
+
+    def _run(self, coroutine: Any) -> Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
