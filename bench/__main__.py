@@ -29,7 +29,7 @@ import bench  # noqa: F401  (puts functions/ on sys.path)
 from bench import harness, report
 
 PARTS = ("serverless", "audio", "latency", "capacity")
-FULL_STEPS = (50, 100, 150, 200, 250, 300, 400, 500)
+FULL_STEPS = (50, 100, 150, 175, 200, 250, 300, 400)
 QUICK_STEPS = (20, 50)
 
 

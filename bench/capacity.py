@@ -107,7 +107,7 @@ async def run_step(
     settle_s: float,
     lead_ms: float,
     logs: Path,
-    helpers: list[Any],
+    helpers: dict[str, Any],
     profile: bool = False,
 ) -> dict[str, Any]:
     """One step of the sweep: N concurrent calls, measured over `window_s` seconds.
@@ -151,7 +151,7 @@ async def run_step(
     if node is not None:
         node.probe_reset()
     server_cpu0 = server.cpu_seconds() if server else None
-    helper_cpu0 = sum(helper() for helper in helpers)
+    helper_cpu0 = {name: read() for name, read in helpers.items()}
     cores0 = core_busy_seconds()
     sampler = None
     if profile and node is not None and node.process is not None:
@@ -167,7 +167,11 @@ async def run_step(
     server_cpu_s = (
         server.cpu_seconds() - server_cpu0 if server and server_cpu0 is not None else None
     )
-    helper_cpu_s = sum(helper() for helper in helpers) - helper_cpu0
+    helper_split = {
+        name: round((read() - helper_cpu0[name]) / max(1e-9, loop.time() - start), 3)
+        for name, read in helpers.items()
+    }
+    helper_cpu_s = sum(helper_split.values()) * (loop.time() - start)
     cores1 = core_busy_seconds()
     core_busy = {
         core: round((cores1[core] - cores0.get(core, 0.0)) / max(1e-9, loop.time() - start), 3)
@@ -207,6 +211,7 @@ async def run_step(
             "records_found": len(records),
             "core_busy_share": core_busy,
             "node_core": node_cpu,
+            "generator_side_core_share": helper_split,
         },
     )
 
@@ -298,7 +303,10 @@ def _analyse(
         "node_frames_released": released if records else None,
         "inbound_frames_lost": inbound_lost,
         "outbound_frames_lost": outbound_lost,
-        "late_frames": sum(int(r.get("late_frames") or 0) for r in records) if records else None,
+        "late_frames": _late_in_window(pacing, lead_ms),
+        "late_frames_whole_calls": sum(int(r.get("late_frames") or 0) for r in records)
+        if records
+        else None,
         "underruns": sum(int(r.get("underruns") or 0) for r in records) if records else None,
         "pacer_max_timing_error_ms": max(
             (float(r.get("max_timing_error_ms") or 0) for r in records), default=None
@@ -328,6 +336,14 @@ def _analyse(
     return result
 
 
+def _late_in_window(pacing: dict[str, Any] | None, lead_ms: float) -> int | None:
+    """Frames the node released later than their slot (error above the lead) in the window."""
+    if not pacing:
+        return None
+    first = round(lead_ms / float(pacing["bin_ms"]))
+    return sum(int(n) for i, n in pacing["counts"].items() if int(i) >= first)
+
+
 async def sweep(
     steps: list[int],
     *,
@@ -353,10 +369,10 @@ async def sweep(
     double = await DoubleProcess(cpu=gen_cpu, port=model_port).start()
     if target.foreign:
         print(f"  model double for the server under test: OPENAI_REALTIME_URL={double.url}")
-    helpers = [proc_cpu_seconds, double.cpu_seconds]
+    helpers = {"load_generator": proc_cpu_seconds, "model_double": double.cpu_seconds}
     if aws is not None and aws.process is not None:
         pid = aws.process.pid
-        helpers.append(lambda: proc_cpu_seconds(pid))
+        helpers["moto"] = lambda: proc_cpu_seconds(pid)
     results: list[dict[str, Any]] = []
     try:
         for n in steps:
@@ -376,7 +392,7 @@ async def sweep(
             print_step(step)
             if not step["passed"] or step["generator_saturated"]:
                 break
-        passed = [s["calls"] for s in results if s["passed"]]
+        passed = [s["calls"] for s in results if s["passed"] and not s["generator_saturated"]]
         if profile_calls is not None and not target.foreign:
             calls = profile_calls or (max(passed) if passed else steps[0])
             profiled = await run_step(
@@ -396,7 +412,7 @@ async def sweep(
         await double.stop()
         if aws is not None:
             await asyncio.to_thread(aws.stop)
-    passing = [s["calls"] for s in results if s["passed"]]
+    passing = [s["calls"] for s in results if s["passed"] and not s["generator_saturated"]]
     last = results[-1] if results else {}
     if profile_calls is None or target.foreign:
         profiled = None
@@ -417,9 +433,12 @@ def _limit(last: dict[str, Any], passing: list[int]) -> str:
     if not last:
         return "no step ran"
     if last.get("passed") and last.get("generator_saturated"):
+        share = last["generator_side_core_share"]
         return (
-            f"generator side: core 1 was {last['generator_core_share']:.0%} busy at "
-            f"{last['calls']} calls, so larger steps would measure the generator, not the node"
+            f"the generator side, not the node: core 1 was {last['generator_core_share']:.0%} "
+            f"busy at {last['calls']} calls (model double {share.get('model_double')}, load "
+            f"generator {share.get('load_generator')}), so that step and larger ones measure "
+            f"the generator; the node was at {last['node_cpu_core_share']} of its core"
         )
     if last.get("passed"):
         return "sweep ended before any step failed (raise --steps to find the limit)"
@@ -502,7 +521,8 @@ def print_table(results: dict[str, Any]) -> None:
     )
     print(format_table(COLUMNS, [_row(step) for step in results["steps"]]))
     print(
-        f"  max calls per core within budget (p99 ≤ {P99_BUDGET_MS} ms, 0 lost): "
+        f"  max calls per core within budget (p99 ≤ {P99_BUDGET_MS} ms, 0 lost, generator "
+        "not saturated): "
         f"{results['max_calls_per_core']} (target {results['target_calls_per_core']})"
     )
     print(f"  limited by: {results['limited_by']}")

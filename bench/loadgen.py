@@ -5,10 +5,13 @@ It speaks the same protocol as ``local.emulator.media_leg.MediaLeg`` (subprotoco
 time; ``{"type":"killAudio"}`` honoured) but is built for many legs in one process:
 MediaLeg runs a sender and a playout task per leg that each wake every 20 ms and does numpy work
 per frame (jitter, peak levels, heard-audio log), which at 300 legs is ~30 000 wake-ups and
-array operations a second on the generator's single core. Here one clock task sends every leg's
-frame from pre-built shared ``bytes`` (legs are spread over phases of the 20 ms period, like
-calls that started at random times), and each leg's receive task only timestamps what arrives.
-Everything else (timing errors, playout, barge-in) is computed after the run from timestamps.
+array operations a second on the generator's single core, on top of the websockets
+library's task, future and queue per message. Here each leg is an ``asyncio.Protocol`` driving
+websockets' sans-I/O ``ClientProtocol`` (a received frame is parsed and timestamped inside
+``data_received``; a sent frame is one ``transport.write``), and one clock task sends every
+leg's frame from pre-built shared ``bytes`` (legs spread over phases of the 20 ms period, like
+calls that started at random times). Everything else (timing errors, playout, barge-in) is
+computed after the run from the timestamps.
 
 Times are ``loop.time()`` (the monotonic clock), so they compare with other processes' monotonic
 timestamps on the same machine.
@@ -19,13 +22,19 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidHandshake
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
 
 DRACHTIO = "audio.drachtio.org"
 FRAME_MS = 20
@@ -113,33 +122,21 @@ class CallerAudio:
         return index >= len(self.lead_in) and (index - len(self.lead_in)) % len(self.cycle) == 0
 
 
-class Leg:
-    """One media leg: its socket and the timestamps of everything sent and received."""
+class Leg(asyncio.Protocol):
+    """One media leg: a WebSocket client on websockets' sans-I/O protocol, and timestamps.
 
-    __slots__ = (
-        "arrivals",
-        "audio",
-        "bytes_in",
-        "close_code",
-        "connected_at",
-        "error",
-        "frame_index",
-        "kills",
-        "odd_frames",
-        "onsets",
-        "open",
-        "receiver",
-        "sends",
-        "spec",
-        "start_frame",
-        "texts",
-        "ws",
-    )
+    Driving ``websockets.client.ClientProtocol`` from an ``asyncio.Protocol`` costs no task, no
+    future and no queue per message: a received frame is parsed and timestamped inside
+    ``data_received``, and a frame is sent with one ``transport.write``.
+    """
 
     def __init__(self, spec: LegSpec, audio: CallerAudio, start_frame: int = 0) -> None:
         self.spec = spec
         self.audio = audio
-        self.ws: ClientConnection | None = None
+        self.ws = ClientProtocol(
+            parse_uri(spec.url), subprotocols=[Subprotocol(DRACHTIO)], max_size=None
+        )
+        self.transport: asyncio.Transport | None = None
         self.open = False
         self.start_frame = start_frame
         self.frame_index = start_frame
@@ -153,43 +150,132 @@ class Leg:
         self.texts: list[str] = []
         self.bytes_in = 0
         self.odd_frames = 0
-        self.receiver: asyncio.Task[None] | None = None
+        loop = asyncio.get_running_loop()
+        self._clock = loop.time
+        self.handshake: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self._fragments: list[bytes] = []
 
-    async def send_next(self, now: float) -> None:
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        request = self.ws.connect()
+        for name, value in self.spec.headers.items():
+            request.headers[name] = value
+        self.ws.send_request(request)
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        now = self._clock()
+        ws = self.ws
+        ws.receive_data(data)
+        for event in ws.events_received():
+            if isinstance(event, Frame):
+                self._on_frame(event, now)
+            elif isinstance(event, Response):
+                self._on_response(event)
+        self._flush()
+
+    def eof_received(self) -> bool | None:
+        self.ws.receive_eof()
+        self._flush()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
+        if self.ws.close_rcvd is not None:
+            self.close_code = self.ws.close_rcvd.code
+        if not self.handshake.done():
+            self.handshake.set_exception(ConnectionError(f"connection lost: {exc}"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    # -- WebSocket events --------------------------------------------------------------------
+
+    def _on_response(self, response: Response) -> None:
+        if self.handshake.done():
+            return
+        if self.ws.handshake_exc is not None:
+            status = response.status_code
+            self.handshake.set_exception(
+                ConnectionError(f"upgrade refused: HTTP {status}")
+                if status != 101
+                else self.ws.handshake_exc
+            )
+        else:
+            self.handshake.set_result(None)
+
+    def _on_frame(self, frame: Frame, now: float) -> None:
+        opcode = frame.opcode
+        if opcode is Opcode.CONT or not frame.fin:
+            self._fragments.append(frame.data)
+            if not frame.fin:
+                return
+            data = b"".join(self._fragments)
+            self._fragments.clear()
+        else:
+            data = frame.data
+        if opcode is Opcode.BINARY or (opcode is Opcode.CONT and data):
+            self.arrivals.append(now)
+            self.bytes_in += len(data)
+            if len(data) % 2:
+                self.odd_frames += 1
+        elif opcode is Opcode.TEXT:
+            text = data.decode(errors="replace")
+            if '"killAudio"' in text:
+                self.kills.append(now)
+            else:
+                self.texts.append(text[:200])
+        elif opcode is Opcode.CLOSE:
+            self.open = False
+
+    def _flush(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                transport.write(chunk)
+            elif transport.can_write_eof():
+                transport.write_eof()
+        if self.ws.close_expected() and self.ws.state is State.CLOSED:
+            transport.close()
+
+    # -- driven by the generator -------------------------------------------------------------
+
+    def send_text(self, text: str) -> None:
+        """Sends one text frame."""
+        self.ws.send_text(text.encode())
+        self._flush()
+
+    def send_next(self, now: float) -> None:
         """Sends the next caller frame (called by the generator's clock)."""
         index = self.frame_index
         self.frame_index = index + 1
-        frame = self.audio.frame(index)
         self.sends.append(now)
         if self.audio.is_onset(index):
             self.onsets.append(now)
-        try:
-            await self.ws.send(frame)  # type: ignore[union-attr]
-        except ConnectionClosed:
+        if self.ws.state is not State.OPEN:
             self.open = False
+            return
+        self.ws.send_binary(self.audio.frame(index))
+        self._flush()
 
-    async def receive(self) -> None:
-        """Timestamps every frame and command from the server until the socket closes."""
-        ws = self.ws
-        assert ws is not None
-        loop = asyncio.get_running_loop()
-        arrivals = self.arrivals
-        try:
-            async for message in ws:
-                now = loop.time()
-                if isinstance(message, bytes):
-                    arrivals.append(now)
-                    self.bytes_in += len(message)
-                    if len(message) % 2:
-                        self.odd_frames += 1
-                elif '"killAudio"' in message:
-                    self.kills.append(now)
-                else:
-                    self.texts.append(message[:200])
-        except ConnectionClosed:
-            pass
+    async def close(
+        self, code: int = 1000, reason: str = "caller hung up", limit_s: float = 5.0
+    ) -> None:
+        """Closes like a caller hanging up and waits for the server to close the TCP connection."""
         self.open = False
-        self.close_code = ws.close_code
+        if self.transport is None:
+            return
+        if self.ws.state is State.OPEN:
+            self.ws.send_close(code, reason)
+            self._flush()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.closed), limit_s)
+        except TimeoutError:
+            self.transport.abort()
 
 
 class LoadGenerator:
@@ -230,32 +316,31 @@ class LoadGenerator:
             start_frame = self._random.randrange(len(self.audio.cycle)) + len(self.audio.lead_in)
         leg = Leg(spec, self.audio, start_frame)
         self.legs.append(leg)
+        uri = leg.ws.uri
+        loop = asyncio.get_running_loop()
         try:
-            leg.ws = await connect(
-                spec.url,
-                subprotocols=[DRACHTIO],  # type: ignore[list-item]
-                additional_headers=dict(spec.headers) or None,
-                compression=None,
-                open_timeout=open_timeout,
-                ping_interval=None,
-                max_size=None,
-                proxy=None,
-            )
-        except InvalidStatus as exc:
-            leg.error = f"upgrade refused: HTTP {exc.response.status_code}"
-            return leg
+            async with asyncio.timeout(open_timeout):
+                await loop.create_connection(
+                    lambda: leg,
+                    uri.host,
+                    uri.port,
+                    ssl=ssl.create_default_context() if uri.secure else None,
+                    server_hostname=uri.host if uri.secure else None,
+                )
+                await leg.handshake
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             leg.error = f"connect failed: {type(exc).__name__}: {exc}"
+            if leg.transport is not None:
+                leg.transport.abort()
             return leg
         if leg.ws.subprotocol != DRACHTIO:
             leg.error = "server did not select audio.drachtio.org"
-            await leg.ws.close()
+            await leg.close(1002, "subprotocol not accepted")
             return leg
         leg.connected_at = asyncio.get_running_loop().time()
         metadata = {"sampleRate": spec.rate, "mixType": "mono", **spec.metadata}
-        await leg.ws.send(json.dumps(metadata))
+        leg.send_text(json.dumps(metadata))
         leg.open = True
-        leg.receiver = asyncio.create_task(leg.receive())
         self._buckets[len(self.legs) % self.phases].append(leg)
         if self._clock is None:
             self._clock = asyncio.create_task(self._run_clock())
@@ -277,7 +362,7 @@ class LoadGenerator:
             bucket = self._buckets[tick % self.phases]
             for leg in bucket:
                 if leg.open:
-                    await leg.send_next(now)
+                    leg.send_next(now)
             tick += 1
 
     def open_legs(self) -> int:
@@ -292,16 +377,7 @@ class LoadGenerator:
         for bucket in self._buckets:
             bucket[:] = [leg for leg in bucket if leg.open]
 
-        async def close(leg: Leg) -> None:
-            if leg.ws is not None:
-                try:
-                    await asyncio.wait_for(leg.ws.close(1000, "caller hung up"), close_timeout)
-                except (TimeoutError, ConnectionClosed, OSError):
-                    leg.ws.transport.abort()
-            if leg.receiver is not None:
-                await asyncio.gather(leg.receiver, return_exceptions=True)
-
-        await asyncio.gather(*(close(leg) for leg in chosen))
+        await asyncio.gather(*(leg.close(limit_s=close_timeout) for leg in chosen))
 
     async def hang_up_in_pauses(
         self, *, quiet_s: float = 0.4, before_turn_s: float = 1.0, limit_s: float = 8.0
