@@ -22,14 +22,15 @@ from mapokezi.store import now_iso
 from media_node import call_logic as logic
 from media_node import prompts
 from media_node.assets import APOLOGY, DRAIN, TIME_LIMIT, load_line
-from media_node.audio import FrameTooLargeError, InboundPcm, PacerStats, StreamResampler
+from media_node.audio import FrameTooLargeError, PacerStats
 from media_node.context import NodeContext
+from media_node.inbound import InboundAudio, decode_plan
 from media_node.metrics import CallMetrics, emf_line
 from media_node.models import base as m
 from media_node.playback import Playback
 from media_node.records import CallRecords
 from media_node.sautikit_protocol import (
-    check_metadata,
+    StreamMetadata,
     classify_text_frame,
     kill_audio,
     parse_metadata,
@@ -37,8 +38,6 @@ from media_node.sautikit_protocol import (
 
 log = logging.getLogger(__name__)
 metrics_log = logging.getLogger("media_node.metrics")
-
-TRUSTED_RATES = (8000, 16000)
 
 
 class CallSession:
@@ -89,7 +88,6 @@ class CallSession:
         self._t0 = 0.0
         self._connected_at = ""
         self._decode_rate = profile.audio.sample_rate
-        self._decode_channels = 1
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -198,32 +196,31 @@ class CallSession:
     # --- caller side -------------------------------------------------------------------------
 
     async def _caller_loop(self) -> None:
-        inbound: InboundPcm | None = None
-        resampler: StreamResampler | None = None
+        inbound: InboundAudio | None = None
         try:
             async for message in self.ws:
-                if inbound is None or resampler is None:
+                if inbound is None:
                     # The first frame decides the decoding: metadata if text, else the profile's.
-                    if isinstance(message, str):
-                        self._on_metadata(message)
-                    else:
-                        self._decode_channels = self._expected_channels()
-                    inbound = InboundPcm(self._decode_rate, self._decode_channels)
-                    resampler = StreamResampler(self._decode_rate, self.model.input_rate)
-                    if isinstance(message, str):
+                    meta = self._on_metadata(message) if isinstance(message, str) else None
+                    plan = decode_plan(meta, self.profile.audio)
+                    for warning in plan.warnings:
+                        self.metrics.chipmunk_warnings += 1
+                        log.warning("call %s: chipmunk guard: %s", self.call_id, warning)
+                    self._decode_rate = plan.rate
+                    inbound = InboundAudio(plan, self.model.input_rate)
+                    if meta is not None:
                         continue
-                if isinstance(message, str):
+                elif isinstance(message, str):
                     frame = classify_text_frame(message)
                     log.info("call %s: text frame: %.200s", self.call_id, frame.text)
                     continue
                 self.metrics.frames_in += 1
                 try:
-                    pcm = inbound.feed(message)
+                    model_pcm = inbound.feed(message)
                 except FrameTooLargeError as exc:
                     self.metrics.oversized_frames += 1
                     log.warning("call %s: %s", self.call_id, exc)
                     continue
-                model_pcm = resampler.process(pcm)
                 if self._model_alive and self._talking and model_pcm:
                     await self.model.send_audio(model_pcm)
         except ConnectionClosed:
@@ -233,27 +230,13 @@ class CallSession:
             self.outcome = logic.OUTCOME_CALLER_HANGUP
             self._ended.set()
 
-    def _on_metadata(self, text: str) -> None:
+    def _on_metadata(self, text: str) -> StreamMetadata:
         meta = parse_metadata(text)
         self.metadata = meta.raw
         log.info("call %s: stream metadata %s", self.call_id, meta.raw)
         for problem in meta.problems:
             log.warning("call %s: metadata: %s", self.call_id, problem)
-        expected_rate = self.profile.audio.sample_rate
-        expected_channels = self._expected_channels()
-        for mismatch in check_metadata(meta, expected_rate, expected_channels):
-            self.metrics.chipmunk_warnings += 1
-            log.warning("call %s: chipmunk guard: %s", self.call_id, mismatch)
-        # The stream states how it encodes the caller; trust it for decoding when plausible.
-        # Outbound stays at the profile's rate: that is what bidirectionalSamplingRate asked for.
-        if meta.sample_rate in TRUSTED_RATES:
-            self._decode_rate = meta.sample_rate
-        self._decode_channels = meta.channels if meta.channels in (1, 2) else expected_channels
-
-    def _expected_channels(self) -> int:
-        # both_tracks is taken as mod_audio_fork's "stereo" mix (caller on channel 0) unless the
-        # metadata says otherwise; inbound_track is the caller alone.
-        return 2 if self.profile.audio.track == "both_tracks" else 1
+        return meta
 
     # --- model side --------------------------------------------------------------------------
 

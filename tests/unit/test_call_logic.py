@@ -7,13 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mapokezi.profiles import load_profile_file, parse_profile
+from mapokezi.profiles import AudioSettings, load_profile_file, parse_profile
 from media_node import call_logic as logic
 from media_node.assets import APOLOGY, DRAIN, LINES, TIME_LIMIT, load_line
 from media_node.audio import PacerStats
+from media_node.inbound import DecodePlan, InboundAudio, decode_plan
 from media_node.metrics import CallMetrics, emf_line
 from media_node.playback import Playback
 from media_node.prompts import handoff_line_instructions, session_instructions, tool_specs
+from media_node.sautikit_protocol import parse_metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = parse_profile(
@@ -183,3 +185,29 @@ def test_prompts_carry_persona_facts_and_tools() -> None:
     assert "Karibu Dental Clinic" in handoff_line_instructions(PROFILE, "transfer")
     names = [t["name"] for t in tool_specs(PROFILE)]
     assert names == ["transfer_to_human", "end_call"]
+
+
+def test_decode_plan_chipmunk_guard() -> None:
+    wide = AudioSettings(sample_rate=16000, track="inbound_track")
+    assert decode_plan(None, wide) == DecodePlan(16000, 1, [])
+    agreed = decode_plan(parse_metadata('{"sampleRate":16000,"mixType":"mono"}'), wide)
+    assert agreed == DecodePlan(16000, 1, [])
+    narrow = decode_plan(parse_metadata('{"sampleRate":8000}'), wide)
+    assert (narrow.rate, narrow.channels, len(narrow.warnings)) == (8000, 1, 1)
+    odd = decode_plan(parse_metadata('{"sampleRate":44100}'), wide)
+    assert (odd.rate, len(odd.warnings)) == (16000, 1)  # stated, warned, not trusted
+    both = AudioSettings(sample_rate=16000, track="both_tracks")
+    assert decode_plan(None, both).channels == 2
+    mixed = decode_plan(parse_metadata('{"mixType":"mixed"}'), both)
+    assert mixed.channels == 1 and len(mixed.warnings) == 1
+
+
+def test_inbound_audio_realigns_odd_frames_and_resamples_to_the_model_rate() -> None:
+    inbound = InboundAudio(DecodePlan(8000, 2), 24000)
+    stereo = np.column_stack(
+        [np.full(8000, 1000, dtype="<i2"), np.full(8000, -1000, dtype="<i2")]
+    ).tobytes()
+    out = b"".join(inbound.feed(stereo[i : i + 321]) for i in range(0, len(stereo), 321))
+    samples = np.frombuffer(out, dtype="<i2")
+    assert 24000 - 1200 < samples.size <= 24000  # 1 s at 24 kHz, minus soxr's hold-back
+    assert np.median(samples[1000:]) == 1000  # channel 0 only
