@@ -8,7 +8,13 @@ What runs (all on loopback unless ``LOCAL_HOST`` says otherwise):
 - The media node: ``python -m media_node`` as a child process, exactly as in the container.
 - Sautikit's REST API: the double from ``tests/doubles`` unless ``SAUTIKIT_API_URL`` is set.
 - The model: OpenAI Realtime when ``OPENAI_API_KEY`` is set, else the offline model.
-- The example profile, seeded for ``DEMO_NUMBER``.
+- The example profile, seeded for ``DEMO_NUMBER``, plus any ``StackConfig.profiles``.
+
+Tests drive it through :class:`StackConfig`: ``openai_api_key`` + ``openai_realtime_url`` point
+the media node at a model the test runs (a Realtime double with its own script), ``profiles``
+seeds more numbers, ``heartbeat_max_age_seconds`` and ``media_node_env`` shorten the health
+timings, and :meth:`LocalStack.crash_media_node` / :meth:`LocalStack.start_media_node` take the
+node away and bring it back. ``stop()`` restores the environment variables ``start()`` set.
 """
 
 from __future__ import annotations
@@ -76,6 +82,10 @@ class StackConfig:
     #: Failed CDR fetches come back after this many seconds (AWS: 6x the function timeout).
     queue_visibility_seconds: int = 5
     media_node_env: dict[str, str] = field(default_factory=dict)
+    #: More receptionist profiles to seed: dialled number -> profile fields (as in a file).
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``HEARTBEAT_MAX_AGE_SECONDS`` for the webhooks (None: the product default).
+    heartbeat_max_age_seconds: int | None = None
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -131,6 +141,7 @@ class LocalStack:
         self.model: Any = None
         self.media_node: subprocess.Popen[bytes] | None = None
         self._log_thread: threading.Thread | None = None
+        self._saved_env: dict[str, str | None] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -174,6 +185,12 @@ class LocalStack:
         if self.moto:
             self.moto.stop()
             self.moto = None
+        for name, value in self._saved_env.items():  # leave the process as it was found
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
         config.reset_aws_clients()
 
     def __enter__(self) -> LocalStack:
@@ -221,6 +238,8 @@ class LocalStack:
         return config.dynamodb_table(self.cfg.table_name)
 
     def _set_env(self, **values: str) -> None:
+        for name in values:
+            self._saved_env.setdefault(name, os.environ.get(name))
         self.env.update(values)
         os.environ.update(values)
 
@@ -250,6 +269,8 @@ class LocalStack:
         )
         if cfg.webhook_secret:
             self._set_env(SAUTIKIT_WEBHOOK_SECRET=cfg.webhook_secret)
+        if cfg.heartbeat_max_age_seconds is not None:
+            self._set_env(HEARTBEAT_MAX_AGE_SECONDS=str(cfg.heartbeat_max_age_seconds))
         config.reset_aws_clients()
         create_tables(boto3.client("dynamodb"), {"CallsTable": cfg.table_name})
         queues = resources_of_type("AWS::SQS::Queue")
@@ -304,6 +325,24 @@ class LocalStack:
         profile = parse_profile(data, number=self.cfg.demo_number)
         store.put_profile(self.table(), profile)
         self.parts[f"Profile {profile.business_name}{note}"] = self.cfg.demo_number
+        for number, fields in self.cfg.profiles.items():
+            extra = parse_profile(fields, number=number)
+            store.put_profile(self.table(), extra)
+            self.parts[f"Profile {extra.business_name}"] = number
+
+    def crash_media_node(self) -> None:
+        """Kill the media node without a drain (SIGKILL): its heartbeats simply stop."""
+        if self.media_node and self.media_node.poll() is None:
+            self.media_node.kill()
+            self.media_node.wait(timeout=10)
+        self.media_node = None
+        self.parts.pop("Media node (python -m media_node)", None)
+
+    def start_media_node(self) -> None:
+        """Start the media node (again, after :meth:`crash_media_node`); returns when healthy."""
+        if self.media_node and self.media_node.poll() is None:
+            raise RuntimeError("the media node is already running")
+        self._start_media_node()
 
     def _start_media_node(self) -> None:
         cfg = self.cfg
