@@ -120,7 +120,7 @@ class RealtimeSession:
     @property
     def input_audio(self) -> bytes | None:
         """Every input audio byte received, when the double records audio."""
-        audio = self.protocol.input_audio
+        audio = self.protocol.buffer.audio
         return None if audio is None else bytes(audio)
 
     @property
