@@ -29,7 +29,7 @@ import bench  # noqa: F401  (puts functions/ on sys.path)
 from bench import harness, report
 
 PARTS = ("serverless", "audio", "latency", "capacity")
-FULL_STEPS = (50, 100, 150, 175, 200, 250, 300, 400)
+FULL_STEPS = (50, 100, 125, 150, 175, 200, 250, 300)
 QUICK_STEPS = (20, 50)
 
 
@@ -45,6 +45,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--steps", help="capacity sweep, e.g. 50,100,200 (calls per step)")
     parser.add_argument("--window", type=float, help="seconds measured per capacity step")
     parser.add_argument("--settle", type=float, help="seconds after the ramp before measuring")
+    parser.add_argument("--repeats", type=int, help="runs per capacity step (default 2, quick 1)")
     parser.add_argument("--no-profile", action="store_true", help="skip the node profile")
     parser.add_argument(
         "--realtime",
@@ -97,6 +98,7 @@ async def run_capacity(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         target=target,
         model_port=args.model_port,
         profile_calls=None if args.no_profile else 0,
+        repeats=args.repeats or (1 if args.quick else 2),
     )
 
 

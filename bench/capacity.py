@@ -1,22 +1,26 @@
 """Media-node capacity: how many concurrent calls one core carries within the timing budget.
 
-For each N of the sweep, a fresh ``python -m media_node`` is pinned to core 0; this process
-(load generator, Realtime double, moto) is pinned to core 1. N legs connect one at a time (each
+For each N of the sweep, a fresh media node (``python -m media_node`` under
+``bench.node_probe``) is pinned to core 0; the load generator (this process), the Realtime
+double and moto (their own processes) are pinned to core 1. N legs connect one at a time (each
 waits until its model session has opened, which also maps legs to model sessions), stream
-caller audio in real time (speech turns with line noise between them, continuously) and the
+caller audio in real time without pause (speech turns with line noise between them) and the
 double answers every turn with bursty deltas (120 ms chunks at 4× real time). After a settle
 period, a measurement window records:
 
 - node CPU (``/proc/<pid>/stat``) and resident memory (``/proc/<pid>/status``), per call;
-- outbound frame timing error at the caller's side (see ``analysis.frame_timing_errors``);
-- the node's own pacer counters from the call records (late frames, underruns, max error);
+- outbound frame timing error: the node's pacer histogram (release time − due time, due being
+  the frame's slot minus the lead, or its arrival if later), and the same seen at the caller
+  (``analysis.frame_timing_errors``), which adds loopback and the generator's own loop;
+- late frames (released after their slot began) in the window, and over whole calls;
 - inbound hop latency: caller frame sent → audio appended on the model socket;
 - frames lost: caller frames sent but not counted by the node, frames the node released but the
-  caller never received;
-- the generator's own health: its clock's lateness and how busy core 1 was.
+  caller never received (callers hang up in a pause, so nothing is in flight);
+- the generator side's health: its clock's lateness and how busy core 1 was, per process.
 
-A step passes with p99 timing error ≤ 5 ms, no frames lost and every leg connected; the sweep
-stops at the first step that fails (or when the generator side saturates).
+A step passes with p99 timing error ≤ 5 ms, no frames lost and every leg connected; it counts
+towards the capacity only if the generator side was not saturated. The sweep stops at the first
+failing or saturated step.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from bench.harness import (
 from bench.loadgen import CallerAudio, LegSpec, LoadGenerator
 from bench.node_probe import histogram_summary
 from bench.report import format_table
-from bench.stats import summarize
+from bench.stats import median_of_runs, summarize
 
 P99_BUDGET_MS = 5.0
 GENERATOR_BUSY_LIMIT = 0.85
@@ -336,6 +340,20 @@ def _analyse(
     return result
 
 
+def combine_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One step from repeated runs: field-wise medians (every run's value kept in ``*_runs``).
+
+    A step passes only if every run passed, and is saturated if any run was.
+    """
+    if len(runs) == 1:
+        return runs[0]
+    combined = median_of_runs(runs)
+    combined["passed"] = all(run["passed"] for run in runs)
+    combined["generator_saturated"] = any(run["generator_saturated"] for run in runs)
+    combined["runs"] = len(runs)
+    return combined
+
+
 def _late_in_window(pacing: dict[str, Any] | None, lead_ms: float) -> int | None:
     """Frames the node released later than their slot (error above the lead) in the window."""
     if not pacing:
@@ -354,10 +372,12 @@ async def sweep(
     target: Target | None = None,
     model_port: int = 0,
     profile_calls: int | None = None,
+    repeats: int = 1,
 ) -> dict[str, Any]:
     """Runs the sweep; stops after the first failing step.
 
     Args:
+        repeats: Runs per step (each against a fresh node); figures are their medians.
         profile_calls: After the sweep, profile the node at this many calls (0: at the
             largest step that passed); None skips profiling.
     """
@@ -376,18 +396,23 @@ async def sweep(
     results: list[dict[str, Any]] = []
     try:
         for n in steps:
-            step = await run_step(
-                n,
-                target=target,
-                aws=aws,
-                double=double,
-                node_cpu=node_cpu,
-                window_s=window_s,
-                settle_s=settle_s,
-                lead_ms=lead_ms,
-                logs=logs,
-                helpers=helpers,
-            )
+            runs = []
+            for _ in range(repeats):
+                runs.append(
+                    await run_step(
+                        n,
+                        target=target,
+                        aws=aws,
+                        double=double,
+                        node_cpu=node_cpu,
+                        window_s=window_s,
+                        settle_s=settle_s,
+                        lead_ms=lead_ms,
+                        logs=logs,
+                        helpers=helpers,
+                    )
+                )
+            step = combine_runs(runs)
             results.append(step)
             print_step(step)
             if not step["passed"] or step["generator_saturated"]:
@@ -422,6 +447,7 @@ async def sweep(
         "pinning": {"media_node_cpu": node_cpu, "generator_cpu": gen_cpu},
         "budget": {"p99_frame_timing_error_ms": P99_BUDGET_MS, "frames_lost": 0},
         "timing_error_excludes_first_frames": SKIP,
+        "runs_per_step": repeats,
         "steps": results,
         "max_calls_per_core": max(passing) if passing else 0,
         "limited_by": _limit(last, passing),

@@ -72,7 +72,9 @@ def median_of_runs(runs: Sequence[Mapping[str, Any]], digits: int = 3) -> dict[s
         if isinstance(first, Mapping) and all(isinstance(v, Mapping) for v in values):
             combined[key] = median_of_runs(values, digits)  # type: ignore[arg-type]
         elif _is_number(first) and all(_is_number(v) for v in values):
-            combined[key] = round(statistics.median(values), digits)  # type: ignore[type-var]
+            middle = statistics.median(values)  # type: ignore[type-var]
+            integral = all(isinstance(v, int) for v in values) and float(middle).is_integer()
+            combined[key] = int(middle) if integral else round(middle, digits)
             if len(runs) > 1:
                 combined[f"{key}_runs"] = [round(v, digits) for v in values]  # type: ignore[arg-type]
         else:

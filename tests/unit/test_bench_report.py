@@ -54,6 +54,9 @@ def test_median_of_runs_keeps_every_run_and_recurses() -> None:
     assert combined["cpu_runs"] == [3.0, 1.0, 2.0]
     assert combined["inner"]["p99"] == 5.0
     assert combined["name"] == "a"
+    counts = median_of_runs([{"late": 0}, {"late": 2}, {"late": 0}])
+    assert counts["late"] == 0
+    assert isinstance(counts["late"], int)
 
 
 def test_ratio_guards_missing_values() -> None:
@@ -167,3 +170,20 @@ def test_write_results_writes_stamped_and_latest(tmp_path: Path) -> None:
     assert path.name == "20260101T000000Z.json"
     assert json.loads(path.read_text()) == {"a": 1, "where": str(tmp_path)}
     assert (tmp_path / "latest.json").read_text() == path.read_text()
+
+
+def test_capacity_step_from_repeated_runs_needs_every_run_to_pass() -> None:
+    from bench.capacity import combine_runs
+
+    runs = [
+        {"calls": 100, "passed": True, "generator_saturated": False, "err": {"p99": 1.0}},
+        {"calls": 100, "passed": False, "generator_saturated": True, "err": {"p99": 3.0}},
+        {"calls": 100, "passed": True, "generator_saturated": False, "err": {"p99": 2.0}},
+    ]
+    step = combine_runs(runs)
+    assert step["err"]["p99"] == 2.0
+    assert step["err"]["p99_runs"] == [1.0, 3.0, 2.0]
+    assert step["passed"] is False
+    assert step["generator_saturated"] is True
+    assert step["runs"] == 3
+    assert combine_runs(runs[:1]) is runs[0]
