@@ -85,8 +85,7 @@ class OpenAIRealtimeSession(ModelSession):
                 await self._flush()
         except ConnectionClosed:
             pass
-        rcvd = ws.close_rcvd
-        yield ModelClosed(rcvd.code if rcvd else None, rcvd.reason if rcvd else "connection lost")
+        yield ModelClosed(ws.close_code, ws.close_reason or "connection lost")
 
     async def _send(self, frame: str) -> None:
         if self._ws is None or self._closed:

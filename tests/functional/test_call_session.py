@@ -20,6 +20,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from local.emulator.media_leg import MediaLeg
+from local.emulator.script import BargeIn, CallerTrack, Say, WaitReply
 from local.emulator.wav import load_mono
 from mapokezi import store
 from mapokezi.config import Settings
@@ -609,3 +611,40 @@ async def test_drain_waits_for_a_call_that_ends_by_itself(make_harness: Any) -> 
         await drain
     assert await h.outcome() == "caller_hangup"
     assert h.record().get("handoff") is None
+
+
+# --- the call emulator's media leg ---------------------------------------------------------
+
+
+async def test_emulated_call_with_barge_in_and_goodbye(make_harness: Any) -> None:
+    goodbye = FunctionCall("end_call", {"reason": "caller said goodbye"})
+    h = await make_harness(
+        Script(
+            turns=[
+                Turn("What time do you open on Saturday?", Reply(LONG_REPLY)),
+                Turn("Wait, stop.", Reply("Sure, what else can I help with?")),
+                Turn("Thank you, goodbye.", Reply("Goodbye!", function_call=goodbye)),
+            ]
+        ),
+        pacing=Pacing(chunk_ms=120, speed=1.5),
+    )
+    steps = [
+        WaitReply(),
+        Say(CALLER / "hello_saturday.wav"),
+        BargeIn(1200, CALLER / "wait_stop.wav"),
+        WaitReply(),
+        Say(CALLER / "goodbye.wav"),
+    ]
+    leg = MediaLeg(h.url, rate=16000, caller=CallerTrack(steps, 16000), max_seconds=40)
+    result = await asyncio.wait_for(leg.run(), 45)
+    assert result.error is None and result.ended_by == "server" and result.close_code == 1000
+    assert await h.outcome() == "hangup"
+    assert len(result.kills) == 1 and result.stale_audio_bytes == 0
+    assert result.odd_length_frames == 0
+    record = h.record()
+    assert record["handoff"]["kind"] == "hangup"
+    metrics = record["metrics"]
+    assert metrics["barge_ins"] == 1 and metrics["truncations"] == 1
+    assert len(metrics["reply_latency_ms"]) >= 2
+    interrupted = [t for t in record["transcript"] if t["role"] == "agent" and t["interrupted"]]
+    assert len(interrupted) == 1 and LONG_REPLY.startswith(interrupted[0]["generated_text"])
