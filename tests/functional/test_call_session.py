@@ -29,6 +29,8 @@ from mapokezi.profiles import Limits, Profile, load_profile_file, parse_profile
 from media_node.assets import APOLOGY, DRAIN, load_line
 from media_node.call import CallSession
 from media_node.context import CallTimeouts, NodeContext, openai_factory
+from media_node.models import base as m
+from media_node.models.openai_session import OpenAIRealtimeSession
 from tests.doubles.openai_realtime import (
     FunctionCall,
     Pacing,
@@ -648,3 +650,58 @@ async def test_emulated_call_with_barge_in_and_goodbye(make_harness: Any) -> Non
     assert len(metrics["reply_latency_ms"]) >= 2
     interrupted = [t for t in record["transcript"] if t["role"] == "agent" and t["interrupted"]]
     assert len(interrupted) == 1 and LONG_REPLY.startswith(interrupted[0]["generated_text"])
+
+
+# --- the OpenAI session runner on its own ----------------------------------------------------
+
+
+async def test_openai_session_events_and_expiry(make_harness: Any) -> None:
+    h = await make_harness()
+    model = OpenAIRealtimeSession(
+        url=h.double.url, model="gpt-realtime", api_key="sk-test", profile=h.profile,
+        instructions="You are a receptionist.",
+    )  # fmt: skip
+    await model.connect()
+    events: list[m.ModelEvent] = []
+    seen = asyncio.Event()
+
+    async def read() -> None:
+        async for event in model.events():
+            events.append(event)
+            seen.set()
+
+    reader = asyncio.create_task(read())
+
+    async def until(kind: type) -> None:
+        async with asyncio.timeout(10):
+            while not any(isinstance(e, kind) for e in events):
+                seen.clear()
+                await seen.wait()
+
+    await until(m.SessionReady)
+    await model.create_response('Say "Hi there."')
+    await until(m.ResponseDone)
+    audio = b"".join(e.pcm for e in events if isinstance(e, m.AudioDelta))
+    assert len(audio) > 24000  # over half a second at 24 kHz
+    assert any(isinstance(e, m.TranscriptDone) and e.text == "Hi there." for e in events)
+    session = h.double.sessions[0]
+    assert session.headers["Authorization"] == "Bearer sk-test"
+    session.expire(60)
+    async with asyncio.timeout(10):
+        await reader
+    errors = [e for e in events if isinstance(e, m.ModelError)]
+    assert errors and errors[0].code == "session_expired" and errors[0].fatal
+    assert events[-1] == m.ModelClosed(1001, events[-1].reason) and events[-1].reason
+    await model.send_audio(b"\x00\x00")  # after the end: dropped, no error
+    await model.aclose()
+
+
+async def test_openai_session_refused_upgrade_is_model_unavailable(calls_table: Any) -> None:
+    async with RealtimeDouble(api_key="sk-right") as double:
+        model = OpenAIRealtimeSession(
+            url=double.url, model="gpt-realtime", api_key="sk-wrong", profile=make_profile(),
+            instructions="x",
+        )  # fmt: skip
+        with pytest.raises(m.ModelUnavailableError):
+            await model.connect()
+        await model.aclose()
