@@ -3,8 +3,9 @@
 Four tasks run per call: the caller reader (metadata, inbound PCM → model), the model reader
 (events → playback, barge-in, tools), the pacer (frames out at real time) and the watchdog
 (dead-air bounds, length limit, idle caller). Endings (handoff, failure, limits, drain) run as a
-single ending task; whichever ends the call first wins. `run` always cleans up every task, the
-model session and the socket, then writes transcript, media outcome and metrics.
+single ending task (`media_node.call_endings`); whichever ends the call first wins. `run` always
+cleans up every task, the model session and the socket, then writes transcript, media outcome
+and metrics.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
@@ -21,8 +22,9 @@ from mapokezi.profiles import Profile
 from mapokezi.store import now_iso
 from media_node import call_logic as logic
 from media_node import prompts
-from media_node.assets import APOLOGY, DRAIN, TIME_LIMIT, load_line
+from media_node.assets import DRAIN, load_line
 from media_node.audio import FrameTooLargeError, PacerStats
+from media_node.call_endings import CallEndings
 from media_node.context import NodeContext
 from media_node.inbound import InboundAudio, decode_plan
 from media_node.metrics import CallMetrics, emf_line
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 metrics_log = logging.getLogger("media_node.metrics")
 
 
-class CallSession:
+class CallSession(CallEndings):
     """Bridges one media socket to one model session.
 
     Args:
@@ -358,112 +360,6 @@ class CallSession:
         self._line_done.set()  # a handoff line that will never come must not hold the call
         self._fail(why)
 
-    # --- endings -----------------------------------------------------------------------------
-
-    def _start_ending(self, ending: Coroutine[Any, Any, None]) -> bool:
-        if self._ending is not None or self._ended.is_set():
-            ending.close()
-            return False
-        self._talking = False
-        self._ending = asyncio.create_task(self._run_ending(ending))
-        return True
-
-    async def _run_ending(self, ending: Coroutine[Any, Any, None]) -> None:
-        try:
-            await ending
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("call %s: ending failed", self.call_id)
-            self.outcome = self.outcome or logic.OUTCOME_FAILED
-        self._ended.set()
-
-    def _fail(self, why: str) -> None:
-        """The model cannot serve the caller: apology, front-desk handoff, close."""
-        if self._ending is not None or self._ended.is_set():
-            return
-        log.warning("call %s: failing over to the front desk: %s", self.call_id, why)
-        self._start_ending(
-            self._line_ending(APOLOGY, logic.OUTCOME_FAILED, logic.REASON_MODEL_UNAVAILABLE)
-        )
-
-    async def _line_ending(self, line: str, outcome: str, reason: str) -> None:
-        """Cuts any model audio, plays a pre-rendered line and transfers to the front desk."""
-        self._accept_model_audio = False
-        now = self.clock()
-        if self.playback.busy(now):
-            self._epoch += 1
-            self.playback.interrupt(now)
-            with contextlib.suppress(ConnectionClosed):
-                await self.ws.send(kill_audio())
-        self.playback.play_line(load_line(line, self.profile.audio.sample_rate))
-        self._audio_ready.set()
-        summary = logic.handoff_summary(reason, self.transcript.recent_caller_text())
-        await self._write_handoff(
-            logic.resolve_handoff(self.profile, "transfer", reason, None, summary)
-        )
-        await self._wait_played(self.timeouts.playout)
-        await self._close(outcome)
-
-    def _on_function_call(self, call: m.FunctionCall) -> None:
-        if call.name not in (prompts.TRANSFER_TOOL, prompts.END_CALL_TOOL):
-            log.warning("call %s: model called unknown tool %r", self.call_id, call.name)
-            return
-        kind = "transfer" if call.name == prompts.TRANSFER_TOOL else "hangup"
-        reason = str(call.arguments.get("reason") or call.name)
-        department = call.arguments.get("department")
-        summary = logic.handoff_summary(reason, self.transcript.recent_caller_text())
-        handoff = logic.resolve_handoff(
-            self.profile, kind, reason, department if isinstance(department, str) else None, summary
-        )
-        outcome = logic.OUTCOME_TRANSFER if kind == "transfer" else logic.OUTCOME_HANGUP
-        self._start_ending(self._spoken_ending(handoff, outcome, call.call_id))
-
-    async def _spoken_ending(
-        self, handoff: dict[str, Any], outcome: str, call_id: str | None
-    ) -> None:
-        """Writes the handoff, lets the model say a short line, then closes."""
-        await self._write_handoff(handoff)
-        if self._model_alive:
-            if call_id is not None:
-                status = "connecting" if handoff["kind"] == "transfer" else "ending"
-                await self.model.send_function_output(call_id, {"ok": True, "status": status})
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.timeouts.handoff_line):
-                    await self._no_response.wait()  # response.create must follow response.done
-                    self._line_requested = True
-                    if self._model_alive:
-                        if handoff["reason"] == logic.REASON_IDLE:
-                            instructions = prompts.idle_goodbye_instructions(self.profile)
-                        else:
-                            instructions = prompts.handoff_line_instructions(
-                                self.profile, handoff["kind"]
-                            )
-                        await self.model.create_response(instructions)
-                        await self._line_done.wait()
-        await self._wait_played(self.timeouts.playout)
-        await self._close(outcome)
-
-    async def _write_handoff(self, handoff: dict[str, Any]) -> None:
-        self.handoff = handoff
-        await self.records.handoff(handoff)
-
-    async def _wait_played(self, limit: float) -> None:
-        # Playout is clock-driven (no event marks "the caller heard the last frame"): poll.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(limit):
-                while self.playback.busy(self.clock()):  # noqa: ASYNC110
-                    await asyncio.sleep(0.02)
-
-    async def _close(self, outcome: str) -> None:
-        """Closes the model session, then the media socket normally (1000)."""
-        self.outcome = outcome
-        self._closing_socket = True
-        if self.model is not None:
-            await self.model.aclose()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ws.close(1000), 2.0)
-
     # --- pacing and deadlines ----------------------------------------------------------------
 
     async def _pacer_loop(self) -> None:
@@ -505,27 +401,3 @@ class CallSession:
             due = self.watchdog.check(now)
             if due is not None:
                 await self._on_deadline(due)
-
-    async def _on_deadline(self, due: str) -> None:
-        log.info("call %s: %s", self.call_id, due)
-        if due in (logic.WATCH_GREETING, logic.WATCH_REPLY):
-            self._fail(due)
-        elif due == logic.WATCH_TIME_LIMIT:
-            self._start_ending(
-                self._line_ending(TIME_LIMIT, logic.OUTCOME_MAX_DURATION, logic.REASON_MAX_DURATION)
-            )
-        elif not self._talking or not self._model_alive:
-            return
-        elif due == logic.WATCH_TIME_WARNING:
-            await self.model.add_system_message(
-                "The call reaches its time limit in one minute; the caller will then be "
-                "transferred to the front desk."
-            )
-            if self._response is None:
-                await self.model.create_response(prompts.time_warning_instructions(self.profile))
-        elif due == logic.WATCH_IDLE_PROMPT:
-            await self.model.create_response(prompts.idle_prompt_instructions(self.profile))
-        elif due == logic.WATCH_IDLE_END:
-            summary = logic.handoff_summary("caller went silent", "")
-            handoff = {"kind": "hangup", "reason": logic.REASON_IDLE, "summary": summary}
-            self._start_ending(self._spoken_ending(handoff, logic.OUTCOME_IDLE, None))
