@@ -1,7 +1,8 @@
 """The whole local stack for the end-to-end scenarios, once per package, on 127.0.0.1.
 
 One :class:`~local.stack.LocalStack` (moto server, gateway with the real Lambda handlers, CDR
-poller, ``python -m media_node``, Sautikit API double) serves every scenario. Its model is a
+poller, ``python -m media_node``, Sautikit API double) serves every scenario, in a process of
+its own (:mod:`tests.e2e.stack_process`). Its model is a
 :class:`~tests.doubles.openai_realtime.RealtimeDouble` run here, on the tests' event loop, so a
 scenario can read the double's sessions and inject faults into them; each scenario dials its own
 number, whose profile names its own business, and :class:`~tests.e2e.harness.ScenarioModel`
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from local.stack import LocalStack, StackConfig
+from local.stack import StackConfig
 from tests.doubles.openai_realtime import Pacing, RealtimeDouble
 from tests.e2e.harness import (
     E2E,
@@ -26,7 +27,9 @@ from tests.e2e.harness import (
     SCENARIOS,
     WEBHOOK_SECRET,
     ScenarioModel,
+    warm_up,
 )
+from tests.e2e.stack_process import StackProcess
 
 
 @pytest_asyncio.fixture(scope="package", loop_scope="package")
@@ -36,6 +39,8 @@ async def e2e() -> AsyncIterator[E2E]:
     model = ScenarioModel()
     for item in SCENARIOS.values():
         model.register(item.business_name, item.script)
+        # Synthesise every line now: doing it mid-call would stall the loop the calls run on.
+        warm_up(item)
     # Deltas at 20x real time: a reply is generated well ahead of playback, as the real API
     # does, so a busy test process (it also runs moto and the Lambda handlers) cannot starve it.
     double = RealtimeDouble(
@@ -50,10 +55,10 @@ async def e2e() -> AsyncIterator[E2E]:
         heartbeat_max_age_seconds=HEARTBEAT_MAX_AGE_SECONDS,
         media_node_env={"HEARTBEAT_INTERVAL_SECONDS": str(HEARTBEAT_INTERVAL_SECONDS)},
     )
-    stack = LocalStack(cfg)
-    await asyncio.to_thread(stack.start)
+    stack = StackProcess(cfg)
     try:
-        yield E2E(stack, double, model)
+        info = await asyncio.to_thread(stack.start)
+        yield E2E(stack, info, double, model)
     finally:
         await asyncio.to_thread(stack.stop)
         await double.close()
@@ -62,6 +67,6 @@ async def e2e() -> AsyncIterator[E2E]:
 @pytest.fixture(autouse=True)
 def aws_environment(e2e: E2E, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Keep the stack's environment (the root conftest would point AWS elsewhere)."""
-    for name, value in e2e.stack.env.items():
+    for name, value in e2e.info.env.items():
         monkeypatch.setenv(name, value)
     yield

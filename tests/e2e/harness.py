@@ -24,7 +24,7 @@ import soxr
 
 from local.emulator import CallOptions, CallResult, JitterConfig, run_call
 from local.emulator.script import Step
-from local.stack import EXAMPLE_PROFILE, LocalStack
+from local.stack import EXAMPLE_PROFILE
 from mapokezi.profiles import load_profile_file
 from tests.doubles.openai_realtime import (
     RealtimeDouble,
@@ -35,6 +35,7 @@ from tests.doubles.openai_realtime import (
     SessionState,
     Trigger,
 )
+from tests.e2e.stack_process import StackInfo, StackProcess
 
 MODEL_API_KEY = "sk-e2e-test-key"
 WEBHOOK_SECRET = "e2e-webhook-secret"
@@ -120,6 +121,20 @@ def _example_profile() -> dict[str, Any]:
     return _EXAMPLE
 
 
+def warm_up(item: Scenario) -> None:
+    """Synthesise (and cache) the speech of every line ``item``'s model may say."""
+    replies = [Reply(item.greeting), item.script.greeting, item.script.fallback]
+    replies += [item.script.function_follow_up, item.script.idle_prompt]
+    for turn in item.script.turns:
+        replies.append(turn.reply)
+        call = turn.reply.function_call
+        if call is not None and call.follow_up is not None:
+            replies.append(call.follow_up)
+    for reply in replies:
+        if reply.speaks:
+            reply.pcm()
+
+
 #: Every scenario of the package, by key; each module places calls for its own keys.
 SCENARIOS: dict[str, Scenario] = {}
 
@@ -138,7 +153,8 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request li
 class E2E:
     """The running stack, the model double and its router."""
 
-    stack: LocalStack
+    stack: StackProcess
+    info: StackInfo
     double: RealtimeDouble
     model: ScenarioModel
 
@@ -160,14 +176,14 @@ class E2E:
     def options(self, scenario: Scenario, steps: list[Step], **changes: Any) -> CallOptions:
         """Call options for ``scenario`` against this stack (signed, jitter-free, bounded)."""
         options = CallOptions(
-            voice_url=f"{self.stack.gateway_url}/voice",
+            voice_url=f"{self.info.gateway_url}/voice",
             to_number=scenario.number,
             webhook_secret=WEBHOOK_SECRET,
             steps=steps,
             jitter=JitterConfig(0.0, 0.0, 1),
             max_call_seconds=CALL_LIMIT_SECONDS,
-            sautikit_api_url=self.stack.sautikit.url,
-            call_record_url=self.stack.gateway_url,
+            sautikit_api_url=self.info.sautikit_url,
+            call_record_url=self.info.gateway_url,
             record_wait_seconds=15.0,
         )
         for name, value in changes.items():
