@@ -306,7 +306,7 @@ class CallSession(CallEndings):
         item.generated_bytes += len(event.pcm)
         self.watchdog.first_audio()
         self.watchdog.agent_busy()
-        self.playback.push(event.item_id, event.pcm)
+        self.playback.push(event.item_id, event.pcm, self.clock())
         self._audio_ready.set()
 
     async def _on_speech_started(self, event: m.SpeechStarted) -> None:
@@ -365,6 +365,12 @@ class CallSession(CallEndings):
     async def _pacer_loop(self) -> None:
         pacer = self.playback.pacer
         while True:
+            hold = self.playback.hold_until(self.clock())
+            if hold is not None:
+                self._audio_ready.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._audio_ready.wait(), hold - self.clock())
+                continue
             epoch = self._epoch
             for released in pacer.release(self.clock()):
                 if self._epoch != epoch:

@@ -129,14 +129,14 @@ def test_playback_flushes_each_item_into_exact_frames_and_clears_on_barge_in() -
     tone = (8000 * np.sin(np.arange(24000) * 2 * np.pi * 300 / 24000)).astype("<i2").tobytes()
     for start in range(0, len(tone), 4801):  # bursty, odd-sized deltas
         chunk = tone[start : start + 4801]
-        playback.push("item_1", chunk[: len(chunk) - len(chunk) % 2])
+        playback.push("item_1", chunk[: len(chunk) - len(chunk) % 2], 0.0)
     playback.end_item("item_1")
     frames = playback.pacer.queued_frames
     assert frames == 50  # 1 s at 16 kHz in 20 ms frames, last one padded
     released = playback.pacer.release(0.0)
     assert all(len(r.frame) == 640 for r in released)
     assert playback.busy(0.0)
-    playback.push("item_2", tone[:9600])
+    playback.push("item_2", tone[:9600], 0.2)
     dropped = playback.interrupt(0.5)
     assert dropped > 0 and playback.pacer.queued_frames == 0 and playback.current_item is None
     assert playback.framer.pending_bytes == 0
@@ -211,3 +211,23 @@ def test_inbound_audio_realigns_odd_frames_and_resamples_to_the_model_rate() -> 
     samples = np.frombuffer(out, dtype="<i2")
     assert 24000 - 1200 < samples.size <= 24000  # 1 s at 24 kHz, minus soxr's hold-back
     assert np.median(samples[1000:]) == 1000  # channel 0 only
+
+
+def test_reply_start_waits_briefly_for_a_cushion() -> None:
+    playback = Playback(24000, 16000, lead_ms=60)
+    tone = (8000 * np.sin(np.arange(2880) * 2 * np.pi * 300 / 24000)).astype("<i2").tobytes()
+    playback.push("item_1", tone, 10.0)  # 120 ms in, ~80 ms framed: below lead + cushion
+    assert playback.pacer.queued_ms < 100
+    assert playback.hold_until(10.0) == 10.04
+    playback.push("item_1", tone, 10.02)  # the next delta completes the cushion
+    assert playback.hold_until(10.02) is None
+    burst = Playback(24000, 16000, lead_ms=60)
+    burst.push("item_2", tone * 4, 10.0)  # a burst: no wait at all
+    assert burst.hold_until(10.0) is None
+    late = Playback(24000, 16000, lead_ms=60)
+    late.push("item_3", tone, 10.0)
+    assert late.hold_until(10.05) is None  # waited long enough
+    ended = Playback(24000, 16000, lead_ms=60)
+    ended.push("item_4", tone[:960], 10.0)
+    ended.end_item("item_4")
+    assert ended.hold_until(10.0) is None  # a short reply that already ended plays at once
