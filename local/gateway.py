@@ -3,8 +3,10 @@
 Routes come from template.yaml's ``HttpApi`` events, so the local routes cannot drift from the
 deployed ones. Each request becomes an HTTP API payload v2 event (bodies other than JSON and
 text are base64-encoded, as API Gateway does for form posts) and is handed to the function's
-``lambda_handler`` in-process. One lock per function mimics a Lambda environment handling one
-event at a time (Powertools resolvers keep the current event on the app object).
+``lambda_handler`` in-process, one event at a time across all functions: Powertools resolvers
+keep the current event on a class attribute shared by every resolver in the process, so two
+functions running at once would read each other's request (in AWS each function has its own
+process).
 
 Routes that need IAM authorization in AWS are served unsigned here: the gateway only listens on
 loopback unless told otherwise.
@@ -87,12 +89,16 @@ class FakeLambdaContext:
 
 
 class HandlerRegistry:
-    """Imports handlers lazily and serialises calls per function."""
+    """Imports handlers lazily and runs one invocation at a time, whatever the function.
+
+    A lock per function is not enough: Powertools sets ``BaseRouter.current_event`` on the
+    class, so concurrent invocations of two different functions share one current event.
+    """
 
     def __init__(self) -> None:
         self._handlers: dict[str, Callable[..., Any]] = {}
-        self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._invoking = threading.Lock()
 
     def load(self, handler: str) -> Callable[..., Any]:
         """Import ``handler`` (``module.attr``) once, like a Lambda cold start."""
@@ -100,13 +106,12 @@ class HandlerRegistry:
             if handler not in self._handlers:
                 module_name, attr = handler.rsplit(".", 1)
                 self._handlers[handler] = getattr(importlib.import_module(module_name), attr)
-                self._locks[handler] = threading.Lock()
             return self._handlers[handler]
 
     def invoke(self, function: str, handler: str, event: dict[str, Any]) -> Any:
         """Run ``handler`` for ``event`` the way Lambda would, one event at a time."""
         run = self.load(handler)
-        with self._locks[handler]:
+        with self._invoking:
             return run(event, FakeLambdaContext(function))
 
 
