@@ -63,12 +63,15 @@ bench: $(STAMP) ## Run the benchmarks; prints a table and writes bench/results/
 image: ## Build and push the media-node image to ECR (needs docker and AWS credentials)
 	./infra/build-image.sh "$(AWS_REGION)" "$(ECR_REPO)" "$(IMAGE_TAG)"
 
-deploy: $(STAMP) ## sam deploy (MEDIA_NODE_IMAGE_URI=... from `make image`)
-	@command -v sam >/dev/null || { echo "sam CLI not found: pip install aws-sam-cli, or see README"; exit 1; }
-	rm -rf .aws-sam
+# Without MEDIA_NODE_IMAGE_URI only the serverless half is deployed (calls fall back to <Dial>).
+PARAM_OVERRIDES = $(strip $(if $(MEDIA_NODE_IMAGE_URI),MediaNodeImageUri=$(MEDIA_NODE_IMAGE_URI)) $(DEPLOY_PARAMS))
+
+deploy: $(STAMP) ## sam deploy (MEDIA_NODE_IMAGE_URI=... from `make image`, DEPLOY_PARAMS="K=V ...")
+	@command -v sam >/dev/null || { echo "sam CLI not found: pip install aws-sam-cli (see README)"; exit 1; }
+	rm -rf .aws-sam  # a stale build template would silently win over template.yaml
 	sam deploy --template-file template.yaml --stack-name $(STACK_NAME) --region $(AWS_REGION) \
 	  --resolve-s3 --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
-	  --parameter-overrides MediaNodeImageUri=$(MEDIA_NODE_IMAGE_URI) $(DEPLOY_PARAMS)
+	  --no-fail-on-empty-changeset $(if $(PARAM_OVERRIDES),--parameter-overrides $(PARAM_OVERRIDES))
 
 lock: ## Re-resolve the pinned dependency tree from pyproject.toml
 	rm -rf /tmp/mapokezi-lock && $(PYTHON) -m venv /tmp/mapokezi-lock
