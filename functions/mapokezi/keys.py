@@ -10,6 +10,7 @@ single Query returns the call, its events and its transcript turns.
 | transcript turn | ``CALL#<id>``     | ``TURN#<at_ms>#<seq>``     | ordered by time in the call   |
 | profile         | ``PROFILE#<e164>``| ``PROFILE``                | receptionist per dialled no.  |
 | node heartbeat  | ``NODES``         | ``NODE#<node id>``         | one partition lists all nodes |
+| session alias   | ``SESSION#<HD_…>``| ``ALIAS``                  | PBX session id -> call id     |
 
 Global secondary indexes (sparse: only call records carry their keys), newest first by
 sorting on ``<started_at ISO>#<call id>`` and querying with ``ScanIndexForward=False``:
@@ -92,6 +93,11 @@ def turn_key(call_id: str, at_ms: int, seq: int) -> Key:
 def profile_key(number: str) -> Key:
     """Key of the receptionist profile for a dialled number (E.164)."""
     return {PK: _PROFILE_PREFIX + number, SK: "PROFILE"}
+
+
+def session_alias_key(session_id: str) -> Key:
+    """Key of the item mapping a PBX session id (``HD_…``) to the call id the call is keyed on."""
+    return {PK: "SESSION#" + session_id, SK: "ALIAS"}
 
 
 def node_key(node_id: str) -> Key:

@@ -135,7 +135,29 @@ def create_call(
         if _conditional_failed(exc):
             return False
         raise
+    session_id = item.get("session_id")
+    if session_id and session_id != call_id:
+        # Later POSTs may carry only the PBX session id; this lets find_call resolve it.
+        alias = {**keys.session_alias_key(session_id), "call_id": call_id}
+        table.put_item(Item={**alias, keys.TTL_ATTRIBUTE: item[keys.TTL_ATTRIBUTE]})
     return True
+
+
+def find_call(
+    table: Any, call_id: str, session_id: str | None = None
+) -> tuple[str, dict[str, Any] | None]:
+    """The call a webhook means: by its call id, else through its PBX session id's alias.
+
+    Returns the call id the record is keyed on (``call_id`` when nothing is found) and the
+    record, or None.
+    """
+    call = get_call(table, call_id)
+    if call is not None or not session_id:
+        return call_id, call
+    alias = table.get_item(Key=keys.session_alias_key(session_id)).get("Item")
+    if not alias:
+        return call_id, None
+    return str(alias["call_id"]), get_call(table, str(alias["call_id"]))
 
 
 def get_call(table: Any, call_id: str) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -117,7 +117,9 @@ def handle_voice(
     Raises:
         WebhookError: the first POST of a call has no dialled number.
     """
-    call = store.get_call(table, request.call_id)
+    keyed_on, call = store.find_call(table, request.call_id, request.session_id)
+    if keyed_on != request.call_id:
+        request = replace(request, call_id=keyed_on)
     state = (request.state or "").strip()
     lowered = state.lower()
     if call is None and lowered in ("", "completed"):

@@ -178,6 +178,19 @@ def test_uuid_keys_the_call_and_session_id_is_kept(table: Any) -> None:
     assert store.get_call(table, UUID)["session_id"] == "HD_ae71b5349f5e"
 
 
+def test_later_posts_with_only_the_session_id_find_the_call(table: Any) -> None:
+    post({"sessionId": "HD_ae71b5349f5e", "CallId": UUID, "From": CALLER, "To": NUMBER})
+    store.record_handoff(
+        table, UUID, {"kind": "transfer", "target": "+254711000003", "reason": "billing"}
+    )
+    stopped = post({"sessionId": "HD_ae71b5349f5e", "callSessionState": "StreamStopped"})
+    assert verbs(stopped) == ["Say", "Dial"]
+    assert xml_of(stopped).find("Dial/Number").text == "+254711000003"
+    post({"sessionId": "HD_ae71b5349f5e", "callSessionState": "Completed"})
+    assert store.get_call(table, UUID)["status"] == store.STATUS_ENDED
+    assert store.get_call(table, "HD_ae71b5349f5e") is None  # no second record was made
+
+
 def test_first_post_counts_metrics(table: Any, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     first_post()
