@@ -2,8 +2,9 @@
 
 The sequence follows ``reference/sautikit.md``: POST the voice webhook; run the answer's verbs
 (``<Stream>`` opens a ``MediaLeg`` and posts status callbacks); when the socket closes, re-POST
-the voice URL with ``callSessionState=StreamStopped`` (or, with ``restream_post=False``, model
-the field finding that this never happens: the caller sits in dead air and hangs up); run
+the voice URL with ``callSessionState=StreamStopped`` unless the caller hung up (or, with
+``restream_post=False``, model the field finding that this never happens: the caller sits in
+dead air and hangs up); run
 ``<Say>``, ``<Dial>`` (then POST ``DialCompleted``) and ``<Hangup>`` with simulated durations;
 finally POST ``Completed`` with ``durationInSeconds`` and, when ``SAUTIKIT_API_URL`` points at
 the API double, register and complete the call there so the CDR fetcher finds it.
@@ -192,6 +193,11 @@ class CallRunner:
                 await self._run_stream(stream)
                 log["detail"] = stream.url
                 pending.clear()  # verbs after a connected Stream never run (field, §1b)
+                media = self.result.media
+                if media is not None and media.ended_by == "caller":
+                    # The caller hung up: the call is over, nothing is asked for next.
+                    self.result.verbs.append(log)
+                    return
                 if not self.options.restream_post:
                     self.result.warnings.append(
                         "no voice re-POST after the stream (field behaviour): the caller hears"

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import soxr
 
-from local.emulator import CallOptions, CallResult, JitterConfig, run_call
+from local.emulator import CallOptions, CallResult, JitterConfig, MediaLegResult, run_call
 from local.emulator.script import Step
 from local.stack import EXAMPLE_PROFILE
 from mapokezi.profiles import load_profile_file
@@ -230,6 +230,28 @@ def best_match(heard: bytes, expected: np.ndarray) -> tuple[float, float]:
     score = corr / norm
     index = int(np.argmax(score))
     return float(index), float(score[index])
+
+
+def found_in(heard: bytes, reply: np.ndarray, rate: int, window_ms: float = 200.0) -> float:
+    """How well ``reply`` (at ``rate``) shows up in ``heard``: the best score of short windows.
+
+    A few 200 ms windows spread over the reply are each looked for on their own, so a playout
+    gap elsewhere (a busy test machine) does not hide the match; audio at the wrong rate or a
+    different line matches none of them.
+    """
+    size = int(window_ms / 1000 * rate)
+    starts = np.linspace(0, max(0, len(reply) - size), num=4).astype(int)
+    return max(best_match(heard, reply[start : start + size])[1] for start in starts)
+
+
+def played_ms(media: MediaLegResult) -> float:
+    """Milliseconds of agent audio the caller's phone actually played (gaps not counted)."""
+    return media.played_bytes / (media.playback_rate * 2) * 1000
+
+
+def frames_ms(reply_24k: bytes, rate: int) -> float:
+    """Length of a reply once the node has framed it for a call at ``rate`` (whole 20 ms)."""
+    return np.ceil(len(at_rate(reply_24k, rate)) / (rate * FRAME_MS / 1000)) * FRAME_MS
 
 
 def rms(pcm: bytes) -> float:
