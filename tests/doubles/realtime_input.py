@@ -9,6 +9,7 @@ silence 500 ms. Positions are audio milliseconds, never wall-clock time.
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,9 +17,49 @@ import numpy as np
 
 from tests.doubles.realtime_audio import decode_g711
 from tests.doubles.realtime_conversation import new_id
+from tests.doubles.realtime_errors import RealtimeError
 from tests.doubles.realtime_vad import EnergyVad
 
-__all__ = ["InputAudioBuffer", "SpeechEdge"]
+__all__ = ["APPEND", "InputAudioBuffer", "SpeechEdge", "compact_append", "decode_audio"]
+
+APPEND = "input_audio_buffer.append"
+_COMPACT_HEAD = '{"type":"input_audio_buffer.append","audio":"'
+_COMPACT_TAIL = '"}'
+_PCM16 = np.dtype("<i2")
+
+
+def decode_audio(audio: Any) -> bytes:
+    """Decode an append's ``audio``: strict base64, as ``b64decode(validate=True)``.
+
+    Raises:
+        RealtimeError: ``invalid_value`` unless it is base64 (alphabet and final padding only).
+    """
+    try:
+        return binascii.a2b_base64(audio, strict_mode=True)
+    except (binascii.Error, ValueError, TypeError):
+        message = "Invalid 'audio': expected base64-encoded audio."
+        raise RealtimeError("invalid_value", message, param="audio") from None
+
+
+def compact_append(text: str) -> tuple[str, bytes] | None:
+    """The base64 and decoded audio of a frame that is exactly a compact append, else None.
+
+    A compact append is ``{"type":"input_audio_buffer.append","audio":"<base64>"}`` with no
+    other field and no spacing, as clients stream it many times a second. Valid base64 holds
+    no quote, backslash or control character, so when the audio decodes, a JSON parser would
+    read the same two fields; anything else (other fields, spacing, escapes, bad audio) is
+    left to the parser, which also reports the errors.
+    """
+    head, tail = len(_COMPACT_HEAD), len(_COMPACT_TAIL)
+    if len(text) < head + tail or not (
+        text.startswith(_COMPACT_HEAD) and text.endswith(_COMPACT_TAIL)
+    ):
+        return None
+    audio = text[head:-tail]
+    try:
+        return audio, decode_audio(audio)
+    except RealtimeError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -85,11 +126,14 @@ class InputAudioBuffer:
         if self.audio is not None:
             self.audio.extend(data)
         if self._format == "audio/pcm":
-            data = self._odd_byte + data
-            whole = len(data) // 2 * 2
-            self._odd_byte = data[whole:]
-            samples = np.frombuffer(data[:whole], dtype="<i2")
-            self.total_ms += len(samples) / 24
+            if self._odd_byte:
+                data = self._odd_byte + data
+                self._odd_byte = b""
+            count = len(data) // 2
+            if len(data) % 2:
+                self._odd_byte = data[-1:]
+            samples = np.frombuffer(data, dtype=_PCM16, count=count)
+            self.total_ms += count / 24
         else:
             samples = decode_g711(data, law="ulaw" if self._format == "audio/pcmu" else "alaw")
             self.total_ms += len(samples) / 8

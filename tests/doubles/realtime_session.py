@@ -38,14 +38,20 @@ _SERVER_ERROR = "The server had an error while processing your request. Sorry ab
 
 
 class Changes:
-    """Broadcast "something changed" to any number of waiters, without polling."""
+    """Broadcast "something changed" to any number of waiters, without polling.
+
+    Every client frame notifies, and usually nobody is waiting: then notifying does nothing.
+    """
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self._waiters = 0
 
     def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
+        """Wake every waiter to re-check its condition."""
+        if self._waiters:
+            self._event.set()
+            self._event = asyncio.Event()
 
     async def wait_for(
         self,
@@ -53,6 +59,12 @@ class Changes:
         timeout: float,  # noqa: ASYNC109 - every wait in a test must be bounded
         what: str,
     ) -> Any:
+        """Wait until ``predicate()`` is truthy, re-checking it on every notification.
+
+        Raises:
+            TimeoutError: Not within ``timeout`` seconds.
+        """
+        self._waiters += 1
         try:
             async with asyncio.timeout(timeout):
                 while not (result := predicate()):
@@ -60,6 +72,8 @@ class Changes:
                 return result
         except TimeoutError:
             raise TimeoutError(f"{what}: condition not met within {timeout} s") from None
+        finally:
+            self._waiters -= 1
 
 
 class RealtimeSession:
@@ -212,9 +226,11 @@ class RealtimeSession:
     # -- I/O ---------------------------------------------------------------------------------
 
     def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
         for action in self.protocol.actions_to_perform():
             if isinstance(action, StartTimer):
+                # Only here: get_running_loop() makes a getpid() system call, and most
+                # frames start no timer.
+                loop = asyncio.get_running_loop()
                 handle = loop.call_later(action.delay_s, self._fire, action.timer)
                 self._timers.add(handle)
             else:

@@ -7,6 +7,13 @@ padding is subtracted). A frame is speech when its RMS level exceeds a threshold
 the API's 0..1 ``threshold`` onto -60..-20 dBFS (0.5 -> -40 dBFS: telephone speech sits near
 -20 dBFS, line noise below -50). Speech starts after ``min_speech_ms`` of consecutive loud
 frames and stops after ``silence_duration_ms`` of quiet ones (the hangover).
+
+The detector runs once per ``input_audio_buffer.append`` of every session, so it is built to
+be cheap on small appends: a frame's energy (its sum of squared samples) is accumulated across
+appends, and the dBFS threshold is turned once into the smallest loud energy. Sums of squared
+int16 samples over a frame are integers far below 2**53, so they are exact in float64 whatever
+the order of summation, and comparing them with that integer gives the same decision as
+comparing the frame's RMS level in dBFS.
 """
 
 from __future__ import annotations
@@ -17,14 +24,43 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["EnergyVad", "VadEvent", "threshold_dbfs"]
+__all__ = ["EnergyVad", "VadEvent", "frame_level_dbfs", "loud_energy", "threshold_dbfs"]
 
 FRAME_MS = 32
+_FULL_SCALE = 32768
 
 
 def threshold_dbfs(threshold: float) -> float:
     """Map the API's 0..1 VAD ``threshold`` to a frame RMS level in dBFS."""
     return -60.0 + 40.0 * min(max(threshold, 0.0), 1.0)
+
+
+def frame_level_dbfs(energies: np.ndarray, frame_samples: int) -> np.ndarray:
+    """RMS level in dBFS of frames of ``frame_samples`` samples, from their sums of squares.
+
+    This is the level the detector's threshold is defined on (``-inf`` for digital silence).
+    """
+    rms = np.sqrt(np.asarray(energies, dtype=np.float64) / frame_samples)
+    with np.errstate(divide="ignore"):
+        return 20 * np.log10(rms / _FULL_SCALE)
+
+
+def loud_energy(frame_samples: int, level_dbfs: float) -> int:
+    """The smallest sum of squared samples over a frame whose level exceeds ``level_dbfs``.
+
+    Starts from the closed form and settles on the exact integer with :func:`frame_level_dbfs`
+    itself, so float rounding near the threshold cannot make the two tests disagree.
+    """
+
+    def is_loud(energy: int) -> bool:
+        return bool(frame_level_dbfs(np.array([energy]), frame_samples)[0] > level_dbfs)
+
+    energy = max(0, math.floor(frame_samples * (_FULL_SCALE * 10 ** (level_dbfs / 20)) ** 2))
+    while energy > 0 and is_loud(energy):
+        energy -= 1
+    while not is_loud(energy + 1):
+        energy += 1
+    return energy + 1
 
 
 @dataclass(frozen=True)
@@ -64,7 +100,9 @@ class EnergyVad:
         self._frame = rate * FRAME_MS // 1000
         self._onset_frames = max(1, math.ceil(min_speech_ms / FRAME_MS))
         self.configure(threshold=threshold, silence_duration_ms=silence_duration_ms)
-        self._pending = np.zeros(0, dtype=np.int16)
+        # The frame in progress: how many samples it has and the sum of their squares.
+        self._partial_samples = 0
+        self._partial_energy = 0.0
         self._frames_seen = start_ms // FRAME_MS
         self._loud_run = 0
         self._quiet_run = 0
@@ -79,6 +117,7 @@ class EnergyVad:
     def configure(self, *, threshold: float, silence_duration_ms: int) -> None:
         """Change the threshold and hangover without losing the audio position."""
         self.level_dbfs = threshold_dbfs(threshold)
+        self._loud_energy = loud_energy(self._frame, self.level_dbfs)
         self._silence_frames = max(1, math.ceil(silence_duration_ms / FRAME_MS))
 
     def reset(self) -> None:
@@ -88,20 +127,29 @@ class EnergyVad:
 
     def feed(self, samples: np.ndarray) -> list[VadEvent]:
         """Judge more int16 samples; return the starts and stops they complete, in order."""
-        if self._pending.size:
-            samples = np.concatenate([self._pending, samples])
-        whole = samples.size // self._frame * self._frame
-        self._pending = samples[whole:].copy()
-        if whole == 0:
+        # float64 holds every square and every frame sum exactly (below 2**53).
+        values = samples.astype(np.float64)
+        size = values.size
+        frame = self._frame
+        missing = frame - self._partial_samples
+        if size < missing:
+            self._partial_energy += float(values.dot(values))
+            self._partial_samples += size
             return []
-        frames = samples[:whole].astype(np.float64).reshape(-1, self._frame)
-        rms = np.sqrt(np.mean(np.square(frames), axis=1))
-        with np.errstate(divide="ignore"):
-            levels = 20 * np.log10(rms / 32768)
+        head = values[:missing]
+        energies = [self._partial_energy + float(head.dot(head))]
+        whole = missing + (size - missing) // frame * frame
+        if whole > missing:
+            body = values[missing:whole].reshape(-1, frame)
+            energies += np.einsum("ij,ij->i", body, body).tolist()
+        tail = values[whole:]
+        self._partial_energy = float(tail.dot(tail))
+        self._partial_samples = tail.size
         events: list[VadEvent] = []
-        for loud in levels > self.level_dbfs:
+        threshold = self._loud_energy
+        for energy in energies:
             self._frames_seen += 1
-            event = self._step(bool(loud))
+            event = self._step(energy >= threshold)
             if event is not None:
                 events.append(event)
         return events
