@@ -67,6 +67,7 @@ class CallSession(CallEndings):
         self.metadata: dict[str, Any] | None = None
         self.model: m.ModelSession | None = None
         self.playback: Playback | None = None
+        self.inbound: InboundAudio | None = None
         self._ended = asyncio.Event()
         self._audio_ready = asyncio.Event()
         self._line_done = asyncio.Event()
@@ -160,6 +161,8 @@ class CallSession(CallEndings):
         await asyncio.gather(*self._tasks, *ending, return_exceptions=True)
         if self.model is not None:
             with contextlib.suppress(Exception):
+                await self._send_uplink_tail(self._take_uplink_tail())
+            with contextlib.suppress(Exception):
                 await self.model.aclose()
         self._closing_socket = True
         with contextlib.suppress(Exception):
@@ -199,6 +202,7 @@ class CallSession(CallEndings):
 
     async def _caller_loop(self) -> None:
         inbound: InboundAudio | None = None
+        append_ms = self.node.uplink_append_ms
         try:
             async for message in self.ws:
                 if inbound is None:
@@ -209,7 +213,7 @@ class CallSession(CallEndings):
                         self.metrics.chipmunk_warnings += 1
                         log.warning("call %s: chipmunk guard: %s", self.call_id, warning)
                     self._decode_rate = plan.rate
-                    inbound = InboundAudio(plan, self.model.input_rate)
+                    inbound = self.inbound = InboundAudio(plan, self.model.input_rate, append_ms)
                     if meta is not None:
                         continue
                 elif isinstance(message, str):

@@ -22,6 +22,7 @@ from media_node import prompts
 from media_node.assets import APOLOGY, TIME_LIMIT, load_line
 from media_node.call_logic import Transcript, Watchdog
 from media_node.context import CallTimeouts
+from media_node.inbound import InboundAudio
 from media_node.models import base as m
 from media_node.playback import Playback
 from media_node.records import CallRecords
@@ -43,6 +44,7 @@ class CallEndings:
     watchdog: Watchdog
     model: m.ModelSession | None
     playback: Playback | None
+    inbound: InboundAudio | None
     outcome: str | None
     handoff: dict[str, Any] | None
     _ending: asyncio.Task[None] | None
@@ -62,12 +64,25 @@ class CallEndings:
         if self._ending is not None or self._ended.is_set():
             ending.close()
             return False
+        # Caller audio gathered while talking still reaches the model; none after this.
+        tail = self._take_uplink_tail()
         self._talking = False
-        self._ending = asyncio.create_task(self._run_ending(ending))
+        self._ending = asyncio.create_task(self._run_ending(ending, tail))
         return True
 
-    async def _run_ending(self, ending: Coroutine[Any, Any, None]) -> None:
+    def _take_uplink_tail(self) -> bytes:
+        """Caller audio still gathering into a block, while caller audio goes to the model."""
+        if self.inbound is None or not self._talking:
+            return b""
+        return self.inbound.flush()
+
+    async def _send_uplink_tail(self, tail: bytes) -> None:
+        if tail and self._model_alive:
+            await self.model.send_audio(tail)
+
+    async def _run_ending(self, ending: Coroutine[Any, Any, None], uplink_tail: bytes) -> None:
         try:
+            await self._send_uplink_tail(uplink_tail)
             await ending
         except asyncio.CancelledError:
             raise

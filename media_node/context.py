@@ -13,6 +13,9 @@ from media_node.audio import DEFAULT_LEAD_MS
 from media_node.models.base import ModelFactory, ModelSession
 from media_node.models.openai_session import OpenAIRealtimeSession
 
+DEFAULT_UPLINK_APPEND_MS = 40
+"""Caller audio per ``input_audio_buffer.append``: two 20 ms frames."""
+
 
 @dataclass(frozen=True)
 class CallTimeouts:
@@ -55,6 +58,11 @@ class NodeContext:
         clock: Monotonic clock in seconds (replaceable for tests).
         pacer_lead_ms: How far ahead of real time frames are sent (``PACER_LEAD_MS``).
         timeouts: Dead-air bounds.
+        uplink_append_ms: Caller audio per append to the model (``UPLINK_APPEND_MS``); 20 sends
+            every 20 ms frame on its own. Longer blocks cost less per call (one JSON, base64 and
+            WebSocket frame per block) but the model's VAD hears speech start and stop up to
+            ``uplink_append_ms - 20`` ms later (20 ms at the default 40), which delays
+            barge-in and turn ends by as much.
     """
 
     node_id: str
@@ -64,6 +72,7 @@ class NodeContext:
     clock: Callable[[], float] = time.monotonic
     pacer_lead_ms: float = DEFAULT_LEAD_MS
     timeouts: CallTimeouts = field(default_factory=CallTimeouts)
+    uplink_append_ms: int = DEFAULT_UPLINK_APPEND_MS
 
     @classmethod
     def for_openai(
@@ -74,9 +83,17 @@ class NodeContext:
         table: Any,
         api_key: str,
         pacer_lead_ms: float = DEFAULT_LEAD_MS,
+        uplink_append_ms: int = DEFAULT_UPLINK_APPEND_MS,
     ) -> NodeContext:
         """A context whose calls use OpenAI Realtime at ``settings``' URL and model."""
         factory = openai_factory(
             settings.openai_realtime_url, settings.openai_realtime_model, api_key
         )
-        return cls(node_id, settings, table, factory, pacer_lead_ms=pacer_lead_ms)
+        return cls(
+            node_id,
+            settings,
+            table,
+            factory,
+            pacer_lead_ms=pacer_lead_ms,
+            uplink_append_ms=uplink_append_ms,
+        )

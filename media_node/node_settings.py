@@ -41,6 +41,7 @@ class NodeSettings:
     task_protection_minutes: int
     stream_token_secret: str = field(repr=False)
     openai_api_key: str | None = field(repr=False, default=None)
+    uplink_append_ms: int = 40
 
     @property
     def max_calls(self) -> int:
@@ -87,6 +88,7 @@ class NodeSettings:
             task_protection_minutes=minutes,
             stream_token_secret=require_secret("STREAM_TOKEN_SECRET", env),
             openai_api_key=openai_api_key,
+            uplink_append_ms=_int(env, "UPLINK_APPEND_MS", 40, low=20, high=200),
         )
 
 

@@ -76,6 +76,7 @@ def default_session_factory(node: NodeSettings, table: Any) -> SessionFactory:
         table=table,
         api_key=node.openai_api_key or "",  # a local model needs none (see NodeSettings)
         pacer_lead_ms=node.pacer_lead_ms,
+        uplink_append_ms=node.uplink_append_ms,
     )
 
     def build(websocket: ServerConnection, call_id: str, profile: Profile) -> CallSessionLike:
