@@ -269,11 +269,6 @@ def heard_between(result: CallResult, start_ms: float, end_ms: float) -> bytes:
     return result.media.heard_pcm[start:end]
 
 
-def segment_ms(segment: list[float]) -> float:
-    """Length of a heard segment ``[start_ms, end_ms]``."""
-    return segment[1] - segment[0]
-
-
 def audio_ms(reply_pcm: bytes) -> float:
     """Length of 24 kHz model audio in milliseconds."""
     return len(reply_pcm) / 48

@@ -49,8 +49,6 @@ LONG_ANSWER = (
     "On Saturday we open at nine in the morning and close at one in the afternoon, and the "
     "parking in the basement is free for every patient."
 )
-#: The synthetic voice ends a sentence with up to 60 ms of quiet; playout runs in 20 ms ticks.
-HEARD_TOLERANCE_MS = 60 + 2 * FRAME_MS
 
 
 def question_script() -> Script:

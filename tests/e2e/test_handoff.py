@@ -49,8 +49,6 @@ TRANSFER_REASON = "The caller wants to talk about an invoice"
 CONNECTING = "Connecting you to billing now."
 GOODBYE = "Thank you, goodbye."
 FAREWELL = "Goodbye, have a lovely day."
-#: The synthetic voice ends a sentence with up to 60 ms of quiet; playout runs in 20 ms ticks.
-HEARD_TOLERANCE_MS = 60 + 2 * FRAME_MS
 RATE = 16000
 #: Peak level above which the emulator counts a playout tick as heard.
 AUDIBLE_LEVEL = 64
