@@ -15,6 +15,9 @@ IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 ECR_REPO ?= mapokezi-media-node
 MEDIA_NODE_IMAGE_URI ?=
 DEPLOY_PARAMS ?=
+# Test files run in parallel processes: most tests wait on real-time audio, not the CPU.
+PYTEST_WORKERS ?= 4
+PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint fmt pytest cfn-lint run call bench image deploy lock clean
@@ -34,7 +37,7 @@ test: $(STAMP) ## Format check, lint, cfn-lint and the whole pytest suite
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/cfn-lint $(CFN_TEMPLATES)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (format check and lint) and cfn-lint only
 	$(VENV)/bin/ruff format --check .
@@ -45,8 +48,8 @@ fmt: $(STAMP) ## Format and fix what ruff can
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-pytest: $(STAMP) ## Only the pytest suite (PYTEST_ARGS=... to select)
-	$(PY) -m pytest $(PYTEST_ARGS)
+pytest: $(STAMP) ## Only the pytest suite (PYTEST_ARGS=... to select, PYTEST_WORKERS=0 for one process)
+	$(PYTEST) $(PYTEST_ARGS)
 
 cfn-lint: $(STAMP) ## Only cfn-lint on every template
 	$(VENV)/bin/cfn-lint $(CFN_TEMPLATES)
