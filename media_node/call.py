@@ -73,6 +73,8 @@ class CallSession(CallEndings):
         self._line_done = asyncio.Event()
         self._no_response = asyncio.Event()
         self._no_response.set()
+        self._watch_changed = asyncio.Event()
+        self._watch_timer: asyncio.TimerHandle | None = None
         self._ending: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._accept_model_audio = True
@@ -258,9 +260,12 @@ class CallSession(CallEndings):
             await self._on_model_event(event)
 
     async def _on_model_event(self, event: m.ModelEvent) -> None:
+        if type(event) is m.AudioDelta:
+            # Audio only postpones deadlines (the agent is busy): the watchdog need not wake.
+            self._on_audio(event)
+            return
+        self._watch_changed.set()
         match event:
-            case m.AudioDelta():
-                self._on_audio(event)
             case m.AudioDone():
                 self.playback.end_item(event.item_id)
                 self._audio_ready.set()
@@ -399,15 +404,48 @@ class CallSession(CallEndings):
             self._latency_item = None
 
     async def _watch_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.timeouts.watchdog_tick)
-            now = self.clock()
-            if self._talking:
-                quiet = not (self._response or self._caller_speaking or self.playback.busy(now))
-                if quiet and self.watchdog.reply_due is None:
-                    self.watchdog.agent_finished(now)
-                else:
-                    self.watchdog.agent_busy()
-            due = self.watchdog.check(now)
-            if due is not None:
-                await self._on_deadline(due)
+        # Sleeps until the next deadline; model events that may arm an earlier one (the caller
+        # stopped, a response ended, a reply's audio ended) wake it to look again. One timer
+        # stands for the next deadline and is replaced only when that deadline moves.
+        watchdog = self.watchdog
+        changed = self._watch_changed
+        loop = asyncio.get_running_loop()
+        timer_at: float | None = None
+        try:
+            while True:
+                now = self.clock()
+                quiet_from: float | None = None
+                if self._talking:
+                    waiting = self._response or self._caller_speaking
+                    playing = self.playback.busy(now)
+                    if not (waiting or playing) and watchdog.reply_due is None:
+                        watchdog.agent_finished(now)
+                    else:
+                        watchdog.agent_busy()
+                        if playing and not waiting:
+                            quiet_from = self.playback.idle_at(now)  # silence starts then
+                due = watchdog.check(now)
+                if due is not None:
+                    await self._on_deadline(due)
+                    continue
+                wake = watchdog.next_deadline()
+                if quiet_from is not None and (wake is None or quiet_from < wake):
+                    wake = quiet_from
+                if self._watch_timer is None or wake != timer_at:
+                    if self._watch_timer is not None:
+                        self._watch_timer.cancel()
+                        self._watch_timer = None
+                    timer_at = wake
+                    if wake is not None:
+                        delay = max(0.0, wake - now)
+                        self._watch_timer = loop.call_later(delay, self._watch_due)
+                changed.clear()
+                await changed.wait()
+        finally:
+            if self._watch_timer is not None:
+                self._watch_timer.cancel()
+                self._watch_timer = None
+
+    def _watch_due(self) -> None:
+        self._watch_timer = None
+        self._watch_changed.set()

@@ -157,6 +157,9 @@ WATCH_IDLE_END = "idle_end"
 class Watchdog:
     """Deadlines of a call; `check` says which one fell due (each fires once per arming).
 
+    Between events nothing changes but the time, so the caller need not poll: it calls
+    `check` when `next_deadline` comes and again after any event that arms a deadline.
+
     Args:
         started: When the media socket connected.
         max_call_seconds: The profile's length limit (warned 60 s before).
@@ -179,6 +182,8 @@ class Watchdog:
     quiet_since: float | None = None
     idle_prompted: bool = False
     warned: bool = False
+    greeting_missed: bool = False
+    limit_reached: bool = False
 
     def first_audio(self) -> None:
         """The model produced audio (greeting or reply): no reply is overdue."""
@@ -210,9 +215,11 @@ class Watchdog:
     def check(self, now: float) -> str | None:
         """The deadline that fell due at `now`, if any (at most one per call)."""
         elapsed = now - self.started
-        if elapsed >= self.max_call_seconds:
+        if not self.limit_reached and elapsed >= self.max_call_seconds:
+            self.limit_reached = True
             return WATCH_TIME_LIMIT
-        if not self.greeted and elapsed >= self.greeting_timeout:
+        if not self.greeted and not self.greeting_missed and elapsed >= self.greeting_timeout:
+            self.greeting_missed = True
             return WATCH_GREETING
         if self.reply_due is not None and now >= self.reply_due:
             self.reply_due = None
@@ -230,3 +237,19 @@ class Watchdog:
                 self.quiet_since = None
                 return WATCH_IDLE_END
         return None
+
+    def next_deadline(self) -> float | None:
+        """When `check` next reports a deadline unless an event comes first; None: never."""
+        due: list[float] = []
+        if not self.limit_reached:
+            due.append(self.started + self.max_call_seconds)
+        if not self.greeted and not self.greeting_missed:
+            due.append(self.started + self.greeting_timeout)
+        if self.reply_due is not None:
+            due.append(self.reply_due)
+        if not self.warned:
+            due.append(self.started + self.max_call_seconds - self.warning_lead)
+        if self.quiet_since is not None:
+            wait = self.idle_end_seconds if self.idle_prompted else self.idle_prompt_seconds
+            due.append(self.quiet_since + wait)
+        return min(due, default=None)

@@ -31,8 +31,6 @@ class CallTimeouts:
     """Longest wait for queued audio (a pre-rendered line) to finish playing."""
     time_warning: float = 60.0
     """How long before the profile's length limit the caller is told."""
-    watchdog_tick: float = 0.1
-    """How often deadlines are checked."""
 
 
 def openai_factory(url: str, model: str, api_key: str) -> ModelFactory:

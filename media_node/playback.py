@@ -103,3 +103,15 @@ class Playback:
     def busy(self, now: float) -> bool:
         """Whether the caller is hearing, or about to hear, anything."""
         return self.current_item is not None or not self.pacer.is_idle(now)
+
+    def idle_at(self, now: float) -> float | None:
+        """The earliest time the caller can have heard everything queued by `now`.
+
+        Returns:
+            `now` or later; None while a reply item is still arriving (its end is an event).
+        """
+        if self.current_item is not None:
+            return None
+        end = self.pacer.playout_end
+        start = now if end is None or end < now else end
+        return start + self.pacer.queued_ms / 1000
