@@ -1,11 +1,11 @@
 """One call: the bridge between Sautikit's media socket and a speech-to-speech model session.
 
-Four tasks run per call: the caller reader (metadata, inbound PCM → model), the model reader
-(events → playback, barge-in, tools), the pacer (frames out at real time) and the watchdog
-(dead-air bounds, length limit, idle caller). Endings (handoff, failure, limits, drain) run as a
-single ending task (`media_node.call_endings`); whichever ends the call first wins. `run` always
-cleans up every task, the model session and the socket, then writes transcript, media outcome
-and metrics.
+Three tasks run per call: the caller reader (metadata, inbound PCM → model), the model reader
+(events → playback, barge-in, tools) and the watchdog (dead-air bounds, length limit, idle
+caller); frames go out at real time from loop timers (`media_node.paced_sender`). Endings
+(handoff, failure, limits, drain) run as a single ending task (`media_node.call_endings`);
+whichever ends the call first wins. `run` always cleans up every task, the model session and
+the socket, then writes transcript, media outcome and metrics.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from media_node.context import NodeContext
 from media_node.inbound import InboundAudio, decode_plan
 from media_node.metrics import CallMetrics, emf_line
 from media_node.models import base as m
+from media_node.paced_sender import PacedSender
 from media_node.playback import Playback
 from media_node.records import CallRecords
 from media_node.sautikit_protocol import (
@@ -67,9 +68,9 @@ class CallSession(CallEndings):
         self.metadata: dict[str, Any] | None = None
         self.model: m.ModelSession | None = None
         self.playback: Playback | None = None
+        self.sender: PacedSender | None = None
         self.inbound: InboundAudio | None = None
         self._ended = asyncio.Event()
-        self._audio_ready = asyncio.Event()
         self._line_done = asyncio.Event()
         self._no_response = asyncio.Event()
         self._no_response.set()
@@ -89,7 +90,6 @@ class CallSession(CallEndings):
         self._speech_at: dict[str, int] = {}
         self._reply_wait_since: float | None = None
         self._latency_item: tuple[str, float] | None = None
-        self._epoch = 0
         self._t0 = 0.0
         self._connected_at = ""
         self._decode_rate = profile.audio.sample_rate
@@ -117,7 +117,10 @@ class CallSession(CallEndings):
             self.playback = Playback(
                 self.model.output_rate, self.profile.audio.sample_rate, self.node.pacer_lead_ms
             )
-            for loop in (self._caller_loop, self._model_loop, self._pacer_loop, self._watch_loop):
+            self.sender = PacedSender(
+                self.ws, self.playback, self.clock, self._on_released, self._fail
+            )
+            for loop in (self._caller_loop, self._model_loop, self._watch_loop):
                 self._tasks.append(asyncio.create_task(self._guard(loop)))
             await self._ended.wait()
         except Exception:
@@ -161,6 +164,8 @@ class CallSession(CallEndings):
         for task in self._tasks + ending:
             task.cancel()
         await asyncio.gather(*self._tasks, *ending, return_exceptions=True)
+        if self.sender is not None:
+            await self.sender.stop()
         if self.model is not None:
             with contextlib.suppress(Exception):
                 await self._send_uplink_tail(self._take_uplink_tail())
@@ -268,7 +273,7 @@ class CallSession(CallEndings):
         match event:
             case m.AudioDone():
                 self.playback.end_item(event.item_id)
-                self._audio_ready.set()
+                self.sender.kick()
             case m.TranscriptDone():
                 if event.item_id in self.transcript.agent:
                     self.transcript.agent[event.item_id].text = event.text
@@ -316,7 +321,7 @@ class CallSession(CallEndings):
         self.watchdog.first_audio()
         self.watchdog.agent_busy()
         self.playback.push(event.item_id, event.pcm, self.clock())
-        self._audio_ready.set()
+        self.sender.kick()
 
     async def _on_speech_started(self, event: m.SpeechStarted) -> None:
         self._caller_speaking = True
@@ -327,13 +332,13 @@ class CallSession(CallEndings):
         now = self.clock()
         if not self._talking or not (self.playback.busy(now) or self._response):
             return
-        self._epoch += 1  # frames already taken from the pacer are not sent after this
         heard = {
             item.item_id: self.playback.pacer.ledger.heard_ms(item.item_id, now)
             for item in self.transcript.agent.values()
             if item.heard_ms is None
         }
         self.playback.interrupt(now)
+        self.sender.interrupt()  # frames released but not yet sent are not sent after this
         with contextlib.suppress(ConnectionClosed):
             await self.ws.send(kill_audio())
         self.metrics.barge_ins += 1
@@ -370,31 +375,6 @@ class CallSession(CallEndings):
         self._fail(why)
 
     # --- pacing and deadlines ----------------------------------------------------------------
-
-    async def _pacer_loop(self) -> None:
-        pacer = self.playback.pacer
-        while True:
-            hold = self.playback.hold_until(self.clock())
-            if hold is not None:
-                self._audio_ready.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._audio_ready.wait(), hold - self.clock())
-                continue
-            epoch = self._epoch
-            for released in pacer.release(self.clock()):
-                if self._epoch != epoch:
-                    break
-                try:
-                    await self.ws.send(released.frame)
-                except ConnectionClosed:
-                    return
-                self._on_released(released.item_id, released.released_at)
-            wake = pacer.next_wakeup(self.clock())
-            if wake is None:
-                self._audio_ready.clear()
-                await self._audio_ready.wait()
-            else:
-                await asyncio.sleep(max(0.0, wake - self.clock()))
 
     def _on_released(self, item_id: str | None, at: float) -> None:
         if self.metrics.time_to_first_audio_ms is None:

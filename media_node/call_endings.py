@@ -24,6 +24,7 @@ from media_node.call_logic import Transcript, Watchdog
 from media_node.context import CallTimeouts
 from media_node.inbound import InboundAudio
 from media_node.models import base as m
+from media_node.paced_sender import PacedSender
 from media_node.playback import Playback
 from media_node.records import CallRecords
 from media_node.sautikit_protocol import kill_audio
@@ -44,12 +45,12 @@ class CallEndings:
     watchdog: Watchdog
     model: m.ModelSession | None
     playback: Playback | None
+    sender: PacedSender | None
     inbound: InboundAudio | None
     outcome: str | None
     handoff: dict[str, Any] | None
     _ending: asyncio.Task[None] | None
     _ended: asyncio.Event
-    _audio_ready: asyncio.Event
     _line_done: asyncio.Event
     _no_response: asyncio.Event
     _talking: bool
@@ -58,7 +59,6 @@ class CallEndings:
     _closing_socket: bool
     _line_requested: bool
     _response: str | None
-    _epoch: int
 
     def _start_ending(self, ending: Coroutine[Any, Any, None]) -> bool:
         if self._ending is not None or self._ended.is_set():
@@ -105,12 +105,12 @@ class CallEndings:
         self._accept_model_audio = False
         now = self.clock()
         if self.playback.busy(now):
-            self._epoch += 1
             self.playback.interrupt(now)
+            self.sender.interrupt()
             with contextlib.suppress(ConnectionClosed):
                 await self.ws.send(kill_audio())
         self.playback.play_line(load_line(line, self.profile.audio.sample_rate))
-        self._audio_ready.set()
+        self.sender.kick()
         summary = logic.handoff_summary(reason, self.transcript.recent_caller_text())
         await self._write_handoff(
             logic.resolve_handoff(self.profile, "transfer", reason, None, summary)

@@ -15,6 +15,7 @@ from mapokezi.profiles import Profile
 from media_node.models import openai_protocol as wire
 from media_node.models.base import ModelClosed, ModelEvent, ModelSession, ModelUnavailableError
 from media_node.prompts import tool_specs
+from media_node.socket_send import send_now
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ class OpenAIRealtimeSession(ModelSession):
 
     async def _send(self, frame: str) -> None:
         if self._ws is None or self._closed:
+            return
+        if send_now(self._ws, frame):
             return
         try:
             await self._ws.send(frame)
