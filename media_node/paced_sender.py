@@ -6,8 +6,9 @@ once (`media_node.socket_send.send_now`): no task wake-up, no future, no corouti
 and the write happens in the loop iteration the timer fires in rather than one later. Only when
 the socket cannot take a frame without waiting (flow control, or the connection is closing) do
 the frames already released go out through an awaited ``ws.send`` in a task, and pacing resumes
-when it is done. Frames are never sent ahead of their due time: a late timer releases only what
-the pacer allows, so a stall is never followed by a burst.
+when it is done. Nothing is released once the socket is closing. Frames are never sent ahead of
+their due time: a late timer releases only what the pacer allows, so a stall is never followed
+by a burst.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from media_node.audio import Released
 from media_node.playback import Playback
@@ -103,6 +105,11 @@ class PacedSender:
             self.on_error("internal error in pacing")
 
     def _release(self, now: float) -> None:
+        if self.ws.state is not State.OPEN:
+            # The caller hung up or the call is closing: a frame released now would be counted
+            # as played (pacer stats, what the caller heard) without reaching anyone.
+            self._stopped = True
+            return
         hold = self.playback.hold_until(now)
         self._holding = hold is not None
         if hold is not None:

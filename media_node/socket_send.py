@@ -29,17 +29,16 @@ def send_now(ws: Any, message: bytes | str) -> bool:
         True when the message was written to the transport; False when nothing was sent and
         ``await ws.send(message)`` should be used instead.
     """
-    protocol = ws.protocol
     if (
-        protocol.state is not State.OPEN
+        ws.state is not State.OPEN
         or ws.paused
         or ws.send_in_progress is not None
         or ws.transport.is_closing()
     ):
         return False
     if isinstance(message, str):
-        protocol.send_text(message.encode())
+        ws.protocol.send_text(message.encode())
     else:
-        protocol.send_binary(message)
+        ws.protocol.send_binary(message)
     ws.send_data()
     return True

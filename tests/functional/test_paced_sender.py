@@ -164,3 +164,30 @@ async def test_send_now_writes_while_open_and_refuses_once_closed() -> None:
         srv.close()
         await srv.wait_closed()
     assert results == [True, True, False]
+
+
+async def test_nothing_is_released_once_the_caller_hung_up() -> None:
+    stats: list[tuple[int, int]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        playback = Playback(24000, 16000, lead_ms=60)
+        sender = PacedSender(ws, playback, time.monotonic, lambda *_: None, lambda _: None)
+        await ws.wait_closed()  # the caller hangs up before the reply's first delta
+        playback.push("item_1", reply_pcm(0.5), time.monotonic())
+        playback.end_item("item_1")
+        sender.kick()
+        stats.append((playback.pacer.stats.frames_released, playback.pacer.queued_frames))
+        await sender.stop()
+
+    srv = await serve(handler, "127.0.0.1", 0)
+    try:
+        async with connect(f"ws://127.0.0.1:{srv.sockets[0].getsockname()[1]}"):
+            pass
+        async with asyncio.timeout(5):
+            while not stats:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    finally:
+        srv.close()
+        await srv.wait_closed()
+    released, queued = stats[0]
+    assert released == 0 and queued > 0  # counted neither as played nor as heard
