@@ -42,6 +42,11 @@ from media_node.sautikit_protocol import (
 log = logging.getLogger(__name__)
 metrics_log = logging.getLogger("media_node.metrics")
 
+WAKES_WATCHDOG = (m.SpeechStopped, m.ResponseDone, m.AudioDone)
+"""Events after which the watchdog looks again: a reply falls due once the caller stops, and
+silence may start once a response or a reply's audio ends. The others only postpone deadlines
+(audio, a response starting, speech) or end the call."""
+
 
 class CallSession(CallEndings):
     """Bridges one media socket to one model session.
@@ -266,14 +271,16 @@ class CallSession(CallEndings):
 
     async def _on_model_event(self, event: m.ModelEvent) -> None:
         if type(event) is m.AudioDelta:
-            # Audio only postpones deadlines (the agent is busy): the watchdog need not wake.
             self._on_audio(event)
             return
-        self._watch_changed.set()
+        if type(event) in WAKES_WATCHDOG:
+            self._watch_changed.set()
         match event:
             case m.AudioDone():
                 self.playback.end_item(event.item_id)
                 self.sender.kick()
+            case m.TranscriptDelta():
+                self.transcript.add_agent_text(event.item_id, event.text)
             case m.TranscriptDone():
                 if event.item_id in self.transcript.agent:
                     self.transcript.agent[event.item_id].text = event.text

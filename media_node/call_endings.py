@@ -116,6 +116,7 @@ class CallEndings:
             logic.resolve_handoff(self.profile, "transfer", reason, None, summary)
         )
         await self._wait_played(self.timeouts.playout)
+        await self._finish_handoff()
         await self._close(outcome)
 
     def _on_function_call(self, call: m.FunctionCall) -> None:
@@ -155,11 +156,27 @@ class CallEndings:
                         await self.model.create_response(instructions)
                         await self._line_done.wait()
         await self._wait_played(self.timeouts.playout)
+        await self._finish_handoff()
         await self._close(outcome)
 
     async def _write_handoff(self, handoff: dict[str, Any]) -> None:
         self.handoff = handoff
         await self.records.handoff(handoff)
+
+    async def _finish_handoff(self) -> None:
+        """Last steps before the socket closes on a handoff.
+
+        The caller's last words are transcribed asynchronously and often arrive after the tool
+        call: rewrite the summary if they did (the webhook reads the handoff only once the socket
+        has closed). Then give the platform's own playout buffer (mod_audio_fork prebuffers
+        ~80 ms) time to play the line's last frames, which the pacer counts as heard already.
+        """
+        handoff = self.handoff
+        if handoff is not None and handoff.get("reason") != logic.REASON_IDLE:
+            summary = logic.handoff_summary(handoff["reason"], self.transcript.recent_caller_text())
+            if summary != handoff.get("summary"):
+                await self._write_handoff({**handoff, "summary": summary})
+        await asyncio.sleep(self.timeouts.close_margin)
 
     async def _wait_played(self, limit: float) -> None:
         # Playout is clock-driven (no event marks "the caller heard the last frame"): poll.

@@ -81,6 +81,12 @@ class Transcript:
 
     caller: list[dict[str, Any]] = field(default_factory=list)
     agent: dict[str, AgentItem] = field(default_factory=dict)
+    #: Transcript deltas per item until the full text arrives (a call may end before it does).
+    partial: dict[str, str] = field(default_factory=dict)
+
+    def add_agent_text(self, item_id: str, delta: str) -> None:
+        """Records more generated text of an agent item."""
+        self.partial[item_id] = self.partial.get(item_id, "") + delta
 
     def agent_item(self, item_id: str, at_ms: int) -> AgentItem:
         """The item with this id, created on first sight at `at_ms`."""
@@ -103,13 +109,14 @@ class Transcript:
         out = list(self.caller)
         for item in self.agent.values():
             heard = item.generated_ms if item.heard_ms is None else item.heard_ms
-            spoken = heard_text(item.text, heard, item.generated_ms)
+            generated = item.text or self.partial.get(item.item_id, "")
+            spoken = heard_text(generated, heard, item.generated_ms)
             out.append(
                 {
                     "role": "agent",
                     "text": spoken,
                     "at_ms": item.at_ms,
-                    "generated_text": item.text,
+                    "generated_text": generated,
                     "heard_text": spoken,
                     "interrupted": item.interrupted,
                     "generated_ms": round(item.generated_ms),

@@ -31,6 +31,8 @@ class CallTimeouts:
     """Longest wait for queued audio (a pre-rendered line) to finish playing."""
     time_warning: float = 60.0
     """How long before the profile's length limit the caller is told."""
+    close_margin: float = 0.25
+    """After the last frame's slot, before closing: the platform's playout buffer drains."""
 
 
 def openai_factory(url: str, model: str, api_key: str) -> ModelFactory:

@@ -43,6 +43,15 @@ class AudioDone:
 
 
 @dataclass(frozen=True, slots=True)
+class TranscriptDelta:
+    """More text of what the model is generating for an audio item (kept if the call ends early)."""
+
+    response_id: str
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class TranscriptDone:
     """The full text of what the model generated for an audio item."""
 
@@ -120,6 +129,7 @@ ModelEvent = (
     SessionReady
     | AudioDelta
     | AudioDone
+    | TranscriptDelta
     | TranscriptDone
     | SpeechStarted
     | SpeechStopped

@@ -32,6 +32,7 @@ from media_node.models.base import (
     SessionReady,
     SpeechStarted,
     SpeechStopped,
+    TranscriptDelta,
     TranscriptDone,
 )
 
@@ -249,6 +250,15 @@ class OpenAIRealtimeProtocol:
 
     def _on_response_output_audio_done(self, event: dict[str, Any]) -> list[ModelEvent]:
         return [AudioDone(str(event.get("response_id")), str(event.get("item_id")))]
+
+    def _on_response_output_audio_transcript_delta(self, event: dict[str, Any]) -> list[ModelEvent]:
+        return [
+            TranscriptDelta(
+                str(event.get("response_id")),
+                str(event.get("item_id")),
+                str(event.get("delta") or ""),
+            )
+        ]
 
     def _on_response_output_audio_transcript_done(self, event: dict[str, Any]) -> list[ModelEvent]:
         return [

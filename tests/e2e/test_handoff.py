@@ -181,6 +181,8 @@ async def test_transfer_dials_the_requested_department(
     assert handoff["target"] == billing and handoff["department"] == "billing"
     assert handoff["reason"] == TRANSFER_REASON
     assert handoff["summary"].startswith(TRANSFER_REASON)
+    # The caller's words are transcribed after the tool call; the summary still carries them.
+    assert f'Caller said: "{SALES}"' in handoff["summary"]
     assert handoff["state"] == "dialled"
     stopped_at = event_time(record, source="voice", callSessionState="StreamStopped")
     assert handoff["requested_at"] <= stopped_at <= handoff["dialled_at"]

@@ -60,6 +60,18 @@ def test_transcript_turns_ordered_with_heard_and_generated_text() -> None:
     assert transcript.recent_caller_text() == "What time do you open?"
 
 
+def test_agent_text_from_deltas_until_the_full_text_arrives() -> None:
+    transcript = logic.Transcript()
+    item = transcript.agent_item("item_1", 100)
+    item.generated_bytes = 48 * 1000
+    for delta in ("We open ", "at nine"):
+        transcript.add_agent_text("item_1", delta)
+    # The caller hung up before the transcript's done event: the partial text is kept.
+    assert transcript.turns()[0]["generated_text"] == "We open at nine"
+    item.text = "We open at nine and close at five."
+    assert transcript.turns()[0]["generated_text"] == item.text
+
+
 def test_handoff_resolution_and_summary() -> None:
     summary = logic.handoff_summary("Wants to book a cleaning", "I'd like a cleaning on Friday")
     assert summary == 'Wants to book a cleaning. Caller said: "I\'d like a cleaning on Friday"'

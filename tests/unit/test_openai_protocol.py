@@ -141,6 +141,8 @@ def test_audio_transcript_and_response_events() -> None:
     done = {**delta, "type": "response.output_audio.done"}
     del done["delta"]
     assert proto.receive(json.dumps(done)) == [m.AudioDone("resp_1", "item_1")]
+    partial = {**done, "type": "response.output_audio_transcript.delta", "delta": "H"}
+    assert proto.receive(json.dumps(partial)) == [m.TranscriptDelta("resp_1", "item_1", "H")]
     transcript = {**done, "type": "response.output_audio_transcript.done", "transcript": "Hi"}
     assert proto.receive(json.dumps(transcript)) == [m.TranscriptDone("resp_1", "item_1", "Hi")]
     usage = {"input_tokens": 10, "output_tokens": 5}
