@@ -279,6 +279,8 @@ class CallSession(CallEndings):
             case m.AudioDone():
                 self.playback.end_item(event.item_id)
                 self.sender.kick()
+            case m.TranscriptDelta():
+                self.transcript.add_agent_text(event.item_id, event.text)
             case m.TranscriptDone():
                 if event.item_id in self.transcript.agent:
                     self.transcript.agent[event.item_id].text = event.text
