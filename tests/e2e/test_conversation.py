@@ -269,7 +269,9 @@ async def test_caller_hangs_up_mid_reply(
     assert record is not None
     assert record["media"]["outcome"] == "caller_hangup"
     answer = agent_turns(record)[-1]
-    assert answer["generated_text"] == LONG_ANSWER
+    # The model may not have finished generating when the caller left: what it had generated
+    # by then is kept (a prefix of the answer), never lost.
+    assert answer["generated_text"] and LONG_ANSWER.startswith(answer["generated_text"])
     assert answer["interrupted"] is True
     assert_matches_heard(answer["heard_ms"], heard_answer_ms)
     assert record.get("handoff") is None
