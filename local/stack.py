@@ -33,6 +33,7 @@ from typing import Any
 
 import boto3
 
+from local import moto_atomic
 from local.gateway import Gateway
 from local.sqs_poller import SqsPoller
 from local.template import create_queues, create_tables, resources_of_type
@@ -246,6 +247,7 @@ class LocalStack:
     def _start_aws(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        moto_atomic.install()
         cfg = self.cfg
         self.moto = ThreadedMotoServer(ip_address=cfg.host, port=cfg.moto_port, verbose=False)
         self.moto.start()

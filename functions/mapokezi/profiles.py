@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mapokezi.handoff import DEFAULT_RESCUE_GRACE_SECONDS, STRATEGIES, STRATEGY_AUTO
+
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
@@ -107,6 +109,20 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class HandoffSettings:
+    """How a transfer reaches a person (see ``mapokezi.handoff``).
+
+    ``strategy``: ``auto`` (dial, rescue with a supervision when the platform does not come back
+    after the stream, and remember it), ``supervise`` or ``dial``. ``rescue_grace_seconds``: how
+    long after the stream stopped the platform has to re-POST the voice webhook before ``auto``
+    rescues the caller.
+    """
+
+    strategy: str = STRATEGY_AUTO
+    rescue_grace_seconds: float = DEFAULT_RESCUE_GRACE_SECONDS
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything the receptionist of one number needs."""
 
@@ -129,6 +145,7 @@ class Profile:
     turn_detection: TurnDetection = TurnDetection()
     limits: Limits = Limits()
     retention_days: int = 90
+    handoff: HandoffSettings = HandoffSettings()
 
     def is_open(self, at: datetime) -> bool:
         """Whether calls at ``at`` are inside opening hours (no hours means always open)."""
@@ -241,6 +258,14 @@ def parse_profile(data: Mapping[str, Any], number: str | None = None) -> Profile
             },
         ),
         "retention_days": v.integer("retention_days", 1, 3650, default=90),
+        "handoff": v.section(
+            "handoff",
+            HandoffSettings,
+            {
+                "strategy": lambda p: v.choice(p, STRATEGIES),
+                "rescue_grace_seconds": lambda p: v.number(p, 0.5, 30.0),
+            },
+        ),
     }
     if v.errors:
         raise ProfileError(v.errors)

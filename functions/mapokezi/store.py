@@ -15,6 +15,7 @@ import base64
 import binascii
 import json
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,6 +24,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
+from mapokezi import handoff as handoffs
 from mapokezi import keys
 from mapokezi.profiles import Profile, parse_profile
 
@@ -218,24 +220,85 @@ def record_media(table: Any, call_id: str, media: Mapping[str, Any]) -> bool:
     return _set(table, call_id, "media", dict(media))
 
 
-def record_handoff(table: Any, call_id: str, handoff: Mapping[str, Any]) -> bool:
-    """Write a pending handoff: ``kind`` (transfer/hangup), ``target``, ``reason``, ``summary``."""
-    item = {**handoff, "state": HANDOFF_PENDING, "requested_at": now_iso()}
+def record_handoff(
+    table: Any, call_id: str, handoff: Mapping[str, Any], *, state: str = HANDOFF_PENDING
+) -> bool:
+    """Write a handoff: ``kind`` (transfer/hangup), ``target``, ``reason``, ``summary``.
+
+    ``state`` is ``pending`` when the webhook (dial) or a rescue will act on it, or
+    ``requested`` when the media node asks for a supervision itself (``path`` ``supervise``).
+    Each handoff gets a ``handoff_id`` (the supervision's Idempotency-Key derives from it).
+    """
+    at = now_iso()
+    item = {
+        "handoff_id": uuid.uuid4().hex,
+        **handoff,
+        "state": state,
+        "requested_at": at,
+        "changes": [{"state": state, "at": at}],
+    }
     return _set(table, call_id, "handoff", item)
 
 
-def take_pending_handoff(table: Any, call_id: str) -> dict[str, Any] | None:
-    """Atomically move a pending handoff to ``dialled`` and return it; None if none was pending."""
+def record_handoff_change(
+    table: Any,
+    call_id: str,
+    change: Mapping[str, Any],
+    fields: Mapping[str, Any] | None = None,
+) -> bool:
+    """Append a state change (``mapokezi.handoff.state_change``) to the call's handoff and set
+    ``handoff.state`` to it; ``fields`` (e.g. ``supervision_id``, ``time_to_person_ms``) are
+    set alongside. False when the call has no handoff."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    sets: list[str] = []
+    if change:
+        names["#state"] = "state"
+        values.update({":state": change["state"], ":change": [dict(change)], ":none": []})
+        sets += [
+            "handoff.#state = :state",
+            "handoff.changes = list_append(if_not_exists(handoff.changes, :none), :change)",
+        ]
+    for i, (name, value) in enumerate((fields or {}).items()):
+        names[f"#f{i}"] = name
+        values[f":f{i}"] = value
+        sets.append(f"handoff.#f{i} = :f{i}")
+    if not sets:
+        return True
+    return _update(
+        table,
+        call_id,
+        "SET " + ", ".join(sets),
+        values,
+        condition="attribute_exists(handoff)",
+        ExpressionAttributeNames=names,
+    )
+
+
+def claim_rescue(table: Any, call_id: str) -> dict[str, Any] | None:
+    """Move a still-pending handoff to ``requested`` on the ``rescue`` path, exactly once.
+
+    The condition (``state = pending``) makes concurrent or retried rescues of one handoff, and
+    a late re-POST that dials it (:func:`take_pending_handoff`), exclude each other. Returns the
+    handoff as it now is, or None when another writer took it first (or none was pending).
+    """
+    at = now_iso()
     try:
         result = table.update_item(
             Key=keys.call_key(call_id),
-            UpdateExpression="SET handoff.#state = :dialled, handoff.dialled_at = :at",
-            ConditionExpression="handoff.#state = :pending",
-            ExpressionAttributeNames={"#state": "state"},
+            UpdateExpression=(
+                "SET handoff.#state = :requested, handoff.#path = :rescue, "
+                "handoff.changes = list_append(if_not_exists(handoff.changes, :none), :change)"
+            ),
+            ConditionExpression="handoff.#state = :pending AND handoff.kind <> :hangup",
+            ExpressionAttributeNames={"#state": "state", "#path": "path"},
             ExpressionAttributeValues={
-                ":dialled": HANDOFF_DIALLED,
+                ":requested": handoffs.REQUESTED,
+                ":rescue": handoffs.PATH_RESCUE,
                 ":pending": HANDOFF_PENDING,
-                ":at": now_iso(),
+                ":hangup": "hangup",
+                ":none": [],
+                ":change": [{"state": handoffs.REQUESTED, "at": at, "reason": "rescue"}],
             },
             ReturnValues="ALL_NEW",
         )
@@ -244,6 +307,40 @@ def take_pending_handoff(table: Any, call_id: str) -> dict[str, Any] | None:
             return None
         raise
     return from_dynamo(result["Attributes"]["handoff"])
+
+
+def take_pending_handoff(table: Any, call_id: str) -> dict[str, Any] | None:
+    """Atomically move a pending handoff to ``dialled`` and return it; None if none was pending."""
+    try:
+        result = table.update_item(
+            Key=keys.call_key(call_id),
+            UpdateExpression=(
+                "SET handoff.#state = :dialled, handoff.dialled_at = :at, "
+                "handoff.#path = if_not_exists(handoff.#path, :dial), "
+                "handoff.changes = list_append(if_not_exists(handoff.changes, :none), :change)"
+            ),
+            ConditionExpression="handoff.#state = :pending",
+            ExpressionAttributeNames={"#state": "state", "#path": "path"},
+            ExpressionAttributeValues={
+                ":dialled": HANDOFF_DIALLED,
+                ":pending": HANDOFF_PENDING,
+                ":at": now_iso(),
+                ":dial": handoffs.PATH_DIAL,
+                ":none": [],
+                ":change": [{"state": HANDOFF_DIALLED, "at": now_iso()}],
+            },
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if _conditional_failed(exc):
+            return None
+        raise
+    return from_dynamo(result["Attributes"]["handoff"])
+
+
+def record_message(table: Any, call_id: str, message: Mapping[str, Any]) -> bool:
+    """Put a message taken during the call on its record (``message``; see mapokezi.messages)."""
+    return _set(table, call_id, "message", dict(message))
 
 
 def put_metrics(table: Any, call_id: str, metrics: Mapping[str, Any]) -> bool:
@@ -441,6 +538,39 @@ def get_profile(table: Any, number: str) -> Profile | None:
     if not item:
         return None
     return parse_profile(json.loads(item["profile"]), number=number)
+
+
+def learn_platform_behaviour(table: Any, number: str, behaviour: str, *, call_id: str) -> None:
+    """Remember what the platform did after a stream ended on ``number`` (the latest wins).
+
+    ``behaviour`` is ``mapokezi.handoff.LEARNED_REPOSTS`` or ``LEARNED_NO_REPOST``; a count per
+    behaviour is kept so the operator sees how often each was seen.
+    """
+    if behaviour not in (handoffs.LEARNED_REPOSTS, handoffs.LEARNED_NO_REPOST):
+        raise ValueError(f"unknown platform behaviour {behaviour!r}")
+    table.update_item(
+        Key=keys.learned_key(number),
+        UpdateExpression=(
+            "SET after_stream = :b, learned_at = :at, from_call = :c, #n = :number ADD #seen :one"
+        ),
+        ExpressionAttributeNames={"#n": "number", "#seen": f"seen_{behaviour}"},
+        ExpressionAttributeValues={
+            ":b": behaviour,
+            ":at": now_iso(),
+            ":c": call_id,
+            ":number": number,
+            ":one": 1,
+        },
+    )
+
+
+def platform_behaviour(table: Any, number: str) -> dict[str, Any] | None:
+    """What was learned for ``number``: ``after_stream``, ``learned_at``, ``from_call``,
+    ``seen_reposts``/``seen_no_repost`` counts; None when nothing was learned yet."""
+    item = table.get_item(Key=keys.learned_key(number)).get("Item")
+    if not item:
+        return None
+    return {k: v for k, v in from_dynamo(item).items() if k not in (keys.PK, keys.SK)}
 
 
 # --- media node heartbeats --------------------------------------------------------------

@@ -106,6 +106,7 @@ def test_calls_list_table(calls: Any, capsys: pytest.CaptureFixture[str]) -> Non
         "FROM",
         "TO",
         "STATUS",
+        "OUTCOME",
         "HANDOFF",
         "SECONDS",
         "COST",
