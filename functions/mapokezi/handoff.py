@@ -230,6 +230,32 @@ class SupervisionTracker:
         self._poll_at: float | None = None
         self._retry_at: float | None = None
 
+    @classmethod
+    def resume(
+        cls,
+        requested_at: float,
+        state: str,
+        supervision_id: str | None,
+        policy: SupervisionPolicy | None = None,
+        *,
+        attempts: int = 1,
+    ) -> SupervisionTracker:
+        """A tracker picked up from the record (a later invocation following the same attempt).
+
+        Timers of polls are not carried over: the caller polls once per resumption.
+        """
+        tracker = cls(requested_at, policy)
+        known = {REQUESTED, RINGING, CONNECTED, *TERMINAL}
+        tracker.state = state if state in known else REQUESTED
+        tracker.supervision_id = supervision_id
+        tracker._attempts = attempts
+        return tracker
+
+    @property
+    def attempts(self) -> int:
+        """POSTs sent so far (the first one and its retries)."""
+        return self._attempts
+
     @property
     def finished(self) -> bool:
         """Whether the attempt is over (connected-then-ended, or never connected)."""

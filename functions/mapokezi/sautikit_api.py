@@ -341,6 +341,10 @@ class SautikitClient:
             raise SautikitApiError(200, "response.malformed", "response holds no call record")
         return call
 
+    def hangup_call(self, call_id: str) -> None:
+        """End a live call (``POST /v1/calls/{id}/hangup``; idempotent on the platform)."""
+        self.request("POST", f"/v1/calls/{urllib.parse.quote(call_id, safe='')}/hangup", {})
+
     # -- live-call supervision (§1.10b) --------------------------------------------------
 
     def _supervision_path(self, call_id: str) -> str:

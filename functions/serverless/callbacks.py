@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from mapokezi import store
-from serverless import cdr_jobs
+from serverless import cdr_jobs, rescue
 from serverless.webhook import (
     STREAM_ERROR,
     STREAM_STARTED,
@@ -21,6 +21,7 @@ from serverless.webhook import (
     PlatformEvent,
     StreamStatus,
     first,
+    stream_event_kind,
 )
 
 logger = Logger(child=True)
@@ -75,6 +76,7 @@ def handle_stream_status(
     elif status.event == STREAM_STOPPED and current != "error":
         applied = STREAM_STOPPED
         store.set_stream_state(table, status.call_id, "stopped", sid=status.stream_sid)
+        rescue.on_stream_stopped(table, status.call_id)
     elif status.event == STREAM_STARTED and current not in ("stopped", "error"):
         applied = STREAM_STARTED
         store.set_stream_state(table, status.call_id, "started", sid=status.stream_sid)
@@ -120,6 +122,8 @@ def handle_platform_event(
         logger.warning(
             "event for an unknown call", extra={"call_id": event.call_id, "kind": event.kind}
         )
+    if first_delivery and call is not None:
+        _handoff_edges(table, event)
     if not first_delivery or call is None or event.kind not in CALL_ENDING_KINDS:
         return CallbackResult(
             known_call=call is not None, first_delivery=first_delivery, duplicate=not first_delivery
@@ -138,3 +142,15 @@ def handle_platform_event(
         enqueue=enqueue_cdr,
     )
     return CallbackResult(True, True, applied="ended" if ended else None)
+
+
+def _handoff_edges(table: Any, event: PlatformEvent) -> None:
+    """A stream that stopped may need a rescue; supervision events move a supervised handoff."""
+    assert event.call_id is not None
+    if event.kind.startswith("call.supervision."):
+        rescue.apply_supervision_event(table, event.call_id, event.kind, event.data)
+        return
+    state = first(event.data, ("callSessionState", "streamEvent"))
+    stopped = stream_event_kind(event.kind) == STREAM_STOPPED
+    if stopped or stream_event_kind(state) == STREAM_STOPPED:
+        rescue.on_stream_stopped(table, event.call_id)

@@ -28,7 +28,7 @@ from aws_lambda_powertools import Logger
 
 from mapokezi import store, tokens
 from mapokezi.profiles import E164, Profile
-from serverless import cdr_jobs
+from serverless import cdr_jobs, rescue
 from serverless.sautikit_xml import Dial, Hangup, Say, Stream, Verb, empty_response, render
 from serverless.webhook import (
     STREAM_ERROR,
@@ -316,6 +316,7 @@ def _after_stream(
     profile = _profile_of(table, call)
     handoff = store.take_pending_handoff(table, request.call_id)
     if handoff is not None:
+        rescue.learn_repost(table, call)
         return _handoff_answer(request, handoff, profile)
     caller_gone = (
         call.get("status") == store.STATUS_ENDED

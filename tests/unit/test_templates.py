@@ -343,10 +343,55 @@ def test_only_the_calls_api_reads_the_indexes() -> None:
 
 
 def test_webhooks_and_the_fetcher_may_queue_call_record_fetches() -> None:
-    for function in ("VoiceFunction", "StreamStatusFunction", "EventsFunction", "CdrFunction"):
+    cdr = {"QueueName": {"Fn::GetAtt": ["CdrQueue", "QueueName"]}}
+    rescues = {"QueueName": {"Fn::GetAtt": ["RescueQueue", "QueueName"]}}
+    expected = {
+        "VoiceFunction": [cdr],
+        "StreamStatusFunction": [cdr, rescues],  # a stopped stream may need a rescue
+        "EventsFunction": [cdr, rescues],
+        "CdrFunction": [cdr],
+        "RescueFunction": [rescues],  # its own follow-ups
+    }
+    for function, queues in expected.items():
         policies = FUNCTION_RESOURCES[function]["Policies"]
         sends = [p["SQSSendMessagePolicy"] for p in policies if "SQSSendMessagePolicy" in p]
-        assert sends == [{"QueueName": {"Fn::GetAtt": ["CdrQueue", "QueueName"]}}], function
+        assert sends == queues, function
+
+
+def test_rescues_consume_their_queue_and_may_publish_missed_callers() -> None:
+    (event,) = FUNCTION_RESOURCES["RescueFunction"]["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["RescueQueue", "Arn"]}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = resources_of_type("AWS::SQS::Queue", TEMPLATE)["RescueQueue"]
+    assert queue["VisibilityTimeout"] >= 6 * FUNCTION_RESOURCES["RescueFunction"]["Timeout"]
+    assert "RescueDeadLetterQueue" in _refs(queue["RedrivePolicy"])
+    policies = FUNCTION_RESOURCES["RescueFunction"]["Policies"]
+    publishes = [p["SNSPublishMessagePolicy"] for p in policies if "SNSPublishMessagePolicy" in p]
+    assert publishes == [{"TopicName": {"Fn::GetAtt": ["MessagesTopic", "TopicName"]}}]
+    for function in FUNCTION_RESOURCES:
+        env = _environment(function)
+        assert env["RESCUE_QUEUE_URL"] == {"Ref": "RescueQueue"}
+        assert env["MESSAGES_TOPIC_ARN"] == {"Ref": "MessagesTopic"}
+
+
+def test_messages_topic_has_optional_email_and_sms_subscriptions() -> None:
+    subscriptions = resources_of_type("AWS::SNS::Subscription", TEMPLATE)
+    by_protocol = {props["Protocol"]: name for name, props in subscriptions.items()}
+    assert set(by_protocol) == {"email", "sms"}
+    for protocol, parameter in (("email", "MessageEmail"), ("sms", "MessageSms")):
+        resource = TEMPLATE["Resources"][by_protocol[protocol]]
+        assert resource["Properties"]["Endpoint"] == {"Ref": parameter}
+        assert TEMPLATE["Parameters"][parameter]["Default"] == ""
+        assert resource["Condition"] in TEMPLATE["Conditions"]
+    statements = MEDIA_NODE["Resources"]["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    by_sid = {s["Sid"]: s for s in statements["Statement"]}
+    assert by_sid["Messages"] == {
+        "Sid": "Messages",
+        "Effect": "Allow",
+        "Action": "sns:Publish",
+        "Resource": {"Ref": "MessagesTopicArn"},
+    }
 
 
 # --------------------------------------------------------------------------- table
@@ -490,6 +535,7 @@ def test_container_drains_logs_without_blocking_and_gets_its_secrets() -> None:
     assert secrets == {
         "OPENAI_API_KEY": {"Ref": "OpenAiApiKeySecretArn"},
         "STREAM_TOKEN_SECRET": {"Ref": "StreamTokenSecretArn"},
+        "SAUTIKIT_API_KEY": {"Ref": "SautikitApiKeySecretArn"},  # supervision of live calls
     }
     execution = MEDIA_NODE["Resources"]["ExecutionRole"]["Properties"]["Policies"]
     statement = execution[0]["PolicyDocument"]["Statement"][0]
