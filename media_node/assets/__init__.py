@@ -1,4 +1,5 @@
-"""Pre-rendered lines (16-bit mono PCM WAV at 16 kHz and 8 kHz) the node plays without a model."""
+"""Pre-rendered lines (16-bit mono PCM WAV at 16 kHz and 8 kHz) the node plays without a model,
+and the hold loop a caller hears while a person is rung (``HOLD``, made by ``hold_loop``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 APOLOGY = "apology"
 DRAIN = "drain"
 TIME_LIMIT = "time_limit"
-LINES = (APOLOGY, DRAIN, TIME_LIMIT)
+HOLD = "hold"
+LINES = (APOLOGY, DRAIN, TIME_LIMIT, HOLD)
 RATES = (8000, 16000)
 
 _DIR = Path(__file__).resolve().parent
