@@ -329,7 +329,12 @@ class LocalStack:
         from doubles.sautikit_api import SautikitApiDouble
 
         self.sautikit = SautikitApiDouble(
-            api_key=cfg.sautikit_api_key, host=cfg.host, port=cfg.sautikit_double_port
+            api_key=cfg.sautikit_api_key,
+            host=cfg.host,
+            port=cfg.sautikit_double_port,
+            # Supervision events go where the number's events_url would send them.
+            events_url=f"{self.gateway_url}/events",
+            webhook_secret=cfg.webhook_secret or None,
         ).start()
         self._set_env(SAUTIKIT_API_URL=self.sautikit.url, SAUTIKIT_API_KEY=cfg.sautikit_api_key)
         self.parts["Sautikit API double"] = self.sautikit.url

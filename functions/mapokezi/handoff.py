@@ -98,6 +98,18 @@ def state_change(state: str, at: float, reason: str | None = None) -> dict[str, 
     return change
 
 
+def time_to_person_ms(changes: list[Mapping[str, Any]], connected_at: float) -> int | None:
+    """Milliseconds from the last ``requested`` change to ``connected_at`` (epoch seconds)."""
+    requested = [c.get("at") for c in changes if c.get("state") == REQUESTED and c.get("at")]
+    if not requested:
+        return None
+    try:
+        start = datetime.fromisoformat(str(requested[-1]).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+    return max(0, round((connected_at - start) * 1000))
+
+
 def person_leg_cost(cdr: Mapping[str, Any]) -> dict[str, Any] | None:
     """The person's leg from a platform CDR's events, when the CDR has it.
 

@@ -169,11 +169,12 @@ def apply_supervision_event(table: Any, call_id: str, kind: str, data: Mapping[s
         return False
     at = time.time()
     if state == "ringing" and previous == h.REQUESTED:
-        new = h.RINGING
-        change = h.state_change(new, at)
+        change = h.state_change(h.RINGING, at)
     elif state == "connected" and previous != h.CONNECTED:
-        new = h.CONNECTED
-        change = h.state_change(new, at)
+        change = h.state_change(h.CONNECTED, at)
+        ms = h.time_to_person_ms(current.get("changes") or [], at)
+        fields = {"time_to_person_ms": ms} if ms is not None else {}
+        return store.record_handoff_change(table, call_id, change, fields)
     elif state in ("ended", "failed"):
         reason = data.get("failure_reason") or data.get("reason")
         new, why = h.platform_outcome(state, reason, previous == h.CONNECTED)

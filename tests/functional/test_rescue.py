@@ -278,3 +278,4 @@ def test_supervision_events_move_a_supervised_handoff(rig: Rig) -> None:
         handler(http_event("/events", json_body(body), content_type=JSON), FakeLambdaContext("e"))
     changes = [c["state"] for c in handoff_of(rig)["changes"]]
     assert changes == ["requested", "ringing", "connected", "ended"]
+    assert isinstance(handoff_of(rig)["time_to_person_ms"], int)

@@ -236,3 +236,13 @@ def test_person_leg_cost_reads_the_cdr_events() -> None:
     }
     assert h.person_leg_cost({"events": [{"kind": "call.completed", "payload": {}}]}) is None
     assert h.person_leg_cost({}) is None
+
+
+def test_time_to_person_from_the_last_request() -> None:
+    changes = [
+        h.state_change("requested", T0),
+        h.state_change("no_answer", T0 + 30),
+        h.state_change("requested", T0 + 40),
+    ]
+    assert h.time_to_person_ms(changes, T0 + 42.5) == 2500
+    assert h.time_to_person_ms([h.state_change("pending", T0)], T0 + 1) is None
