@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media_node.assets import HOLD, load_line
+from media_node.assets import load_hold
 from media_node.assets.hold_loop import LOOP_SECONDS, render
 
 ASSETS = Path(__file__).resolve().parents[2] / "media_node" / "assets"
@@ -22,7 +22,7 @@ def test_committed_files_are_what_the_script_renders(rate: int) -> None:
     rendered = np.frombuffer(render(rate), "<i2").astype(int)
     assert len(committed) == len(rendered) == LOOP_SECONDS * rate
     assert np.max(np.abs(committed - rendered)) <= 1  # float rounding may differ by one step
-    assert load_line(HOLD, rate) == (ASSETS / f"hold_{rate // 1000}k.wav").read_bytes()[44:]
+    assert load_hold(rate) == (ASSETS / f"hold_{rate // 1000}k.wav").read_bytes()[44:]
 
 
 @pytest.mark.parametrize("rate", [16000, 8000])
