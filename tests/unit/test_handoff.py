@@ -246,3 +246,25 @@ def test_time_to_person_from_the_last_request() -> None:
     ]
     assert h.time_to_person_ms(changes, T0 + 42.5) == 2500
     assert h.time_to_person_ms([h.state_change("pending", T0)], T0 + 1) is None
+
+
+def test_the_fetched_cdr_carries_the_persons_leg() -> None:
+    from serverless.cdr_fetch import cdr_from_call
+
+    platform = {
+        "id": "c1",
+        "status": "completed",
+        "cost_minor": 600,
+        "events": [
+            {
+                "kind": "supervision.completed",
+                "payload": {"to": "+254711000002", "duration_seconds": 70, "cost_minor": 600},
+            }
+        ],
+    }
+    cdr = cdr_from_call(platform, fetch_state="done", attempts=1, fetched_at="t")
+    assert cdr["person_leg"] == {"cost_minor": 600, "duration_seconds": 70, "to": "+254711000002"}
+    plain = cdr_from_call(
+        {**platform, "events": []}, fetch_state="done", attempts=1, fetched_at="t"
+    )
+    assert "person_leg" not in plain
