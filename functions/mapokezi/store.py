@@ -306,7 +306,8 @@ def claim_rescue(table: Any, call_id: str) -> dict[str, Any] | None:
         if _conditional_failed(exc):
             return None
         raise
-    return from_dynamo(result["Attributes"]["handoff"])
+    handoff: dict[str, Any] = from_dynamo(result["Attributes"]["handoff"])
+    return handoff
 
 
 def take_pending_handoff(table: Any, call_id: str) -> dict[str, Any] | None:
@@ -335,7 +336,8 @@ def take_pending_handoff(table: Any, call_id: str) -> dict[str, Any] | None:
         if _conditional_failed(exc):
             return None
         raise
-    return from_dynamo(result["Attributes"]["handoff"])
+    handoff: dict[str, Any] = from_dynamo(result["Attributes"]["handoff"])
+    return handoff
 
 
 def record_message(table: Any, call_id: str, message: Mapping[str, Any]) -> bool:
