@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -154,33 +153,14 @@ def follow_until(rig: Rig, state: str, rounds: int = 8) -> dict[str, Any]:
     return handoff_of(rig)
 
 
-def test_duplicate_concurrent_stream_stopped_rescue_exactly_once_and_connect(rig: Rig) -> None:
-    callbacks = [lambda: stream_stopped()] * 4 + [
-        lambda i=i: event_stopped(f"evt_{i}") for i in range(3)
-    ]
-    barrier = threading.Barrier(len(callbacks))
-    answers: list[int] = []
-
-    def fire(callback: Any) -> None:
-        barrier.wait()
-        answers.append(callback()["statusCode"])
-
-    threads = [threading.Thread(target=fire, args=(c,)) for c in callbacks]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert answers == [200] * len(callbacks)
-    # A check per first delivery: stream-status's once, and the events' (their resolver is
-    # module state, so threads in one process may see each other's event: at least one).
-    checks = take_jobs(rig, want=4, timeout=4)
-    assert len(checks) >= 2 and {json.loads(c["Body"])["step"] for c in checks} == {"check"}
-    # Every check runs at once, in its own invocation.
-    runners = [threading.Thread(target=run_rescue, args=([c],)) for c in checks]
-    for runner in runners:
-        runner.start()
-    for runner in runners:
-        runner.join()
+def test_repeated_callbacks_rescue_once_and_the_person_connects(rig: Rig) -> None:
+    # Parallel duplicates, each in its own process: test_rescue_exactly_once.py.
+    for answer in (stream_stopped(), stream_stopped(), event_stopped("evt_1")):
+        assert answer["statusCode"] == 200
+    checks = take_jobs(rig, want=2, timeout=4)  # stream-status's first delivery, the event
+    assert len(checks) == 2 and {json.loads(c["Body"])["step"] for c in checks} == {"check"}
+    for check in checks:
+        run_rescue([check])
     (post,) = supervision_posts(rig)
     assert post.json() == {
         "mode": "barge",
