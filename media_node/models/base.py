@@ -154,6 +154,9 @@ class ModelSession(ABC):
     """Sample rate of the PCM given to `send_audio`."""
     output_rate: int
     """Sample rate of the PCM in `AudioDelta`."""
+    supports_truncate: bool = True
+    """Whether `truncate` tells the model what the caller heard. Without it (Gemini Live) the call
+    still records the heard milliseconds in its transcript but sends no truncation."""
 
     @abstractmethod
     async def connect(self) -> None:
