@@ -373,9 +373,11 @@ class CallCore:
             if self.state in TALKING:
                 waiting = self.response is not None or self._caller_speaking
                 playing = self.playback.busy(now)
-                if self.state is not CallState.GREETING or dog.greeted:
-                    replying = self.response is not None or playing
-                    self._enter(CallState.REPLYING if replying else CallState.LISTENING)
+                replying = self.response is not None or playing
+                if not replying and (self.state is not CallState.GREETING or dog.greeted):
+                    self._enter(CallState.LISTENING)
+                elif replying and self.state is CallState.LISTENING:
+                    self._enter(CallState.REPLYING)
                 if not (waiting or playing) and dog.reply_due is None:
                     dog.agent_finished(now)
                 else:

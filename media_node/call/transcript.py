@@ -128,6 +128,7 @@ def resolve_handoff(
     profile: Profile, kind: HandoffKind, reason: str, department: str | None, summary: str
 ) -> dict[str, Any]:
     """The handoff to write to the call record (transfer to a department or the front desk)."""
+    kind = HandoffKind(kind)
     handoff: dict[str, Any] = {"kind": str(kind), "reason": reason or str(kind), "summary": summary}
     if kind is HandoffKind.TRANSFER:
         found = profile.department(department)
