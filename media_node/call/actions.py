@@ -1,8 +1,9 @@
 """What the core asks its I/O shell to do, in order.
 
 Actions without fields are single instances (`KICK`, ...) so the busiest paths make no object.
-The shell carries out `KickPacer`, `InterruptPacer`, `SetTimer` and `ClearTimer` at once and the
-rest in the order given, one at a time; `WriteHandoff` is answered with a `HandoffWritten` event.
+The shell carries them out in the order given, one at a time: timers at once, `KickPacer` and
+`InterruptPacer` at once unless a socket or model action is still ahead of them (a frame must
+never overtake a killAudio). `WriteHandoff` is answered with a `HandoffWritten` event.
 """
 
 from __future__ import annotations

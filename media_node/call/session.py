@@ -70,6 +70,7 @@ class CallSession:
         self._timers: dict[Timer, asyncio.TimerHandle] = {}
         self._pending: deque[a.Action | bytes] = deque()
         self._has_pending = asyncio.Event()
+        self._performing = False
         self._connected_at = ""
 
     @property
@@ -244,13 +245,17 @@ class CallSession:
     # --- actions out -------------------------------------------------------------------------
 
     def _apply(self, actions: Sequence[a.Action]) -> None:
-        """Carries out the local actions at once and queues the rest for the performer."""
+        """Carries out the actions in order: the local ones at once unless I/O is still queued
+        ahead of them (frames must not overtake a killAudio), the rest through the performer."""
         for action in actions:
             kind = type(action)
-            if kind is a.KickPacer:
-                self.sender.kick()  # type: ignore[union-attr]
-            elif kind is a.InterruptPacer:
-                self.sender.interrupt()  # type: ignore[union-attr]
+            if kind is a.KickPacer or kind is a.InterruptPacer:
+                if self._pending or self._performing:
+                    self._pending.append(action)
+                elif kind is a.KickPacer:
+                    self.sender.kick()  # type: ignore[union-attr]
+                else:
+                    self.sender.interrupt()  # type: ignore[union-attr]
             elif kind is a.SetTimer:
                 self._set_timer(action.timer, action.at)  # type: ignore[union-attr]
             elif kind is a.ClearTimer:
@@ -281,11 +286,14 @@ class CallSession:
                 self._has_pending.clear()
                 await self._has_pending.wait()
             action = pending.popleft()
+            self._performing = True
             try:
                 await self._perform(action)
             except Exception:
                 log.exception("call %s: %r failed", self.call_id, action)
                 self._feed(e.InternalError(f"{type(action).__name__} failed"))
+            finally:
+                self._performing = False
 
     async def _perform(self, action: a.Action | bytes) -> None:
         model = self.model
@@ -293,6 +301,10 @@ class CallSession:
         match action:
             case bytes():
                 await model.send_audio(action)
+            case a.KickPacer():
+                self.sender.kick()  # type: ignore[union-attr]
+            case a.InterruptPacer():
+                self.sender.interrupt()  # type: ignore[union-attr]
             case a.SendKillAudio():
                 with contextlib.suppress(ConnectionClosed):
                     await self.ws.send(kill_audio())
