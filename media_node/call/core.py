@@ -29,6 +29,7 @@ from media_node.call.state import (
     EndingKind,
     HandoffKind,
     Line,
+    ModelLink,
     Outcome,
     Reason,
     Timer,
@@ -93,8 +94,7 @@ class CallCore:
         self.ending: Ending | None = None
         self.outcome: Outcome | None = None
         self.handoff: dict[str, Any] | None = None
-        self.model_open = False
-        self.model_gone = False
+        self.model_link = ModelLink.CONNECTING
         self.response: str | None = None
         self.metadata: dict[str, Any] | None = None
         self.decode_rate = self.rate
@@ -189,7 +189,7 @@ class CallCore:
             case e.SocketClosed():
                 self._on_socket_closed(event, out)
             case e.ModelConnected():
-                self.model_open = True
+                self.model_link = ModelLink.OPEN
                 self._uplink = self.state in TALKING
             case e.ModelConnectFailed():
                 log.warning("call %s: %s", self.call_id, event.detail)
@@ -246,6 +246,11 @@ class CallCore:
     def _enter(self, state: CallState) -> None:
         self.state = state
         self._uplink = self.model_open and state in TALKING
+
+    @property
+    def model_open(self) -> bool:
+        """Whether the model session takes caller audio and commands."""
+        return self.model_link is ModelLink.OPEN
 
     # --- model audio and barge-in --------------------------------------------------------
 
@@ -317,8 +322,7 @@ class CallCore:
         self._watch(now, out)
 
     def _model_lost(self, why: str, now: float, out: list[a.Action]) -> None:
-        self.model_open = False
-        self.model_gone = True
+        self.model_link = ModelLink.GONE
         self._uplink = False
         self.response = None
         if self.ending is not None:

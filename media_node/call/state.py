@@ -67,6 +67,16 @@ class EndingKind(StrEnum):
     """The model says a short line (after a tool call, or the idle goodbye)."""
 
 
+class ModelLink(StrEnum):
+    """Where the call's model session is."""
+
+    CONNECTING = "connecting"
+    OPEN = "open"
+    """Connected: it takes caller audio and commands."""
+    GONE = "gone"
+    """Failed to connect, failed, or closed: it will not speak again in this call."""
+
+
 class Outcome(StrEnum):
     """How the media leg ended (the call record's ``media.outcome``)."""
 
