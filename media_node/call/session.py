@@ -155,7 +155,13 @@ class CallSession:
             outcome, fields, turns, record = self.core.final_record(self.clock())
         else:
             outcome, turns = Outcome.FAILED, []
-            fields = {"outcome": str(outcome), "sample_rate": self.profile.audio.sample_rate}
+            audio = self.profile.audio
+            fields = {
+                "outcome": str(outcome),
+                "sample_rate": audio.sample_rate,
+                "decode_rate": audio.sample_rate,
+                "track": audio.track,
+            }
             record = CallMetrics().to_record(PacerStats())
         media = {
             "node_id": self.node.node_id,
