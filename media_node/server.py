@@ -17,6 +17,7 @@ callers to the front desk; the listener closes without cutting connections
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter
@@ -35,6 +36,7 @@ from mapokezi import store, tokens
 from mapokezi.profiles import Profile
 from media_node.call import CallSession
 from media_node.context import NodeContext
+from media_node.guarded_connection import GuardedConnection
 from media_node.heartbeat import ActiveCallsMetric, Heartbeat, write_line
 from media_node.node_settings import NodeSettings
 from media_node.protection import TaskProtection
@@ -169,6 +171,8 @@ class MediaServer:
         self.refusals: Counter[str] = Counter()
         #: Finished calls by media outcome (``failed`` when a session raised).
         self.outcomes: Counter[str] = Counter()
+        #: Sockets closed for breaking a limit, by reason (``no media frames for 15 s``, ...).
+        self.limit_closes: Counter[str] = Counter()
         self._calls: dict[ServerConnection, LiveCall] = {}
         self._reserved = 0  # admissions in progress, counted against MAX_CALLS
         self._draining = False
@@ -206,17 +210,27 @@ class MediaServer:
 
     async def start(self) -> None:
         """Bind the listener and start heartbeats, the metric and task protection."""
+        limits = self.node.limits
         self._server = await serve(
             self._handle,
             self.node.host,
             self.node.port,
             process_request=self._process_request,
             subprotocols=list(SUBPROTOCOLS),
+            create_connection=functools.partial(GuardedConnection, limits=limits),  # type: ignore[arg-type]
+            open_timeout=limits.open_timeout,
+            ping_interval=limits.ping_interval,
+            ping_timeout=limits.ping_timeout,
+            close_timeout=limits.close_timeout,
+            max_size=limits.max_message_bytes,
+            max_queue=limits.max_queue,
+            write_limit=limits.write_limit,
         )
         for name, job in (
             ("heartbeat", self.heartbeat.run),
             ("active-calls-metric", self.metric.run),
             ("task-protection", self.protection.run),
+            ("socket-limits", self._check_sockets),
         ):
             self._background.append(asyncio.create_task(job(), name=name))
         logger.info(
@@ -236,10 +250,6 @@ class MediaServer:
         else:
             logger.warning("second stop signal: shortening the drain")
             self._hurry.set()
-
-    def hurry(self) -> None:
-        """Cut the drain short: stop waiting for calls to end and drain them now."""
-        self._hurry.set()
 
     async def wait_stopped(self) -> None:
         """Wait until :meth:`shutdown` has finished."""
@@ -328,6 +338,16 @@ class MediaServer:
             for connection in list(self._server.all_connections):
                 connection.transport.abort()
 
+    async def _check_sockets(self) -> None:
+        """Close silent sockets and abort those whose peer stopped reading (see socket_limits)."""
+        limits = self.node.limits
+        interval = min(1.0, limits.idle_seconds / 4, limits.write_stall_seconds / 4)
+        while True:
+            await asyncio.sleep(interval)
+            for connection in list(self._calls):
+                if isinstance(connection, GuardedConnection):
+                    connection.check()
+
     async def _stop_background(self) -> None:
         for task in self._background:
             task.cancel()
@@ -366,6 +386,8 @@ class MediaServer:
             )
             return connection.respond(refusal.status, refusal.message + "\n")
         self._calls[connection] = call
+        if isinstance(connection, GuardedConnection):
+            connection.call_id = call.call_id
         self._changed()
         # If the upgrade never completes (client gone), forget the call; see _forget.
         connection.connection_lost_waiter.add_done_callback(lambda _: self._forget(connection))
@@ -465,11 +487,18 @@ class MediaServer:
             self._calls.pop(connection, None)
             self._changed()
             self.outcomes[outcome] += 1
+            limit = None
+            if isinstance(connection, GuardedConnection):
+                connection.log_summary()
+                if connection.limiter.closed is not None:
+                    limit = connection.limiter.closed.reason
+                    self.limit_closes[limit] += 1
             logger.info(
                 "call ended",
                 extra={
                     "call_id": call.call_id,
                     "outcome": outcome,
+                    "socket_limit": limit,
                     "seconds": round(time.monotonic() - call.admitted_at, 3),
                     "active_calls": self.active_calls,
                 },
