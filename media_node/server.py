@@ -8,10 +8,18 @@ token's signature and expiry, a single-use claim in the call record, and the pro
 does the upgrade finish and a call session run. A failing session is logged and never takes the
 server down.
 
+Every media socket is held to ``NodeSettings.limits`` (`media_node.socket_limits`): websockets'
+own limits (message size, frame queue, write buffer, handshake and close timeouts, keepalive)
+and a limiter in front of every ``recv`` (`media_node.guarded_connection`); a periodic check
+closes sockets that send no frames at all and aborts those whose peer stopped reading. A socket
+closed that way ends its call like a hangup, and the voice webhook, finding no handoff pending
+on StreamStopped, hands a caller who is still there to the front desk.
+
 Shutdown (:meth:`MediaServer.shutdown`) drains: new calls are refused with 503 while live ones
 continue for up to ``DRAIN_SECONDS``; sessions still running are then asked to hand their
 callers to the front desk; the listener closes without cutting connections
-(``Server.close(close_connections=False)``) and a final heartbeat says the node is gone.
+(``Server.close(close_connections=False)``), record writes still being retried get a last
+bounded wait, and a final heartbeat says the node is gone.
 """
 
 from __future__ import annotations
@@ -34,12 +42,14 @@ from websockets.http11 import Request, Response
 
 from mapokezi import store, tokens
 from mapokezi.profiles import Profile
+from media_node import records
 from media_node.call import CallSession
 from media_node.context import NodeContext
 from media_node.guarded_connection import GuardedConnection
 from media_node.heartbeat import ActiveCallsMetric, Heartbeat, write_line
 from media_node.node_settings import NodeSettings
 from media_node.protection import TaskProtection
+from media_node.records import BackgroundWrites
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +62,8 @@ DRAIN_GRACE_SECONDS = 10.0
 HURRIED_GRACE_SECONDS = 3.0
 #: Upper bound on waiting for connections to close once sessions have ended or drained.
 CLOSE_WAIT_SECONDS = 5.0
+#: Upper bound on waiting, at shutdown, for record writes still being retried.
+RECORD_WRITES_WAIT_SECONDS = 15.0
 
 
 class CallSessionLike(Protocol):
@@ -134,6 +146,8 @@ class MediaServer:
         session_factory: builds a call session for an admitted socket.
         protection: ECS task scale-in protection (default: from ``node.ecs_agent_uri``).
         emit_metric: where ActiveCalls EMF documents go (default: a line on stdout).
+        record_writes: record writes retried in the background, awaited (within a bound) at
+            shutdown (default: the node-wide ones of ``media_node.records``).
     """
 
     def __init__(
@@ -144,10 +158,12 @@ class MediaServer:
         *,
         protection: TaskProtection | None = None,
         emit_metric: Callable[[dict[str, Any]], None] = write_line,
+        record_writes: BackgroundWrites | None = None,
     ) -> None:
         self.node = node
         self.table = table
         self.session_factory = session_factory
+        self.record_writes = record_writes if record_writes is not None else records.BACKGROUND
         self.protection = protection or TaskProtection(
             node.ecs_agent_uri, node.task_protection_minutes
         )
@@ -276,6 +292,7 @@ class MediaServer:
             await self._wait_for_calls(time.monotonic() + wait)
             await self._drain_remaining()
             await self._close_listener()
+            await self.record_writes.wait(RECORD_WRITES_WAIT_SECONDS)
         finally:
             await self._stop_background()
             await self.heartbeat.beat(draining=True)
