@@ -50,12 +50,11 @@ from media_node.heartbeat import ActiveCallsMetric, Heartbeat, write_line
 from media_node.node_settings import NodeSettings
 from media_node.protection import TaskProtection
 from media_node.records import BackgroundWrites
+from media_node.sautikit_protocol import SUBPROTOCOLS
 
 logger = logging.getLogger(__name__)
 
 AUDIO_PATH = "/audio"
-#: Subprotocols Sautikit's media fork may offer, in order of preference.
-SUBPROTOCOLS = ("audio.drachtio.org", "audio.jambonz.org")
 #: Time given to sessions, once asked to drain, to tell callers and hand them over.
 DRAIN_GRACE_SECONDS = 10.0
 #: The same after a second stop signal.
