@@ -27,6 +27,7 @@ SECRET_NAMES = (
     "STREAM_TOKEN_SECRET",
 )
 _SECRET_TTL_SECONDS = 300.0
+DEFAULT_CALLS_TABLE = "mapokezi-calls"
 
 
 class ConfigError(RuntimeError):
@@ -55,7 +56,7 @@ class Settings:
         """Read settings from ``environ`` (default ``os.environ``), applying documented defaults."""
         env = os.environ if environ is None else environ
         return cls(
-            calls_table=env.get("CALLS_TABLE", "mapokezi-calls"),
+            calls_table=env_str(env, "CALLS_TABLE", DEFAULT_CALLS_TABLE),
             media_stream_url=env.get("MEDIA_STREAM_URL", "ws://127.0.0.1:8080/audio"),
             public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:3000").rstrip("/"),
             sautikit_api_url=env.get("SAUTIKIT_API_URL", "https://api.sautikit.com").rstrip("/"),
@@ -198,6 +199,12 @@ def _dynamodb() -> Any:
 def dynamodb_table(name: str) -> Any:
     """A boto3 Table resource for ``name`` on a shared, lazily created DynamoDB resource."""
     return _dynamodb().Table(name)
+
+
+def calls_table(environ: Mapping[str, str] | None = None) -> Any:
+    """The calls table named by ``CALLS_TABLE`` (default ``mapokezi-calls``)."""
+    env = os.environ if environ is None else environ
+    return dynamodb_table(env_str(env, "CALLS_TABLE", DEFAULT_CALLS_TABLE))
 
 
 def reset_aws_clients() -> None:
