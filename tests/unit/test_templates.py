@@ -342,11 +342,16 @@ def test_only_the_calls_api_reads_the_indexes() -> None:
         assert on_index == (function == "CallsApiFunction"), function
 
 
-def test_webhooks_and_the_fetcher_may_queue_call_record_fetches() -> None:
-    for function in ("VoiceFunction", "StreamStatusFunction", "EventsFunction", "CdrFunction"):
-        policies = FUNCTION_RESOURCES[function]["Policies"]
-        sends = [p["SQSSendMessagePolicy"] for p in policies if "SQSSendMessagePolicy" in p]
-        assert sends == [{"QueueName": {"Fn::GetAtt": ["CdrQueue", "QueueName"]}}], function
+def test_only_the_call_ending_webhooks_and_the_fetcher_queue_call_record_fetches() -> None:
+    queuing = ("VoiceFunction", "EventsFunction", "CdrFunction")
+    for function, props in FUNCTION_RESOURCES.items():
+        sends = [
+            p["SQSSendMessagePolicy"] for p in props["Policies"] if "SQSSendMessagePolicy" in p
+        ]
+        if function in queuing:
+            assert sends == [{"QueueName": {"Fn::GetAtt": ["CdrQueue", "QueueName"]}}], function
+        else:
+            assert sends == [], function
 
 
 # --------------------------------------------------------------------------- table
