@@ -83,7 +83,7 @@ class SautikitApiError(Exception):
 
 @dataclass(frozen=True)
 class ApiPaths:
-    """Endpoint paths, methods and field names where Sautikit's docs disagree (§1.9)."""
+    """Endpoint paths, methods and field names where Sautikit's docs disagree."""
 
     claim_path: str = "/v1/numbers"
     claim_field: str = "inventory_id"
