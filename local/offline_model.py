@@ -1,6 +1,6 @@
 """The offline model: a stand-in for OpenAI Realtime when no API key is set.
 
-It is the Realtime double the tests use (``tests/doubles/openai_realtime.py``: GA wire protocol,
+It is the Realtime double the tests use (``doubles/openai_realtime``: GA wire protocol,
 energy-based turn detection, bursty audio deltas) with a scripted receptionist on top. It speaks
 lines pre-rendered with espeak-ng and shipped in ``local/audio/model/`` (nothing is downloaded),
 says plainly that it is the offline model, greets, answers the first question with a canned
@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tests.doubles.openai_realtime import (
+from doubles.openai_realtime import (
     FunctionCall,
     RealtimeDouble,
     Reply,
