@@ -51,7 +51,7 @@ class GuardedConnection(ServerConnection):
         self.call_id: str | None = None
         self._closing: asyncio.Task[None] | None = None
 
-    async def recv(self, decode: bool | None = None) -> Any:  # type: ignore[override]
+    async def recv(self, decode: bool | None = None) -> Any:
         """The next message within limits; raises ``ConnectionClosed`` once the socket closed."""
         limiter = self.limiter
         while True:

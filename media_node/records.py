@@ -61,7 +61,7 @@ class RetryPolicy:
         Doubling from ``first_delay`` up to ``max_delay``, scaled into its upper half by
         ``jitter`` so many calls failing together do not retry together.
         """
-        base = min(self.max_delay, self.first_delay * 2 ** min(retry, 30))
+        base = min(self.max_delay, self.first_delay * 2.0 ** min(retry, 30))
         return base * (0.5 + jitter / 2)
 
 
@@ -217,7 +217,7 @@ class CallRecords:
         if not turns:
             return True
         count = await self._write("transcript", store.add_turns, turns, self.retention_days)
-        return count == len(turns)
+        return bool(count == len(turns))
 
     async def finish(
         self, media: Mapping[str, Any], turns: list[dict[str, Any]], metrics: Mapping[str, Any]

@@ -39,6 +39,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from mapokezi import store, tokens
 from mapokezi.profiles import Profile
@@ -231,7 +232,7 @@ class MediaServer:
             self.node.host,
             self.node.port,
             process_request=self._process_request,
-            subprotocols=list(SUBPROTOCOLS),
+            subprotocols=[Subprotocol(name) for name in SUBPROTOCOLS],
             create_connection=functools.partial(GuardedConnection, limits=limits),  # type: ignore[arg-type]
             open_timeout=limits.open_timeout,
             ping_interval=limits.ping_interval,
@@ -433,7 +434,8 @@ class MediaServer:
         self._refuse_if_unavailable(None)
         self._reserved += 1  # hold a slot while the checks below wait on the table
         try:
-            token = (parse_qs(query).get("token") or [None])[0]
+            given = parse_qs(query).get("token")
+            token = given[0] if given else None
             try:
                 claims = tokens.verify_stream_token(self.node.stream_token_secret, token)
             except tokens.TokenError as exc:
