@@ -19,12 +19,16 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from mapokezi import store
 from mapokezi.profiles import Profile, load_profile_file, parse_profile
+from media_node.records import BackgroundWrites
+from media_node.server import RECORD_WRITES_WAIT_SECONDS, MediaServer
 from tests.functional.test_media_server import (
     NUMBER,
     ROOT,
     WAIT,
+    EchoSession,
     media_socket,
     new_call,
+    node_settings,
     running,
     until,
 )
@@ -214,3 +218,34 @@ async def test_one_bad_socket_does_not_starve_the_others(table: Any) -> None:
     assert results[2] == (1008, "more than 5 text frames per second")
     assert results[3][0] == 1009
     assert server.outcomes.total() == 4
+
+
+async def test_shutdown_waits_for_record_writes_still_being_retried(table: Any) -> None:
+    """Retried end-of-call writes get a last chance before the process exits."""
+    written: list[str] = []
+    table_back = asyncio.Event()
+
+    class Writes(BackgroundWrites):
+        waited: list[float] = []
+
+        async def wait(self, within: float) -> int:
+            self.waited.append(within)
+            table_back.set()  # the table answers again just as the node waits for its writes
+            return await super().wait(within)
+
+    async def retrying_write() -> bool:
+        await table_back.wait()
+        written.append("media")
+        return True
+
+    writes = Writes()
+    server = MediaServer(
+        node_settings(), table, EchoSession, emit_metric=lambda _: None, record_writes=writes
+    )
+    await server.start()
+    writes.start(retrying_write(), "call-late media")
+    async with asyncio.timeout(WAIT):
+        await server.shutdown(drain_seconds=0)
+    assert Writes.waited == [RECORD_WRITES_WAIT_SECONDS]
+    assert written == ["media"]  # finished before shutdown returned
+    assert len(writes) == 0
