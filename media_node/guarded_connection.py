@@ -54,14 +54,14 @@ class GuardedConnection(ServerConnection):
     async def recv(self, decode: bool | None = None) -> Any:
         """The next message within limits; raises ``ConnectionClosed`` once the socket closed."""
         limiter = self.limiter
+        clock = self.clock
         while True:
-            limiter.reading(self.clock())
+            limiter.waiting_since = clock()
             try:
                 message = await super().recv(decode)
             finally:
-                limiter.read()
-            is_text = isinstance(message, str)
-            verdict = limiter.on_message(is_text, len(message), self.clock())
+                limiter.waiting_since = None
+            verdict = limiter.on_message(isinstance(message, str), len(message), clock())
             if verdict.action is Action.DELIVER:
                 return message
             if verdict.action is Action.CLOSE:

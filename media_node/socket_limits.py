@@ -164,7 +164,24 @@ class SocketLimiter:
     Args:
         limits: The bounds.
         now: The current time (monotonic seconds): the socket was just accepted.
+
+    Attributes:
+        waiting_since: When the reader started waiting for the message it has not got yet, or
+            None while it is busy elsewhere. The shell sets it around each read (a plain
+            attribute: this runs for every frame of every call).
     """
+
+    __slots__ = (
+        "_bytes",
+        "_frames",
+        "_last_frame_at",
+        "_stalled_since",
+        "_text",
+        "closed",
+        "counts",
+        "limits",
+        "waiting_since",
+    )
 
     def __init__(self, limits: SocketLimits, now: float) -> None:
         self.limits = limits
@@ -172,7 +189,7 @@ class SocketLimiter:
         self._frames = TokenBucket(limits.frames_per_second, limits.frame_burst, now)
         self._bytes = TokenBucket(limits.bytes_per_second, limits.byte_burst, now)
         self._last_frame_at = now
-        self._waiting_since: float | None = None
+        self.waiting_since: float | None = None
         self._stalled_since: float | None = None
         #: Events counted by kind (``oversized``, ``after_close``); see :meth:`summary`.
         self.counts: Counter[str] = Counter()
@@ -207,23 +224,15 @@ class SocketLimiter:
             return DROP_QUIETLY
         return DELIVER
 
-    def reading(self, now: float) -> None:
-        """The reader starts waiting for the next message."""
-        self._waiting_since = now
-
-    def read(self) -> None:
-        """The reader got a message (or stopped waiting)."""
-        self._waiting_since = None
-
     def check_idle(self, now: float) -> Verdict | None:
         """A ``CLOSE`` verdict if the reader has waited ``idle_seconds`` with no frame at all.
 
         Only a waiting reader counts: a reader busy elsewhere leaves frames queued, which is not
         silence.
         """
-        if self.closed is not None or self._waiting_since is None:
+        if self.closed is not None or self.waiting_since is None:
             return None
-        quiet_since = max(self._waiting_since, self._last_frame_at)
+        quiet_since = max(self.waiting_since, self._last_frame_at)
         if now - quiet_since < self.limits.idle_seconds:
             return None
         return self._close(f"no media frames for {self.limits.idle_seconds:g} s")

@@ -87,7 +87,7 @@ def test_oversized_audio_frames_are_dropped_and_logged_once_with_a_count() -> No
 
 def test_a_socket_that_never_sends_is_idle_once_its_reader_waited_long_enough() -> None:
     limiter = SocketLimiter(SocketLimits(idle_seconds=15.0), now=0.0)
-    limiter.reading(0.0)
+    limiter.waiting_since = 0.0
     assert limiter.check_idle(14.9) is None
     verdict = limiter.check_idle(15.0)
     assert verdict is not None and verdict.action is Action.CLOSE
@@ -99,21 +99,20 @@ def test_frames_of_silence_keep_a_socket_alive() -> None:
     limiter = SocketLimiter(SocketLimits(idle_seconds=15.0), now=0.0)
     for i in range(3000):  # 60 s of silent frames, the reader waiting between them
         now = i * 0.02
-        limiter.reading(now)
+        limiter.waiting_since = now
         assert limiter.check_idle(now + 0.019) is None
+        limiter.waiting_since = None
         limiter.on_message(False, FRAME, now + 0.02)
-        limiter.read()
-    limiter.reading(60.0)
+    limiter.waiting_since = 60.0
     assert limiter.check_idle(74.0) is None
     assert limiter.check_idle(75.1) is not None  # then the frames stop
 
 
 def test_a_busy_reader_is_not_idle() -> None:
     limiter = SocketLimiter(SocketLimits(idle_seconds=15.0), now=0.0)
-    limiter.on_message(False, FRAME, 1.0)
-    limiter.read()  # the reader is off doing something else; frames may be queued meanwhile
-    assert limiter.check_idle(100.0) is None
-    limiter.reading(100.0)
+    limiter.on_message(False, FRAME, 1.0)  # the reader is then off doing something else:
+    assert limiter.check_idle(100.0) is None  # frames may be queued meanwhile
+    limiter.waiting_since = 100.0
     assert limiter.check_idle(114.0) is None
     assert limiter.check_idle(115.0) is not None
 
