@@ -362,8 +362,14 @@ class MediaServer:
         while True:
             await asyncio.sleep(interval)
             for connection in list(self._calls):
-                if isinstance(connection, GuardedConnection):
+                if not isinstance(connection, GuardedConnection):
+                    continue
+                try:
                     connection.check()
+                except Exception:  # one odd socket must not stop the checks of the others
+                    logger.exception(
+                        "socket limit check failed", extra={"call_id": connection.call_id}
+                    )
 
     async def _stop_background(self) -> None:
         for task in self._background:
