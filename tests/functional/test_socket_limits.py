@@ -17,10 +17,11 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
+from doubles.openai_realtime import RealtimeDouble
 from mapokezi import store
 from mapokezi.profiles import Profile, load_profile_file, parse_profile
 from media_node.records import BackgroundWrites
-from media_node.server import RECORD_WRITES_WAIT_SECONDS, MediaServer
+from media_node.server import RECORD_WRITES_WAIT_SECONDS, MediaServer, default_session_factory
 from tests.functional.test_media_server import (
     NUMBER,
     ROOT,
@@ -249,3 +250,28 @@ async def test_shutdown_waits_for_record_writes_still_being_retried(table: Any) 
     assert Writes.waited == [RECORD_WRITES_WAIT_SECONDS]
     assert written == ["media"]  # finished before shutdown returned
     assert len(writes) == 0
+
+
+async def test_the_real_call_session_reads_through_the_limits(table: Any) -> None:
+    """A socket that connects and then sends nothing is closed under a real CallSession too."""
+    async with asyncio.timeout(WAIT * 2), RealtimeDouble() as double:
+        node = node_settings(
+            OPENAI_REALTIME_URL=double.url, OPENAI_API_KEY="sk-test", MEDIA_IDLE_SECONDS="0.5"
+        )
+        server = MediaServer(node, table, default_session_factory(node, table), emit_metric=list)
+        await server.start()
+        try:
+            async with media_socket(server, new_call(table, "call-mute-real")) as client:
+                with pytest.raises(ConnectionClosed):
+                    while True:  # the greeting may play while the socket stays mute
+                        await client.recv()
+                assert (client.close_code, client.close_reason) == (
+                    1008,
+                    "no media frames for 0.5 s",
+                )
+            await until(lambda: server.outcomes.total() == 1)
+        finally:
+            await server.shutdown(drain_seconds=0)
+    assert server.limit_closes == {"no media frames for 0.5 s": 1}
+    media = store.get_call(table, "call-mute-real")["media"]
+    assert media["node_id"] == "node-test"  # the call's records were written as usual
