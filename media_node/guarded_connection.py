@@ -95,6 +95,16 @@ class GuardedConnection(ServerConnection):
             return
         await self.close(verdict.code, verdict.reason)
 
+    @staticmethod
+    def held_to(limits: SocketLimits) -> type[GuardedConnection]:
+        """A subclass whose sockets all get ``limits``: what ``serve(create_connection=)`` takes."""
+
+        class Limited(GuardedConnection):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, limits=limits, **kwargs)
+
+        return Limited
+
     def log_summary(self) -> None:
         """Log repeated events (dropped frames, ...) once, with their counts."""
         summary = self.limiter.summary()

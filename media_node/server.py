@@ -25,7 +25,6 @@ bounded wait, and a final heartbeat says the node is gone.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections import Counter
@@ -233,7 +232,7 @@ class MediaServer:
             self.node.port,
             process_request=self._process_request,
             subprotocols=[Subprotocol(name) for name in SUBPROTOCOLS],
-            create_connection=functools.partial(GuardedConnection, limits=limits),  # type: ignore[arg-type]
+            create_connection=GuardedConnection.held_to(limits),
             open_timeout=limits.open_timeout,
             ping_interval=limits.ping_interval,
             ping_timeout=limits.ping_timeout,
