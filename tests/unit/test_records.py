@@ -195,3 +195,11 @@ async def test_record_writes_never_raise_into_the_call() -> None:
     assert await call.turns([{"role": "caller", "text": "hi", "at_ms": 1}]) is False
     await call.finish({"outcome": "failed"}, [], {})  # logged, not raised
     assert await background.wait(within=5.0) == 0  # every retry gave up within its bound
+
+
+def test_the_node_talks_to_dynamodb_with_short_timeouts(aws: None) -> None:
+    from media_node.__main__ import node_table
+
+    config = node_table("test-calls").meta.client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (1.0, 3.0)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 3}
