@@ -1,9 +1,9 @@
 """What the core asks its I/O shell to do, in order.
 
 Actions without fields are single instances (`KICK`, ...) so the busiest paths make no object.
-The shell carries them out in the order given, one at a time: timers at once, `KickPacer` and
-`InterruptPacer` at once unless a socket or model action is still ahead of them (a frame must
-never overtake a killAudio). `WriteHandoff` is answered with a `HandoffWritten` event.
+The shell carries them out in order: pacer, timer, record and end actions at once, model
+commands and closes one at a time through a queue (a frame never overtakes a killAudio).
+`WriteHandoff` is answered with a `HandoffWritten` event.
 """
 
 from __future__ import annotations
@@ -109,9 +109,10 @@ class ClearTimer:
 class End:
     """The call is over (always the last action).
 
-    The shell stops its tasks, closes whatever is still open, and writes the call's end to the
-    call record (media outcome, transcript, metrics) from `CallCore.final_record`, taken then
-    so that it counts every frame up to the close.
+    The shell stops reading, lets the model commands and closes still queued finish (within a
+    bound), closes whatever is still open, and writes the call's end to the call record (media
+    outcome, transcript, metrics) from `CallCore.final_record`, taken then so that it counts
+    every frame up to the close.
     """
 
     outcome: Outcome

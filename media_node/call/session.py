@@ -3,10 +3,10 @@
 `CallSession` feeds what happens into the call's `CallCore` and carries out the actions it
 returns; it decides nothing itself. Three tasks run per call: the caller reader (metadata, then
 PCM → model), the model reader (its events) and the performer, which carries out the core's
-socket, model and record actions one at a time in order. Frames go out at real time from loop
-timers (`media_node.paced_sender`), and the core's named timers are loop timers too. `run`
-always stops every task and closes the model session and the socket, then writes transcript,
-media outcome and metrics.
+model commands and closes one at a time, in order. Frames go out at real time from loop timers
+(`media_node.paced_sender`), and the core's named timers are loop timers too. `run` always
+stops every task and closes the model session and the socket, then writes transcript, media
+outcome and metrics.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
@@ -34,13 +34,16 @@ from media_node.metrics import CallMetrics, emf_line
 from media_node.models import base as m
 from media_node.paced_sender import PacedSender
 from media_node.records import CallRecords
-from media_node.sautikit_protocol import classify_text_frame, kill_audio, parse_metadata
+from media_node.sautikit_protocol import KILL_AUDIO, classify_text_frame, parse_metadata
+from media_node.socket_send import send_now
 
 log = logging.getLogger("media_node.call")
 metrics_log = logging.getLogger("media_node.metrics")
 
 CLOSE_WAIT = 2.0
 """Longest wait for the media socket's closing handshake (seconds)."""
+PERFORM_WAIT = CLOSE_WAIT + 2.0
+"""Longest wait, once the call is over, for the socket and model actions still queued."""
 
 
 class CallSession:
@@ -65,12 +68,15 @@ class CallSession:
         self.sender: PacedSender | None = None
         self.inbound: InboundAudio | None = None
         self._ended = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._writes: list[asyncio.Task[None]] = []
+        self._readers: list[asyncio.Task[None]] = []
+        self._performer: asyncio.Task[None] | None = None
+        self._side_tasks: list[asyncio.Task[None]] = []  # handoff writes, a waiting killAudio
         self._timers: dict[Timer, asyncio.TimerHandle] = {}
         self._pending: deque[a.Action | bytes] = deque()
         self._has_pending = asyncio.Event()
-        self._performing = False
+        self._idle = asyncio.Event()  # the performer has nothing left to do
+        self._idle.set()
+        self._after_kill: list[a.Action] | None = None  # pacer actions held behind a killAudio
         self._connected_at = ""
 
     @property
@@ -98,8 +104,9 @@ class CallSession:
             self.sender = PacedSender(
                 self.ws, core.playback, self.clock, core.frame_released, self._pacing_failed
             )
-            for loop in (self._perform_loop, self._caller_loop, self._model_loop):
-                self._tasks.append(asyncio.create_task(self._guard(loop)))
+            self._performer = asyncio.create_task(self._guard(self._perform_loop))
+            for loop in (self._caller_loop, self._model_loop):
+                self._readers.append(asyncio.create_task(self._guard(loop)))
             self._feed(e.Connected())
             await self._ended.wait()
         except Exception:
@@ -137,9 +144,16 @@ class CallSession:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        for task in self._tasks:
+        for task in self._readers:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._readers, return_exceptions=True)
+        # What the core asked for last (the caller's last words, the closes) is carried out,
+        # within a bound: a stalled model must not keep the call open.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), PERFORM_WAIT)
+        if self._performer is not None:
+            self._performer.cancel()
+            await asyncio.gather(self._performer, return_exceptions=True)
         if self.sender is not None:
             await self.sender.stop()
         if self.model is not None:
@@ -147,7 +161,7 @@ class CallSession:
                 await self.model.aclose()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ws.close(1000), CLOSE_WAIT)
-        await asyncio.gather(*self._writes, return_exceptions=True)
+        await asyncio.gather(*self._side_tasks, return_exceptions=True)
         await self._write_records()
 
     async def _write_records(self) -> None:
@@ -251,17 +265,28 @@ class CallSession:
     # --- actions out -------------------------------------------------------------------------
 
     def _apply(self, actions: Sequence[a.Action]) -> None:
-        """Carries out the actions in order: the local ones at once unless I/O is still queued
-        ahead of them (frames must not overtake a killAudio), the rest through the performer."""
+        """Carries out the actions in order.
+
+        Pacer, timer, record and end actions happen at once; socket and model commands go to
+        the performer, one at a time, so a stalled model cannot hold up the caller's audio.
+        killAudio is written at once when the socket can take it; when it cannot, pacer actions
+        after it wait for it, since a frame must never overtake a killAudio.
+        """
+        kill_sent = False
         for action in actions:
             kind = type(action)
             if kind is a.KickPacer or kind is a.InterruptPacer:
-                if self._pending or self._performing:
-                    self._pending.append(action)
-                elif kind is a.KickPacer:
-                    self.sender.kick()  # type: ignore[union-attr]
+                if self._after_kill is not None:
+                    self._after_kill.append(action)
                 else:
-                    self.sender.interrupt()  # type: ignore[union-attr]
+                    self._pace(action)
+            elif kind is a.SendKillAudio:
+                if self._after_kill is None:
+                    if send_now(self.ws, KILL_AUDIO):
+                        kill_sent = True
+                    else:
+                        self._after_kill = []
+                        self._spawn(self._send_kill())
             elif kind is a.SetTimer:
                 self._set_timer(action.timer, action.at)  # type: ignore[union-attr]
             elif kind is a.ClearTimer:
@@ -272,11 +297,40 @@ class CallSession:
                 # Taken now: caller frames read after this are not part of the turn.
                 tail = self.inbound.flush() if self.inbound is not None else b""
                 if tail:
-                    self._pending.append(tail)
-                    self._has_pending.set()
+                    self._queue(tail)
+            elif kind is a.WriteHandoff:
+                self._spawn(self._write_handoff(action.handoff))  # type: ignore[union-attr]
+            elif kind is a.End:
+                self._ended.set()
             else:
-                self._pending.append(action)
-                self._has_pending.set()
+                self._queue(action)
+        if kill_sent:
+            self._feed(e.KillAudioSent())
+
+    def _pace(self, action: a.Action) -> None:
+        assert self.sender is not None
+        if type(action) is a.KickPacer:
+            self.sender.kick()
+        else:
+            self.sender.interrupt()
+
+    def _queue(self, item: a.Action | bytes) -> None:
+        self._pending.append(item)
+        self._idle.clear()
+        self._has_pending.set()
+
+    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+        self._side_tasks.append(asyncio.create_task(job))
+
+    async def _send_kill(self) -> None:
+        try:
+            with contextlib.suppress(ConnectionClosed):
+                await self.ws.send(KILL_AUDIO)
+        finally:
+            held, self._after_kill = self._after_kill or [], None
+        for action in held:
+            self._pace(action)
+        self._feed(e.KillAudioSent())
 
     def _set_timer(self, timer: Timer, at: float) -> None:
         old = self._timers.pop(timer, None)
@@ -289,52 +343,38 @@ class CallSession:
         pending = self._pending
         while True:
             while not pending:
+                self._idle.set()
                 self._has_pending.clear()
                 await self._has_pending.wait()
-            action = pending.popleft()
-            self._performing = True
+            item = pending.popleft()
             try:
-                await self._perform(action)
+                await self._perform(item)
             except Exception:
-                log.exception("call %s: %r failed", self.call_id, action)
-                self._feed(e.InternalError(f"{type(action).__name__} failed"))
-            finally:
-                self._performing = False
+                log.exception("call %s: %r failed", self.call_id, item)
+                self._feed(e.InternalError(f"{type(item).__name__} failed"))
 
-    async def _perform(self, action: a.Action | bytes) -> None:
+    async def _perform(self, item: a.Action | bytes) -> None:
         model = self.model
         assert model is not None
-        match action:
+        match item:
             case bytes():
-                await model.send_audio(action)
-            case a.KickPacer():
-                self.sender.kick()  # type: ignore[union-attr]
-            case a.InterruptPacer():
-                self.sender.interrupt()  # type: ignore[union-attr]
-            case a.SendKillAudio():
-                with contextlib.suppress(ConnectionClosed):
-                    await self.ws.send(kill_audio())
-                self._feed(e.KillAudioSent())
+                await model.send_audio(item)
             case a.CreateResponse():
-                await model.create_response(action.instructions)
+                await model.create_response(item.instructions)
             case a.CancelResponse():
                 await model.cancel_response()
             case a.Truncate():
-                await model.truncate(action.item_id, action.audio_end_ms)
+                await model.truncate(item.item_id, item.audio_end_ms)
             case a.SendFunctionOutput():
-                await model.send_function_output(action.call_id, action.output)
+                await model.send_function_output(item.call_id, item.output)
             case a.AddSystemMessage():
-                await model.add_system_message(action.text)
-            case a.WriteHandoff():
-                self._writes.append(asyncio.create_task(self._write_handoff(action.handoff)))
+                await model.add_system_message(item.text)
             case a.CloseModel():
                 with contextlib.suppress(Exception):
                     await model.aclose()
             case a.CloseSocket():
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.ws.close(action.code), CLOSE_WAIT)
-            case a.End():
-                self._ended.set()
+                    await asyncio.wait_for(self.ws.close(item.code), CLOSE_WAIT)
 
     async def _write_handoff(self, handoff: dict[str, Any]) -> None:
         ok = await self.records.handoff(handoff)
