@@ -19,6 +19,11 @@ from urllib.parse import urlsplit
 from mapokezi.config import ConfigError, Settings, get_secret, require_secret
 
 DEFAULT_SERVICE_NAME = "mapokezi-media-node"
+DEFAULT_GEMINI_LIVE_URL = (
+    "wss://generativelanguage.googleapis.com/ws/"
+    "google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+)
+DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -42,19 +47,39 @@ class NodeSettings:
     stream_token_secret: str = field(repr=False)
     openai_api_key: str | None = field(repr=False, default=None)
     uplink_append_ms: int = 40
+    gemini_live_url: str = DEFAULT_GEMINI_LIVE_URL
+    gemini_model: str = DEFAULT_GEMINI_MODEL
+    gemini_api_key: str | None = field(repr=False, default=None)
 
     @property
     def max_calls(self) -> int:
         """Calls this node takes at once (``MAX_CALLS``)."""
         return self.settings.max_calls
 
+    def unavailable_reason(self, provider: str) -> str | None:
+        """Why calls of ``provider`` (``openai``/``gemini``) cannot be served, or None if they can.
+
+        A provider needs its API key unless its URL points at a local model.
+        """
+        if provider == "gemini":
+            if self.gemini_api_key or is_local_model_url(self.gemini_live_url):
+                return None
+            return "GEMINI_API_KEY is not configured (set GEMINI_API_KEY or GEMINI_API_KEY_ARN)"
+        if self.openai_api_key or is_local_model_url(self.settings.openai_realtime_url):
+            return None
+        return "OPENAI_API_KEY is not configured (set OPENAI_API_KEY or OPENAI_API_KEY_ARN)"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NodeSettings:
         """Read and validate the node's settings.
 
+        A provider without a key (and not pointed at a local model) is allowed: calls of
+        profiles that choose it get the apology and the front desk. At least one provider must
+        be usable.
+
         Raises:
-            ConfigError: a variable is malformed, ``STREAM_TOKEN_SECRET`` is missing, or
-                ``OPENAI_API_KEY`` is missing while ``OPENAI_REALTIME_URL`` is a hosted API.
+            ConfigError: a variable is malformed, ``STREAM_TOKEN_SECRET`` is missing, or no
+                provider is usable (neither key set and both URLs are hosted APIs).
         """
         env = os.environ if environ is None else environ
         settings = Settings.from_env(env)
@@ -67,10 +92,14 @@ class NodeSettings:
             )
         minutes = _int(env, "TASK_PROTECTION_MINUTES", 60, low=2, high=2880)
         openai_api_key = get_secret("OPENAI_API_KEY", env)
-        if not openai_api_key and not is_local_model_url(settings.openai_realtime_url):
+        gemini_api_key = get_secret("GEMINI_API_KEY", env)
+        gemini_live_url = env.get("GEMINI_LIVE_URL", "").strip() or DEFAULT_GEMINI_LIVE_URL
+        openai_usable = openai_api_key or is_local_model_url(settings.openai_realtime_url)
+        if not openai_usable and not (gemini_api_key or is_local_model_url(gemini_live_url)):
             raise ConfigError(
                 "OPENAI_API_KEY is not configured (set OPENAI_API_KEY or OPENAI_API_KEY_ARN, or "
-                f"point OPENAI_REALTIME_URL at a local model; it is {settings.openai_realtime_url})"
+                "GEMINI_API_KEY or GEMINI_API_KEY_ARN for Gemini profiles, or point "
+                f"OPENAI_REALTIME_URL at a local model; it is {settings.openai_realtime_url})"
             )
         return cls(
             settings=settings,
@@ -89,6 +118,9 @@ class NodeSettings:
             stream_token_secret=require_secret("STREAM_TOKEN_SECRET", env),
             openai_api_key=openai_api_key,
             uplink_append_ms=_int(env, "UPLINK_APPEND_MS", 40, low=20, high=200),
+            gemini_live_url=gemini_live_url,
+            gemini_model=env.get("GEMINI_MODEL", "").strip() or DEFAULT_GEMINI_MODEL,
+            gemini_api_key=gemini_api_key,
         )
 
 
