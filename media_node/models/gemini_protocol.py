@@ -433,9 +433,11 @@ class GeminiLiveProtocol:
 
     def _caller_turn_done(self) -> list[ModelEvent]:
         text = "".join(self._caller_text).strip()
-        item = self._caller_item or f"gemini-caller-{next(self._caller_turns)}"
+        item = self._caller_item
         self._caller_text, self._caller_item = [], None
-        return [CallerTranscript(item, text)] if text else []
+        if not text:
+            return []
+        return [CallerTranscript(item or f"gemini-caller-{next(self._caller_turns)}", text)]
 
     def _unknown_message(self, message: dict[str, Any]) -> ModelEvent:
         # The SDK treats a message with none of the known fields as an error carrying a code.

@@ -70,6 +70,33 @@ def test_openai_key_required_for_the_hosted_api_only() -> None:
         {"STREAM_TOKEN_SECRET": "s", "OPENAI_REALTIME_URL": "ws://127.0.0.1:8092/v1/realtime"}
     )
     assert local.openai_api_key is None
+    assert local.unavailable_reason("openai") is None
+    assert "GEMINI_API_KEY" in (local.unavailable_reason("gemini") or "")
+
+
+def test_gemini_settings_and_a_node_with_only_one_provider() -> None:
+    defaults = NodeSettings.from_env(BASE)
+    assert defaults.gemini_live_url == (
+        "wss://generativelanguage.googleapis.com/ws/"
+        "google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+    )
+    assert defaults.gemini_model == "gemini-2.5-flash-native-audio-preview-12-2025"
+    assert defaults.gemini_api_key is None
+    assert "GEMINI_API_KEY" in (defaults.unavailable_reason("gemini") or "")
+    # A node serving only Gemini numbers starts without the OpenAI key.
+    gemini_only = NodeSettings.from_env(
+        {
+            "STREAM_TOKEN_SECRET": "s",
+            "GEMINI_API_KEY": "g-key",
+            "GEMINI_MODEL": "gemini-3.1-flash-live-preview",
+            "GEMINI_LIVE_URL": "wss://example.test/live",
+        }
+    )
+    assert gemini_only.unavailable_reason("gemini") is None
+    assert "OPENAI_API_KEY" in (gemini_only.unavailable_reason("openai") or "")
+    assert gemini_only.gemini_model == "gemini-3.1-flash-live-preview"
+    assert gemini_only.gemini_live_url == "wss://example.test/live"
+    assert "g-key" not in repr(gemini_only)
 
 
 @pytest.mark.parametrize(
