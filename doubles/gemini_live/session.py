@@ -59,6 +59,8 @@ class ModelTurn:
     audio_ms: float = 0.0
     transcript: str = ""
     function_calls: list[dict[str, Any]] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
+    """What was spoken, in order (a tool call's follow-up comes after the first)."""
     play_until: float = 0.0
 
 
@@ -381,6 +383,7 @@ class LiveConnection:
     async def _speak(self, turn: ModelTurn, reply: Reply) -> None:
         if not reply.speaks:
             return
+        turn.replies.append(reply)
         loop = asyncio.get_running_loop()
         if self.pacing.first_audio_delay_s:
             await asyncio.sleep(self.pacing.first_audio_delay_s)
