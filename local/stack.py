@@ -9,7 +9,8 @@ What runs (all on loopback unless ``LOCAL_HOST`` says otherwise):
 - Sautikit's REST API: the double from ``tests/doubles`` unless ``SAUTIKIT_API_URL`` is set.
 - The models: OpenAI Realtime when ``OPENAI_API_KEY`` is set and Gemini Live when
   ``GEMINI_API_KEY`` is set; the offline model stands in for each one whose key is missing.
-- The example profile, seeded for ``DEMO_NUMBER``, plus any ``StackConfig.profiles``.
+- The example profile, seeded for ``DEMO_NUMBER`` and, answered by Gemini Live, for
+  ``DEMO_GEMINI_NUMBER``, plus any ``StackConfig.profiles``.
 
 Tests drive it through :class:`StackConfig`: ``openai_api_key`` + ``openai_realtime_url`` (and
 ``gemini_api_key`` + ``gemini_live_url``) point the media node at models the test runs (doubles
@@ -74,6 +75,7 @@ class StackConfig:
     model_double_port: int = 8092
     gemini_double_port: int = 8093
     demo_number: str = "+254700000100"
+    demo_gemini_number: str = "+254700000200"
     table_name: str = "mapokezi-calls"
     stream_token_secret: str = LOCAL_STREAM_TOKEN_SECRET
     webhook_secret: str = ""
@@ -106,6 +108,7 @@ class StackConfig:
             model_double_port=_env_int("MODEL_DOUBLE_PORT", 8092),
             gemini_double_port=_env_int("GEMINI_DOUBLE_PORT", 8093),
             demo_number=env.get("DEMO_NUMBER", "+254700000100"),
+            demo_gemini_number=env.get("DEMO_GEMINI_NUMBER", "+254700000200"),
             table_name=env.get("CALLS_TABLE", "mapokezi-calls"),
             stream_token_secret=env.get("STREAM_TOKEN_SECRET", LOCAL_STREAM_TOKEN_SECRET),
             webhook_secret=env.get("SAUTIKIT_WEBHOOK_SECRET", ""),
@@ -352,6 +355,14 @@ class LocalStack:
         profile = parse_profile(data, number=self.cfg.demo_number)
         store.put_profile(self.table(), profile)
         self.parts[f"Profile {profile.business_name}{note}"] = self.cfg.demo_number
+        # The same receptionist answered by Gemini Live: `make call ARGS="--to <number>"`.
+        gemini = parse_profile(
+            {**data, "model": {"provider": "gemini"}}, number=self.cfg.demo_gemini_number
+        )
+        store.put_profile(self.table(), gemini)
+        self.parts[f"Profile {gemini.business_name}, Gemini Live{note}"] = (
+            self.cfg.demo_gemini_number
+        )
         for number, fields in self.cfg.profiles.items():
             extra = parse_profile(fields, number=number)
             store.put_profile(self.table(), extra)
