@@ -50,6 +50,8 @@ class NodeSettings:
     gemini_live_url: str = DEFAULT_GEMINI_LIVE_URL
     gemini_model: str = DEFAULT_GEMINI_MODEL
     gemini_api_key: str | None = field(repr=False, default=None)
+    gemini_key_problem: str | None = None
+    """Why ``GEMINI_API_KEY_ARN`` could not be read, if it could not."""
 
     @property
     def max_calls(self) -> int:
@@ -64,6 +66,8 @@ class NodeSettings:
         if provider == "gemini":
             if self.gemini_api_key or is_local_model_url(self.gemini_live_url):
                 return None
+            if self.gemini_key_problem:
+                return self.gemini_key_problem
             return "GEMINI_API_KEY is not configured (set GEMINI_API_KEY or GEMINI_API_KEY_ARN)"
         if self.openai_api_key or is_local_model_url(self.settings.openai_realtime_url):
             return None
@@ -92,7 +96,13 @@ class NodeSettings:
             )
         minutes = _int(env, "TASK_PROTECTION_MINUTES", 60, low=2, high=2880)
         openai_api_key = get_secret("OPENAI_API_KEY", env)
-        gemini_api_key = get_secret("GEMINI_API_KEY", env)
+        gemini_key_problem: str | None = None
+        try:
+            gemini_api_key = get_secret("GEMINI_API_KEY", env)
+        except ConfigError as exc:
+            # Deployed, the secret exists before anyone stores a key: Gemini is then unavailable
+            # (its calls go to the front desk) and the node still serves OpenAI numbers.
+            gemini_api_key, gemini_key_problem = None, str(exc)
         gemini_live_url = env.get("GEMINI_LIVE_URL", "").strip() or DEFAULT_GEMINI_LIVE_URL
         openai_usable = openai_api_key or is_local_model_url(settings.openai_realtime_url)
         if not openai_usable and not (gemini_api_key or is_local_model_url(gemini_live_url)):
@@ -121,6 +131,7 @@ class NodeSettings:
             gemini_live_url=gemini_live_url,
             gemini_model=env.get("GEMINI_MODEL", "").strip() or DEFAULT_GEMINI_MODEL,
             gemini_api_key=gemini_api_key,
+            gemini_key_problem=gemini_key_problem,
         )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import boto3
 import pytest
 
+from mapokezi import config
 from mapokezi.config import ConfigError
 from media_node.node_settings import NodeSettings, is_local_model_url
 
@@ -131,3 +133,15 @@ def test_local_model_urls(url: str, local: bool) -> None:
 def test_malformed_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         NodeSettings.from_env({**BASE, name: value})
+
+
+def test_an_unset_gemini_secret_leaves_gemini_unavailable(aws: None) -> None:
+    # Deployed, the secret exists before anyone stores a value in it.
+    config.clear_secret_cache()
+    config.secrets_client.cache_clear()
+    arn = boto3.client("secretsmanager").create_secret(Name="stack/gemini-api-key")["ARN"]
+    node = NodeSettings.from_env({**BASE, "GEMINI_API_KEY_ARN": arn})
+    assert node.unavailable_reason("openai") is None
+    reason = node.unavailable_reason("gemini") or ""
+    assert "cannot read GEMINI_API_KEY from Secrets Manager" in reason and arn in reason
+    config.secrets_client.cache_clear()

@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 
 from local.template import load_template, resources_of_type
 from mapokezi import keys
+from media_node import node_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
@@ -40,6 +41,7 @@ ROUTES = {
 }
 SECRET_ENV = {
     "OPENAI_API_KEY_ARN": "OpenAiApiKeySecret",
+    "GEMINI_API_KEY_ARN": "GeminiApiKeySecret",
     "SAUTIKIT_API_KEY_ARN": "SautikitApiKeySecret",
     "SAUTIKIT_WEBHOOK_SECRET_ARN": "SautikitWebhookSecret",
     "STREAM_TOKEN_SECRET_ARN": "StreamTokenSecret",
@@ -534,6 +536,13 @@ def test_task_role_allows_what_the_node_does_and_protects_only_its_own_tasks() -
     granted = set(by_sid["CallsTable"]["Action"])
     for path in sorted((ROOT / "media_node").rglob("*.py")):
         assert _actions_needed(path) <= granted, path
+    # The node reads the Gemini key itself (an unset secret must not stop the task).
+    assert by_sid["GeminiApiKey"]["Action"] == "secretsmanager:GetSecretValue"
+    assert by_sid["GeminiApiKey"]["Resource"] == {"Ref": "GeminiApiKeySecretArn"}
+    env = {e["Name"]: e["Value"] for e in _container()["Environment"]}
+    assert env["GEMINI_API_KEY_ARN"] == {"Ref": "GeminiApiKeySecretArn"}
+    assert env["GEMINI_LIVE_URL"] == node_settings.DEFAULT_GEMINI_LIVE_URL
+    assert env["GEMINI_MODEL"] == {"Ref": "GeminiModel"}
     protection = by_sid["TaskProtection"]
     assert set(protection["Action"]) == {"ecs:UpdateTaskProtection", "ecs:GetTaskProtection"}
     assert "Cluster" in _refs(protection["Resource"])
