@@ -52,6 +52,8 @@ class NodeSettings:
     gemini_api_key: str | None = field(repr=False, default=None)
     gemini_key_problem: str | None = None
     """Why ``GEMINI_API_KEY_ARN`` could not be read, if it could not."""
+    openai_key_problem: str | None = None
+    """Why ``OPENAI_API_KEY_ARN`` could not be read, if it could not."""
 
     @property
     def max_calls(self) -> int:
@@ -71,6 +73,8 @@ class NodeSettings:
             return "GEMINI_API_KEY is not configured (set GEMINI_API_KEY or GEMINI_API_KEY_ARN)"
         if self.openai_api_key or is_local_model_url(self.settings.openai_realtime_url):
             return None
+        if self.openai_key_problem:
+            return self.openai_key_problem
         return "OPENAI_API_KEY is not configured (set OPENAI_API_KEY or OPENAI_API_KEY_ARN)"
 
     @classmethod
@@ -95,21 +99,19 @@ class NodeSettings:
                 f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}"
             )
         minutes = _int(env, "TASK_PROTECTION_MINUTES", 60, low=2, high=2880)
-        openai_api_key = get_secret("OPENAI_API_KEY", env)
-        gemini_key_problem: str | None = None
-        try:
-            gemini_api_key = get_secret("GEMINI_API_KEY", env)
-        except ConfigError as exc:
-            # Deployed, the secret exists before anyone stores a key: Gemini is then unavailable
-            # (its calls go to the front desk) and the node still serves OpenAI numbers.
-            gemini_api_key, gemini_key_problem = None, str(exc)
+        # Deployed, a key's secret exists before anyone stores a value: that provider is then
+        # unavailable (its calls go to the front desk) and the node serves the other one.
+        openai_api_key, openai_key_problem = _model_key("OPENAI_API_KEY", env)
+        gemini_api_key, gemini_key_problem = _model_key("GEMINI_API_KEY", env)
         gemini_live_url = env.get("GEMINI_LIVE_URL", "").strip() or DEFAULT_GEMINI_LIVE_URL
         openai_usable = openai_api_key or is_local_model_url(settings.openai_realtime_url)
         if not openai_usable and not (gemini_api_key or is_local_model_url(gemini_live_url)):
+            problems = "; ".join(p for p in (openai_key_problem, gemini_key_problem) if p)
             raise ConfigError(
                 "OPENAI_API_KEY is not configured (set OPENAI_API_KEY or OPENAI_API_KEY_ARN, or "
                 "GEMINI_API_KEY or GEMINI_API_KEY_ARN for Gemini profiles, or point "
                 f"OPENAI_REALTIME_URL at a local model; it is {settings.openai_realtime_url})"
+                + (f": {problems}" if problems else "")
             )
         return cls(
             settings=settings,
@@ -127,12 +129,21 @@ class NodeSettings:
             task_protection_minutes=minutes,
             stream_token_secret=require_secret("STREAM_TOKEN_SECRET", env),
             openai_api_key=openai_api_key,
+            openai_key_problem=openai_key_problem,
             uplink_append_ms=_int(env, "UPLINK_APPEND_MS", 40, low=20, high=200),
             gemini_live_url=gemini_live_url,
             gemini_model=env.get("GEMINI_MODEL", "").strip() or DEFAULT_GEMINI_MODEL,
             gemini_api_key=gemini_api_key,
             gemini_key_problem=gemini_key_problem,
         )
+
+
+def _model_key(name: str, env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """A model provider's key, or None and why it could not be read."""
+    try:
+        return get_secret(name, env), None
+    except ConfigError as exc:
+        return None, str(exc)
 
 
 def default_node_id() -> str:

@@ -145,3 +145,26 @@ def test_an_unset_gemini_secret_leaves_gemini_unavailable(aws: None) -> None:
     reason = node.unavailable_reason("gemini") or ""
     assert "cannot read GEMINI_API_KEY from Secrets Manager" in reason and arn in reason
     config.secrets_client.cache_clear()
+
+
+def test_unset_secrets_of_both_providers_stop_the_node_with_both_reasons(aws: None) -> None:
+    config.clear_secret_cache()
+    config.secrets_client.cache_clear()
+    client = boto3.client("secretsmanager")
+    openai_arn = client.create_secret(Name="stack/openai-api-key")["ARN"]
+    gemini_arn = client.create_secret(Name="stack/gemini-api-key")["ARN"]
+    env = {
+        "STREAM_TOKEN_SECRET": "s",
+        "OPENAI_API_KEY_ARN": openai_arn,
+        "GEMINI_API_KEY_ARN": gemini_arn,
+    }
+    with pytest.raises(ConfigError) as caught:
+        NodeSettings.from_env(env)
+    assert openai_arn in str(caught.value) and gemini_arn in str(caught.value)
+    # A Gemini-only deployment starts once the Gemini key is stored.
+    client.put_secret_value(SecretId=gemini_arn, SecretString="g-key")
+    config.clear_secret_cache()
+    node = NodeSettings.from_env(env)
+    assert node.gemini_api_key == "g-key"
+    assert openai_arn in (node.unavailable_reason("openai") or "")
+    config.secrets_client.cache_clear()

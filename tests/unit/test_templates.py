@@ -489,10 +489,7 @@ def test_container_drains_logs_without_blocking_and_gets_its_secrets() -> None:
     assert int(env["DRAIN_SECONDS"]) < container["StopTimeout"]
     assert env["MAX_CALLS"] == {"Ref": "MaxCallsPerTask"}
     secrets = {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
-    assert secrets == {
-        "OPENAI_API_KEY": {"Ref": "OpenAiApiKeySecretArn"},
-        "STREAM_TOKEN_SECRET": {"Ref": "StreamTokenSecretArn"},
-    }
+    assert secrets == {"STREAM_TOKEN_SECRET": {"Ref": "StreamTokenSecretArn"}}
     execution = MEDIA_NODE["Resources"]["ExecutionRole"]["Properties"]["Policies"]
     statement = execution[0]["PolicyDocument"]["Statement"][0]
     assert statement["Action"] == "secretsmanager:GetSecretValue"
@@ -536,10 +533,12 @@ def test_task_role_allows_what_the_node_does_and_protects_only_its_own_tasks() -
     granted = set(by_sid["CallsTable"]["Action"])
     for path in sorted((ROOT / "media_node").rglob("*.py")):
         assert _actions_needed(path) <= granted, path
-    # The node reads the Gemini key itself (an unset secret must not stop the task).
-    assert by_sid["GeminiApiKey"]["Action"] == "secretsmanager:GetSecretValue"
-    assert by_sid["GeminiApiKey"]["Resource"] == {"Ref": "GeminiApiKeySecretArn"}
+    # The node reads the model keys itself (an unset secret must not stop the task).
+    keys = by_sid["ModelApiKeys"]
+    assert keys["Action"] == "secretsmanager:GetSecretValue"
+    assert keys["Resource"] == [{"Ref": "OpenAiApiKeySecretArn"}, {"Ref": "GeminiApiKeySecretArn"}]
     env = {e["Name"]: e["Value"] for e in _container()["Environment"]}
+    assert env["OPENAI_API_KEY_ARN"] == {"Ref": "OpenAiApiKeySecretArn"}
     assert env["GEMINI_API_KEY_ARN"] == {"Ref": "GeminiApiKeySecretArn"}
     assert env["GEMINI_LIVE_URL"] == node_settings.DEFAULT_GEMINI_LIVE_URL
     assert env["GEMINI_MODEL"] == {"Ref": "GeminiModel"}
