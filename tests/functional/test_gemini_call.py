@@ -18,6 +18,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from doubles.gemini_live import GeminiLiveDouble
+from local.emulator.wav import load_mono
 from mapokezi import store
 from mapokezi.config import Settings
 from mapokezi.profiles import ModelChoice, Profile
@@ -27,6 +28,7 @@ from media_node.models.base import ModelFactory
 from tests.doubles.openai_realtime import FunctionCall, Pacing, Reply, Script, Turn
 from tests.functional.test_call_session import (
     CALL_ID,
+    CALLER,
     LONG_REPLY,
     TIMEOUTS,
     Caller,
@@ -124,7 +126,10 @@ def audio_ms(caller: Caller, start: int = 0) -> float:
 @pytest.mark.parametrize("rate", [16000, 8000])
 async def test_greeting_and_a_turn(make_harness: Any, rate: int) -> None:
     reply = "We open at nine on Saturday."
-    h = await make_harness(Script(turns=[Turn("What time do you open on Saturday?", Reply(reply))]))
+    h = await make_harness(
+        Script(turns=[Turn("What time do you open on Saturday?", Reply(reply))]),
+        record_audio=True,
+    )
     h.profile = gemini_profile(audio=dataclasses.replace(h.profile.audio, sample_rate=rate))
     caller = await h.call()
     await caller.quiet_after_audio()
@@ -154,6 +159,11 @@ async def test_greeting_and_a_turn(make_harness: Any, rate: int) -> None:
     assert record["metrics"]["usage"]["output_tokens"] > 0
     assert record["media"]["sample_rate"] == rate
     await live.wait_for(lambda c: c.closed)
+    if rate == 16000:
+        # 16 kHz is the model's own rate: the caller's samples reach it exactly as sent (all
+        # of them: the last partial block is sent when the call ends).
+        sent = load_mono(CALLER / "hello_saturday.wav", rate) + bytes(rate * 2 * 900 // 1000)
+        assert bytes(live.input_audio) == sent
 
 
 async def test_barge_in_flushes_on_interrupted_without_truncate(make_harness: Any) -> None:
