@@ -105,6 +105,9 @@ class LiveConnection:
         self.input_audio_ms = 0.0
         self.input_audio: bytearray | None = bytearray() if record_audio else None
         self.never_answers = False
+        """Accept audio but start no turns (a model that never answers)."""
+        self.resumable = True
+        """Issue resumption handles (False: every update says the session cannot resume)."""
         self.closed = False
         self.close_code: int | None = None
         self.close_reason: str | None = None
@@ -444,6 +447,9 @@ class LiveConnection:
 
     def _issue_handle(self) -> None:
         if self.setup is None or "sessionResumption" not in self.setup:
+            return
+        if not self.resumable:
+            self._send({"sessionResumptionUpdate": {"newHandle": "", "resumable": False}})
             return
         handle = f"handle-{secrets.token_hex(8)}"
         self._register(handle, self.state)

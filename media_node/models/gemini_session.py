@@ -87,6 +87,7 @@ class GeminiLiveSession(ModelSession):
         self._held_audio: bytearray | None = None
         self._resume: asyncio.Task[tuple[ClientConnection, str | bytes]] | None = None
         self._retired: set[asyncio.Task[None]] = set()
+        self._going_away = False  # this connection's goAway was acted on
         self.resumptions = 0
         """Connections switched to after a ``goAway`` (for logs and tests)."""
 
@@ -168,7 +169,8 @@ class GeminiLiveSession(ModelSession):
                 return
             for event in self._protocol.receive(frame):
                 yield event
-            if self._protocol.go_away_seconds is not None and self._resume is None:
+            if self._protocol.go_away_seconds is not None and not self._going_away:
+                self._going_away = True
                 error = self._start_resumption()
                 if error is not None:
                     yield error
@@ -228,7 +230,7 @@ class GeminiLiveSession(ModelSession):
         events = self._protocol.end_connection()
         self._protocol.connection_opened()
         events += self._protocol.receive(first)
-        self._ws, self._resume = new, None
+        self._ws, self._resume, self._going_away = new, None, False
         self.resumptions += 1
         task = asyncio.create_task(_close_quietly(old))
         self._retired.add(task)
