@@ -128,7 +128,11 @@ class BenchAws:
 
     def new_call(self, media_url: str, rate: int = 16000) -> tuple[str, LegSpec]:
         """Creates a call record and a claimable stream token; returns the call id and leg."""
-        from mapokezi import store, tokens, voice_flow
+        from local.lambda_path import add_functions_to_path
+        from mapokezi import store, tokens
+
+        add_functions_to_path()
+        from serverless import voice_flow
 
         call_id = str(uuid.uuid4())
         store.create_call(self.table, call_id=call_id, caller=CALLER, to=NUMBER, retention_days=1)
@@ -209,8 +213,8 @@ class BenchResponder:
     """
 
     def __init__(self, greeting_s: float = 2.0, reply_s: float = 3.0) -> None:
-        from tests.doubles.openai_realtime import Reply
-        from tests.doubles.realtime_audio import synthesize_speech
+        from doubles.openai_realtime import Reply
+        from doubles.openai_realtime.audio import synthesize_speech
 
         greeting = "Karibu, thank you for calling. How can I help you today?"
         reply = "We are open from eight in the morning until six in the evening, every weekday."

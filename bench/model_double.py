@@ -25,7 +25,7 @@ from bench.harness import BenchResponder, ModelTap
 
 async def serve(args: argparse.Namespace) -> None:
     """Runs the double until stdin closes."""
-    from tests.doubles.openai_realtime import Pacing, RealtimeDouble
+    from doubles.openai_realtime import Pacing, RealtimeDouble
 
     tap = ModelTap()
     loop = asyncio.get_running_loop()

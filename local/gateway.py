@@ -29,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from local.lambda_path import add_functions_to_path
 from local.template import resources_of_type
 
 log = logging.getLogger("mapokezi.gateway")
@@ -96,6 +97,7 @@ class HandlerRegistry:
     """
 
     def __init__(self) -> None:
+        add_functions_to_path()
         self._handlers: dict[str, Callable[..., Any]] = {}
         self._guard = threading.Lock()
         self._invoking = threading.Lock()

@@ -1,6 +1,6 @@
 """The offline model: a stand-in for OpenAI Realtime and Gemini Live when no API key is set.
 
-It is the doubles the tests use (``tests/doubles/openai_realtime.py``: GA wire protocol, and
+It is the doubles the tests use (``doubles/openai_realtime``: GA wire protocol, and
 ``doubles/gemini_live``: BidiGenerateContent; both with energy-based turn detection and bursty
 audio) with one scripted receptionist on top, each on its own port. It speaks
 lines pre-rendered with espeak-ng and shipped in ``local/audio/model/`` (nothing is downloaded),
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from doubles.gemini_live import GeminiLiveDouble
-from tests.doubles.openai_realtime import (
+from doubles.openai_realtime import (
     FunctionCall,
     RealtimeDouble,
     Reply,

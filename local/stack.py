@@ -6,7 +6,7 @@ What runs (all on loopback unless ``LOCAL_HOST`` says otherwise):
 - The HTTP API: :class:`local.gateway.Gateway` serving template.yaml's routes with the real
   Lambda handlers, and :class:`local.sqs_poller.SqsPoller` feeding the CDR fetcher.
 - The media node: ``python -m media_node`` as a child process, exactly as in the container.
-- Sautikit's REST API: the double from ``tests/doubles`` unless ``SAUTIKIT_API_URL`` is set.
+- Sautikit's REST API: the double from ``doubles/sautikit_api`` unless ``SAUTIKIT_API_URL`` is set.
 - The models: OpenAI Realtime when ``OPENAI_API_KEY`` is set and Gemini Live when
   ``GEMINI_API_KEY`` is set; the offline model stands in for each one whose key is missing.
 - The example profile, seeded for ``DEMO_NUMBER`` and, answered by Gemini Live, for
@@ -313,7 +313,7 @@ class LocalStack:
             )
             self.parts["Sautikit API (external)"] = cfg.sautikit_api_url
             return
-        from tests.doubles.sautikit_api import SautikitApiDouble
+        from doubles.sautikit_api import SautikitApiDouble
 
         self.sautikit = SautikitApiDouble(
             api_key=cfg.sautikit_api_key, host=cfg.host, port=cfg.sautikit_double_port

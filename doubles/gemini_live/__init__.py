@@ -8,7 +8,7 @@ Usage::
         live = await double.wait_for_connection()
         live.go_away(5)  # then the client resumes on a new connection with its latest handle
 
-Scripts, replies and triggers are the Realtime double's (`tests.doubles.realtime_script`):
+Scripts, replies and triggers are the Realtime double's (`doubles.openai_realtime.script`):
 the same script drives either provider. See `doubles.gemini_live.session` for the behaviour
 and `doubles.gemini_live.wire` for what is accepted.
 """

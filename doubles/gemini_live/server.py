@@ -18,9 +18,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from doubles.gemini_live.session import LiveConnection, LiveConversation
-from tests.doubles.realtime_response import Pacing
-from tests.doubles.realtime_script import Responder, RespondFunction, Script, as_responder
-from tests.doubles.realtime_session import Changes
+from doubles.openai_realtime.response import Pacing
+from doubles.openai_realtime.script import Responder, RespondFunction, Script, as_responder
+from doubles.openai_realtime.session import Changes
 
 __all__ = ["LIVE_PATH", "GeminiLiveDouble"]
 
@@ -31,7 +31,7 @@ class GeminiLiveDouble:
     """The Gemini Live API double.
 
     Args:
-        script: A :class:`~tests.doubles.realtime_script.Script`, any responder, or a bare
+        script: A :class:`~doubles.openai_realtime.script.Script`, any responder, or a bare
             ``respond(state, trigger) -> Reply`` function.
         host: Interface to listen on.
         port: TCP port (0 picks a free one).

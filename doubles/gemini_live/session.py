@@ -27,10 +27,10 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from doubles.gemini_live import wire
-from tests.doubles.realtime_response import Pacing
-from tests.doubles.realtime_script import FunctionCall, FunctionOutput, Reply, Responder, Trigger
-from tests.doubles.realtime_session import Changes
-from tests.doubles.realtime_vad import EnergyVad
+from doubles.openai_realtime.response import Pacing
+from doubles.openai_realtime.script import FunctionCall, FunctionOutput, Reply, Responder, Trigger
+from doubles.openai_realtime.session import Changes
+from doubles.openai_realtime.vad import EnergyVad
 
 __all__ = ["LiveConnection", "LiveConversation", "ModelTurn"]
 

@@ -1,6 +1,6 @@
 """SQS consumer that fetches each ended call's detail record (CDR) from Sautikit.
 
-Thin: parse the job (:mod:`mapokezi.cdr_jobs`), run it (:func:`mapokezi.cdr_fetch.run_fetch`),
+Thin: parse the job (:mod:`serverless.cdr_jobs`), run it (:func:`serverless.cdr_fetch.run_fetch`),
 report partial batch failures. A record fails (and SQS redelivers it, then dead-letters it after
 ``maxReceiveCount``) on transient platform failures and on malformed messages.
 """
@@ -21,8 +21,9 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mapokezi import cdr_fetch, cdr_jobs, config
+from mapokezi import config
 from mapokezi.sautikit_api import SautikitApiError, SautikitClient
+from serverless import cdr_fetch, cdr_jobs
 
 logger = Logger()
 tracer = Tracer()

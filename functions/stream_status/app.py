@@ -11,8 +11,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mapokezi import callbacks, config, lambda_http
-from mapokezi.webhook import STREAM_ERROR, parse_body, parse_stream_status
+from mapokezi import config
+from serverless import callbacks, lambda_http
+from serverless.webhook import STREAM_ERROR, parse_body, parse_stream_status
 
 logger = Logger()
 tracer = Tracer()

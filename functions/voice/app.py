@@ -1,4 +1,4 @@
-"""POST /voice: decode the POST, let :mod:`mapokezi.voice_flow` decide, answer XML."""
+"""POST /voice: decode the POST, let :mod:`serverless.voice_flow` decide, answer XML."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mapokezi import config, lambda_http, voice_flow
-from mapokezi.sautikit_xml import CONTENT_TYPE
-from mapokezi.webhook import parse_body, parse_voice_request
+from mapokezi import config
+from serverless import lambda_http, voice_flow
+from serverless.sautikit_xml import CONTENT_TYPE
+from serverless.webhook import parse_body, parse_voice_request
 
 logger = Logger()
 tracer = Tracer()

@@ -441,7 +441,8 @@ class GeminiLiveProtocol:
 
     def _unknown_message(self, message: dict[str, Any]) -> ModelEvent:
         # The SDK treats a message with none of the known fields as an error carrying a code.
-        error = message.get("error") if isinstance(message.get("error"), dict) else message
+        inner = message.get("error")
+        error: dict[str, Any] = inner if isinstance(inner, dict) else message
         code = str(error.get("code") or error.get("status") or "unknown")
         text = str(error.get("message") or json.dumps(message)[:200])
         return ModelError(code, text, fatal=not self.ready)

@@ -162,9 +162,10 @@ class GeminiLiveSession(ModelSession):
                     failed = resume.done() and (resume.cancelled() or resume.exception())
                     if failed or (resume.done() and not self._protocol.turn_open):
                         return
-                    frame = await self._recv_or_resumed(ws, resume)
-                    if frame is None:
+                    received = await self._recv_or_resumed(ws, resume)
+                    if received is None:
                         continue
+                    frame = received
             except ConnectionClosed:
                 return
             for event in self._protocol.receive(frame):

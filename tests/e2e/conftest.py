@@ -3,7 +3,7 @@
 One :class:`~local.stack.LocalStack` (moto server, gateway with the real Lambda handlers, CDR
 poller, ``python -m media_node``, Sautikit API double) serves every scenario, in a process of
 its own (:mod:`tests.e2e.stack_process`). Its models are a
-:class:`~tests.doubles.openai_realtime.RealtimeDouble` and a
+:class:`~doubles.openai_realtime.RealtimeDouble` and a
 :class:`~doubles.gemini_live.GeminiLiveDouble` run here, on the tests' event loop, so a
 scenario can read the double's sessions and inject faults into them; each scenario dials its own
 number, whose profile names its own business, and :class:`~tests.e2e.harness.ScenarioModel`
@@ -19,8 +19,8 @@ import pytest
 import pytest_asyncio
 
 from doubles.gemini_live import GeminiLiveDouble
+from doubles.openai_realtime import Pacing, RealtimeDouble
 from local.stack import StackConfig
-from tests.doubles.openai_realtime import Pacing, RealtimeDouble
 from tests.e2e.harness import (
     E2E,
     GEMINI_API_KEY,

@@ -2,7 +2,7 @@
 
 One :class:`~local.stack.LocalStack` (moto server, gateway with the real Lambda handlers, CDR
 poller, ``python -m media_node``, Sautikit API double) serves every scenario. Its model is a
-:class:`~tests.doubles.openai_realtime.RealtimeDouble` run here, on the tests' event loop, so a
+:class:`~doubles.openai_realtime.RealtimeDouble` run here, on the tests' event loop, so a
 scenario can read the double's sessions and inject faults into them. Each scenario dials its
 own number, seeded with its own profile; :class:`ScenarioModel` answers every model session with
 the script of the business that session's instructions are for. Calls are placed by the real
@@ -23,11 +23,7 @@ import numpy as np
 import soxr
 
 from doubles.gemini_live import GeminiLiveDouble, LiveConnection
-from local.emulator import CallOptions, CallResult, JitterConfig, MediaLegResult, run_call
-from local.emulator.script import Step
-from local.stack import EXAMPLE_PROFILE
-from mapokezi.profiles import load_profile_file
-from tests.doubles.openai_realtime import (
+from doubles.openai_realtime import (
     RealtimeDouble,
     RealtimeSession,
     Reply,
@@ -36,6 +32,10 @@ from tests.doubles.openai_realtime import (
     SessionState,
     Trigger,
 )
+from local.emulator import CallOptions, CallResult, JitterConfig, MediaLegResult, run_call
+from local.emulator.script import Step
+from local.stack import EXAMPLE_PROFILE
+from mapokezi.profiles import load_profile_file
 from tests.e2e.stack_process import StackInfo, StackProcess
 
 MODEL_API_KEY = "sk-e2e-test-key"

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from doubles.openai_realtime import RealtimeSession, Reply, Script, Turn
 from local.emulator import CallResult
 from local.emulator.script import BargeIn, Hangup, Say, WaitReply
 from local.emulator.wav import write_wav
-from tests.doubles.openai_realtime import RealtimeSession, Reply, Script, Turn
 from tests.e2e.harness import (
     E2E,
     FRAME_MS,

@@ -15,9 +15,9 @@ import pytest
 import pytest_asyncio
 
 from doubles.gemini_live import LiveConnection
+from doubles.openai_realtime import FunctionCall, Reply, Script, Turn
 from local.emulator import CallResult
 from local.emulator.script import Hangup, Say, WaitReply
-from tests.doubles.openai_realtime import FunctionCall, Reply, Script, Turn
 from tests.e2e.harness import (
     DEPARTMENTS,
     E2E,

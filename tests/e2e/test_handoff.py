@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
+from doubles.openai_realtime import FunctionCall, RealtimeSession, Reply, Script, Turn
 from local.emulator import CallResult
 from local.emulator.script import Say, WaitReply
 from media_node.assets import APOLOGY, load_line
-from tests.doubles.openai_realtime import FunctionCall, RealtimeSession, Reply, Script, Turn
 from tests.e2e.harness import (
     DEPARTMENTS,
     E2E,

@@ -13,10 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from doubles.openai_realtime import Script
 from local.emulator import MediaLeg
 from local.emulator.script import Hangup, WaitReply
 from mapokezi import config, store, tokens
-from tests.doubles.openai_realtime import Script
 from tests.e2e.harness import (
     E2E,
     FALLBACK_LINE,

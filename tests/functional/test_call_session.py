@@ -20,6 +20,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from doubles.openai_realtime import (
+    FunctionCall,
+    Pacing,
+    RealtimeDouble,
+    Reply,
+    Script,
+    Turn,
+)
 from local.emulator.media_leg import MediaLeg
 from local.emulator.script import BargeIn, CallerTrack, Say, WaitReply
 from local.emulator.wav import load_mono
@@ -31,14 +39,6 @@ from media_node.call import CallSession
 from media_node.context import CallTimeouts, NodeContext, openai_factory
 from media_node.models import base as m
 from media_node.models.openai_session import OpenAIRealtimeSession
-from tests.doubles.openai_realtime import (
-    FunctionCall,
-    Pacing,
-    RealtimeDouble,
-    Reply,
-    Script,
-    Turn,
-)
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLER = ROOT / "local" / "audio" / "caller"

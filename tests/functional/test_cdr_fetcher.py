@@ -16,8 +16,9 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from mapokezi import cdr_jobs, store
-from tests.doubles.sautikit_api import DEFAULT_API_KEY, SautikitApiDouble, ScriptedResponse
+from doubles.sautikit_api import DEFAULT_API_KEY, SautikitApiDouble, ScriptedResponse
+from mapokezi import store
+from serverless import cdr_jobs
 
 MAX_RECEIVES = 3
 

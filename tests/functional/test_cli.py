@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from doubles.sautikit_api import DEFAULT_API_KEY, SautikitApiDouble
 from local.gateway import Gateway, Route
 from mapokezi import store
-from mapokezi.cli import main
-from tests.doubles.sautikit_api import DEFAULT_API_KEY, SautikitApiDouble
+from mapokezi_cli.main import main
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "profiles" / "example.yaml"
 NUMBER = "+254700000100"

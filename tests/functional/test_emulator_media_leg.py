@@ -27,6 +27,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
 
+from doubles.sautikit_api import SautikitApiDouble
 from local.emulator.answer import parse_voice_answer
 from local.emulator.call import run_call
 from local.emulator.media_leg import DRACHTIO, JAMBONZ, MediaLeg
@@ -37,7 +38,6 @@ from local.emulator.report import format_summary
 from local.emulator.script import CALLER_AUDIO_DIR, BargeIn, CallerTrack, Say, parse_script
 from local.emulator.wav import load_mono
 from local.emulator.webhook import CallIdentity, sign, voice_fields
-from tests.doubles.sautikit_api import SautikitApiDouble
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 Handler = Callable[[ServerConnection], Awaitable[None]]

@@ -12,8 +12,9 @@ import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 
-from mapokezi import cdr_jobs, keys, store
-from mapokezi.signature import sign_plain, sign_timestamped
+from mapokezi import keys, store
+from serverless import cdr_jobs
+from serverless.signature import sign_plain, sign_timestamped
 from tests.events_factory import JSON, FakeLambdaContext, http_event, json_body
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")

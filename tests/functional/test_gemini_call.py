@@ -18,6 +18,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from doubles.gemini_live import GeminiLiveDouble
+from doubles.openai_realtime import FunctionCall, Pacing, Reply, Script, Turn
 from local.emulator.wav import load_mono
 from mapokezi import store
 from mapokezi.config import Settings
@@ -25,7 +26,6 @@ from mapokezi.profiles import ModelChoice, Profile
 from media_node.call import CallSession
 from media_node.context import NodeContext, gemini_factory, provider_factory
 from media_node.models.base import ModelFactory
-from tests.doubles.openai_realtime import FunctionCall, Pacing, Reply, Script, Turn
 from tests.functional.test_call_session import (
     CALL_ID,
     CALLER,

@@ -19,12 +19,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from doubles.gemini_live import GeminiLiveDouble
+from doubles.openai_realtime import Pacing, Reply, Script
 from mapokezi.profiles import load_profile_file, parse_profile
 from media_node.models import base as m
 from media_node.models import gemini_protocol as wire
 from media_node.models.gemini_session import GeminiLiveSession
 from media_node.prompts import session_instructions, tool_specs
-from tests.doubles.openai_realtime import Pacing, Reply, Script
 
 pytestmark = pytest.mark.asyncio
 

@@ -32,6 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from doubles.openai_realtime import RealtimeDouble
 from local.template import create_tables
 from mapokezi import keys, store, tokens
 from mapokezi.profiles import Profile, load_profile_file, parse_profile
@@ -40,7 +41,6 @@ from media_node.logging_setup import JsonFormatter, configure_logging
 from media_node.node_settings import NodeSettings
 from media_node.protection import TaskProtection
 from media_node.server import MediaServer, default_session_factory
-from tests.doubles.openai_realtime import RealtimeDouble
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-stream-token-secret"

@@ -21,7 +21,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.doubles.openai_realtime import (
+from doubles.openai_realtime import (
     FunctionCall,
     Pacing,
     RealtimeDouble,
@@ -31,14 +31,14 @@ from tests.doubles.openai_realtime import (
     Trigger,
     Turn,
 )
-from tests.doubles.realtime_audio import (
+from doubles.openai_realtime.audio import (
     decode_g711,
     encode_g711,
     rms_dbfs,
     silence,
     synthesize_speech,
 )
-from tests.doubles.realtime_vad import EnergyVad
+from doubles.openai_realtime.vad import EnergyVad
 
 WAIT = 5.0
 AUTH = {"Authorization": "Bearer sk-test-0123456789"}

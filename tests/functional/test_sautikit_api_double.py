@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.doubles.sautikit_api import (
+from doubles.sautikit_api import (
     DEFAULT_API_KEY,
     SautikitApiDouble,
     ScriptedResponse,

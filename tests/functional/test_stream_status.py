@@ -11,7 +11,7 @@ import pytest
 from boto3.dynamodb.conditions import Key
 
 from mapokezi import keys, store
-from mapokezi.signature import sign_plain, sign_timestamped
+from serverless.signature import sign_plain, sign_timestamped
 from tests.events_factory import FORM, JSON, FakeLambdaContext, form_body, http_event, json_body
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")

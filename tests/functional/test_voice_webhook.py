@@ -13,9 +13,10 @@ import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 
-from mapokezi import cdr_jobs, keys, store, tokens
+from mapokezi import keys, store, tokens
 from mapokezi.profiles import load_profile_file, parse_profile
-from mapokezi.signature import sign_plain, sign_timestamped
+from serverless import cdr_jobs
+from serverless.signature import sign_plain, sign_timestamped
 from tests.events_factory import FORM, JSON, FakeLambdaContext, form_body, http_event, json_body
 
 NUMBER = "+254700000100"

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from mapokezi.cdr_fetch import (
+from mapokezi.config import ConfigError
+from mapokezi.sautikit_api import SautikitApiError
+from serverless.cdr_fetch import (
     FetchPolicy,
     Redeliver,
     Retry,
@@ -17,8 +19,6 @@ from mapokezi.cdr_fetch import (
     decide_on_error,
     is_final,
 )
-from mapokezi.config import ConfigError
-from mapokezi.sautikit_api import SautikitApiError
 
 AT = "2026-11-21T09:30:00.000Z"
 POLICY = FetchPolicy()

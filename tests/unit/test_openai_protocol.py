@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from doubles.openai_realtime.config import apply_session_update, default_session
 from mapokezi.profiles import TurnDetection, load_profile_file, parse_profile
 from media_node.models import base as m
 from media_node.models import openai_protocol as wire
@@ -16,7 +17,6 @@ from media_node.prompts import (
     session_instructions,
     tool_specs,
 )
-from tests.doubles.realtime_config import apply_session_update, default_session
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = parse_profile(

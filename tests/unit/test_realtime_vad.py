@@ -19,17 +19,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.doubles.realtime_audio import (
+from doubles.openai_realtime.audio import (
     decode_g711,
     encode_g711,
     load_wav,
     synthesize_speech,
 )
-from tests.doubles.realtime_input import InputAudioBuffer
-from tests.doubles.realtime_protocol import RealtimeSessionProtocol
-from tests.doubles.realtime_response import Pacing
-from tests.doubles.realtime_script import Script
-from tests.doubles.realtime_vad import EnergyVad
+from doubles.openai_realtime.input import InputAudioBuffer
+from doubles.openai_realtime.protocol import RealtimeSessionProtocol
+from doubles.openai_realtime.response import Pacing
+from doubles.openai_realtime.script import Script
+from doubles.openai_realtime.vad import EnergyVad
 
 FRAME_MS = 32
 CALLER_LINES = Path(__file__).resolve().parents[2] / "local" / "audio" / "caller"

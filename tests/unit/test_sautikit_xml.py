@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from mapokezi.sautikit_xml import Dial, Hangup, Say, Stream, empty_response, render
+from serverless.sautikit_xml import Dial, Hangup, Say, Stream, empty_response, render
 
 HOSTILE = [
     'He said "karibu" & left <quickly>',

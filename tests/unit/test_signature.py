@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from mapokezi.signature import (
+from serverless.signature import (
     SCHEME_PLAIN,
     SCHEME_TIMESTAMPED,
     SignatureError,

@@ -602,8 +602,9 @@ def test_image_requirements_are_pinned_as_in_the_lock_and_closed() -> None:
     image = _requirements(ROOT / "media_node" / "requirements.txt")
     lock = _requirements(ROOT / "requirements.lock")
     assert {name: lock.get(name) for name in image} == image
-    wanted = {"websockets", "soxr", "numpy", "boto3", "aws-lambda-powertools"}
+    wanted = {"websockets", "soxr", "numpy", "boto3"}
     assert wanted <= set(image)
+    assert "aws-lambda-powertools" not in image  # Lambda-only: the node never imports it
     # Every runtime dependency (no extras) of every pinned package is pinned too, on 3.12.
     environment = {**default_environment(), "python_version": "3.12", "extra": ""}
     for name in image:
@@ -613,11 +614,12 @@ def test_image_requirements_are_pinned_as_in_the_lock_and_closed() -> None:
                 assert canonicalize_name(requirement.name) in image, (name, spec)
 
 
-def test_image_holds_every_module_the_node_imports() -> None:
+def test_image_holds_every_module_the_node_imports_and_nothing_it_does_not() -> None:
     provided = importlib.metadata.packages_distributions()
     image = set(_requirements(ROOT / "media_node" / "requirements.txt"))
     first_party = {p.name for p in FUNCTIONS.iterdir() if p.is_dir()} | {"media_node"}
     copied = [ROOT / "media_node", FUNCTIONS / "mapokezi"]
+    imported: set[str] = set()
     for path in _first_party_closure(ROOT / "media_node" / "__main__.py"):
         assert any(path.is_relative_to(folder) for folder in copied), path
         for node in ast.parse(path.read_text()).body:  # module level: what runs on import
@@ -632,6 +634,26 @@ def test_image_holds_every_module_the_node_imports() -> None:
                     continue
                 distributions = {canonicalize_name(d) for d in provided.get(top, [])}
                 assert distributions & image, f"{path.relative_to(ROOT)} imports {top}"
+                imported |= distributions & image
+    # Every requirement is imported by the node or needed by one that is.
+    needed = set(imported)
+    environment = {**default_environment(), "python_version": "3.12", "extra": ""}
+    for name in sorted(imported):
+        for spec in importlib.metadata.requires(name) or []:
+            requirement = Requirement(spec)
+            if requirement.marker is None or requirement.marker.evaluate(environment):
+                needed.add(canonicalize_name(requirement.name))
+    pending = list(needed)
+    while pending:
+        for spec in importlib.metadata.requires(pending.pop()) or []:
+            requirement = Requirement(spec)
+            name = canonicalize_name(requirement.name)
+            if name not in needed and (
+                requirement.marker is None or requirement.marker.evaluate(environment)
+            ):
+                needed.add(name)
+                pending.append(name)
+    assert image <= needed, f"image installs what the node never imports: {image - needed}"
 
 
 def test_build_script_is_executable_and_parses() -> None:

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from mapokezi.webhook import (
+from serverless.webhook import (
     WebhookError,
     call_ids,
     header,

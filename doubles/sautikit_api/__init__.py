@@ -24,7 +24,7 @@ Sautikit documents no CDR for a ``<Dial>`` leg. The double folds the dialled leg
 rate) into the inbound call's ``cost_minor``, records it as a ``dial.completed`` event, and also
 stores it as a child ``outbound`` call row whose ``metadata.parent_call_id`` names the parent.
 
-Run standalone with ``python -m tests.doubles.sautikit_api --port 8090``.
+Run standalone with ``python -m doubles.sautikit_api --port 8090``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.doubles.sautikit_api_state import (
+from doubles.sautikit_api.state import (
     ApiError,
     CallLedger,
     NumberBook,
@@ -515,7 +515,3 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         api._server.server_close()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """One model response of the Realtime double, as the GA event stream (sans-I/O).
 
-:class:`ResponseStream` turns a :class:`~tests.doubles.realtime_script.Reply` into the exact
+:class:`ResponseStream` turns a :class:`~doubles.openai_realtime.script.Reply` into the exact
 GA sequence, step by step: the caller asks for the next step and is told how long to wait
 before the one after (audio is produced faster than real time, like the real service, in
 deltas of ``Pacing.chunk_ms``). Cancelling closes whatever part is open with its ``*.done``
@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.doubles.realtime_audio import bytes_per_ms, to_output_format
-from tests.doubles.realtime_config import ResponseSettings
-from tests.doubles.realtime_conversation import (
+from doubles.openai_realtime.audio import bytes_per_ms, to_output_format
+from doubles.openai_realtime.config import ResponseSettings
+from doubles.openai_realtime.conversation import (
     Conversation,
     Item,
     TokenCount,
@@ -30,7 +30,7 @@ from tests.doubles.realtime_conversation import (
     server_event,
     text_tokens,
 )
-from tests.doubles.realtime_script import FunctionCall, Reply, Trigger
+from doubles.openai_realtime.script import FunctionCall, Reply, Trigger
 
 __all__ = ["Pacing", "ResponseStream"]
 

@@ -1,7 +1,7 @@
 """One connection to the Realtime double: I/O around the sans-I/O session protocol.
 
 :class:`RealtimeSession` feeds client frames to a
-:class:`~tests.doubles.realtime_protocol.RealtimeSessionProtocol`, sends what it emits through
+:class:`~doubles.openai_realtime.protocol.RealtimeSessionProtocol`, sends what it emits through
 a single writer task (so events leave in the order they were produced, whoever produced
 them), runs its timers on the event loop, and exposes the session for assertions and fault
 injection.
@@ -18,7 +18,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 
-from tests.doubles.realtime_events import (
+from doubles.openai_realtime.events import (
     AbortConnection,
     Action,
     ClientEvent,
@@ -28,9 +28,9 @@ from tests.doubles.realtime_events import (
     Timer,
     Truncate,
 )
-from tests.doubles.realtime_protocol import RealtimeSessionProtocol
-from tests.doubles.realtime_response import Pacing, ResponseStream
-from tests.doubles.realtime_script import FunctionOutput
+from doubles.openai_realtime.protocol import RealtimeSessionProtocol
+from doubles.openai_realtime.response import ResponseStream
+from doubles.openai_realtime.script import FunctionOutput
 
 __all__ = ["Changes", "RealtimeSession"]
 
@@ -218,10 +218,6 @@ class RealtimeSession:
         self.protocol.pacing = dataclasses.replace(
             self.protocol.pacing, first_audio_delay_s=seconds
         )
-
-    def set_pacing(self, pacing: Pacing) -> None:
-        """Change delta size and speed for later responses."""
-        self.protocol.pacing = pacing
 
     # -- I/O ---------------------------------------------------------------------------------
 

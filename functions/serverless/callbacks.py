@@ -12,8 +12,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from mapokezi import cdr_jobs, store
-from mapokezi.webhook import (
+from mapokezi import store
+from serverless import cdr_jobs
+from serverless.webhook import (
     STREAM_ERROR,
     STREAM_STARTED,
     STREAM_STOPPED,

@@ -1,6 +1,6 @@
 """Glue shared by the webhook Lambdas: raw body, signature check, error answers, base URL.
 
-The handlers stay thin: decode with :mod:`mapokezi.webhook`, check with :func:`authenticate`,
+The handlers stay thin: decode with :mod:`serverless.webhook`, check with :func:`authenticate`,
 call one domain function, answer. Errors raised along the way become 400/401 JSON answers
 through :func:`register_error_handlers`.
 """
@@ -16,8 +16,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from mapokezi import config
-from mapokezi.signature import SignatureError, verify_signature
-from mapokezi.webhook import WebhookError, header, raw_body
+from serverless.signature import SignatureError, verify_signature
+from serverless.webhook import WebhookError, header, raw_body
 
 SIGNATURE_HEADER = "X-Sautikit-Signature"
 WEBHOOK_SECRET = "SAUTIKIT_WEBHOOK_SECRET"

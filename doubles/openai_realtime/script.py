@@ -13,7 +13,7 @@ function's output comes back and a re-prompt after an idle timeout. Anything wit
 methods can replace it (an offline model for the local stack, say), receiving the session
 state and the trigger on every call.
 
-A reply's audio defaults to :func:`~tests.doubles.realtime_audio.synthesize_speech` of its
+A reply's audio defaults to :func:`~doubles.openai_realtime.audio.synthesize_speech` of its
 text; real PCM (24 kHz mono PCM16 bytes, an iterable of chunks, or a WAV file through
 :meth:`Reply.from_wav`) can be supplied instead.
 """
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from tests.doubles.realtime_audio import load_wav, synthesize_speech
+from doubles.openai_realtime.audio import load_wav, synthesize_speech
 
 __all__ = [
     "FunctionCall",

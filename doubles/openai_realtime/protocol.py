@@ -21,13 +21,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tests.doubles.realtime_config import (
+from doubles.openai_realtime.config import (
     ResponseSettings,
     apply_session_update,
     default_session,
     resolve_response_settings,
 )
-from tests.doubles.realtime_conversation import (
+from doubles.openai_realtime.conversation import (
     Conversation,
     Item,
     client_item,
@@ -36,8 +36,8 @@ from tests.doubles.realtime_conversation import (
     server_event,
     transcription_events,
 )
-from tests.doubles.realtime_errors import RealtimeError, missing_parameter
-from tests.doubles.realtime_events import (
+from doubles.openai_realtime.errors import RealtimeError, missing_parameter
+from doubles.openai_realtime.events import (
     AbortConnection,
     Action,
     ClientEvent,
@@ -48,15 +48,15 @@ from tests.doubles.realtime_events import (
     Truncate,
     log_client_event,
 )
-from tests.doubles.realtime_input import (
+from doubles.openai_realtime.input import (
     APPEND,
     InputAudioBuffer,
     SpeechEdge,
     compact_append,
     decode_audio,
 )
-from tests.doubles.realtime_response import Pacing, ResponseStream
-from tests.doubles.realtime_script import FunctionOutput, Responder, Trigger
+from doubles.openai_realtime.response import Pacing, ResponseStream
+from doubles.openai_realtime.script import FunctionOutput, Responder, Trigger
 
 __all__ = ["RealtimeSessionProtocol"]
 
@@ -66,7 +66,7 @@ class RealtimeSessionProtocol:
 
     Args:
         model: The ``?model=`` the client connected with.
-        responder: Supplies transcripts and replies (see :mod:`tests.doubles.realtime_script`).
+        responder: Supplies transcripts and replies (see :mod:`doubles.openai_realtime.script`).
         pacing: Response delta size and speed; replaceable per session.
         clock: Timestamps for the client event log.
         expires_at: Unix time reported as ``session.expires_at``.

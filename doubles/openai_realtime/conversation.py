@@ -17,9 +17,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tests.doubles.realtime_audio import bytes_per_ms
-from tests.doubles.realtime_errors import RealtimeError, missing_parameter
-from tests.doubles.realtime_script import FunctionCall, FunctionOutput, Trigger
+from doubles.openai_realtime.audio import bytes_per_ms
+from doubles.openai_realtime.errors import RealtimeError, missing_parameter
+from doubles.openai_realtime.script import FunctionCall, FunctionOutput, Trigger
 
 __all__ = [
     "Conversation",

@@ -2,7 +2,7 @@
 
 Appended audio is decoded from the session's input format (PCM16 24 kHz, or G.711 at 8 kHz),
 counted in milliseconds since the session began, and judged by an
-:class:`~tests.doubles.realtime_vad.EnergyVad` configured from ``turn_detection``.
+:class:`~doubles.openai_realtime.vad.EnergyVad` configured from ``turn_detection``.
 ``semantic_vad`` is treated as ``server_vad`` with threshold 0.5, prefix 300 ms and
 silence 500 ms. Positions are audio milliseconds, never wall-clock time.
 """
@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tests.doubles.realtime_audio import decode_g711
-from tests.doubles.realtime_conversation import new_id
-from tests.doubles.realtime_errors import RealtimeError
-from tests.doubles.realtime_vad import EnergyVad
+from doubles.openai_realtime.audio import decode_g711
+from doubles.openai_realtime.conversation import new_id
+from doubles.openai_realtime.errors import RealtimeError
+from doubles.openai_realtime.vad import EnergyVad
 
 __all__ = ["APPEND", "InputAudioBuffer", "SpeechEdge", "compact_append", "decode_audio"]
 

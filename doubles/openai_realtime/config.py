@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tests.doubles.realtime_errors import (
+from doubles.openai_realtime.errors import (
     RealtimeError,
     expect_integer,
     expect_list,

@@ -26,10 +26,11 @@ from urllib.parse import quote
 
 from aws_lambda_powertools import Logger
 
-from mapokezi import cdr_jobs, store, tokens
+from mapokezi import store, tokens
 from mapokezi.profiles import E164, Profile
-from mapokezi.sautikit_xml import Dial, Hangup, Say, Stream, Verb, empty_response, render
-from mapokezi.webhook import (
+from serverless import cdr_jobs
+from serverless.sautikit_xml import Dial, Hangup, Say, Stream, Verb, empty_response, render
+from serverless.webhook import (
     STREAM_ERROR,
     STREAM_ERROR_FIELDS,
     VoiceRequest,

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from mapokezi import store
-from mapokezi.cdr_jobs import CdrJob
 from mapokezi.config import ConfigError
 from mapokezi.sautikit_api import SautikitApiError
+from serverless.cdr_jobs import CdrJob
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "no_answer", "busy", "canceled"})
 MAX_SQS_DELAY_SECONDS = 900

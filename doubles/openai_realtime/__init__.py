@@ -31,7 +31,7 @@ The upgrade is checked like the service does: path ``/v1/realtime`` with ``?mode
 ``Authorization: Bearer`` key (HTTP 401 otherwise, with the API's JSON error body). Sending the
 retired ``OpenAI-Beta`` header gets ``error`` ``beta_api_shape_disabled`` and close 4000.
 Each connection is a :class:`RealtimeSession` around a sans-I/O
-:class:`~tests.doubles.realtime_protocol.RealtimeSessionProtocol` (whose docstring lists what
+:class:`~doubles.openai_realtime.protocol.RealtimeSessionProtocol` (whose docstring lists what
 the double simplifies); pacing runs on event-loop timers, so hundreds of sessions cost little.
 """
 
@@ -49,9 +49,9 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from tests.doubles.realtime_protocol import RealtimeSessionProtocol
-from tests.doubles.realtime_response import Pacing
-from tests.doubles.realtime_script import (
+from doubles.openai_realtime.protocol import RealtimeSessionProtocol
+from doubles.openai_realtime.response import Pacing
+from doubles.openai_realtime.script import (
     FunctionCall,
     FunctionOutput,
     Reply,
@@ -63,7 +63,7 @@ from tests.doubles.realtime_script import (
     Turn,
     as_responder,
 )
-from tests.doubles.realtime_session import Changes, RealtimeSession
+from doubles.openai_realtime.session import Changes, RealtimeSession
 
 __all__ = [
     "FunctionCall",

@@ -1,0 +1,1 @@
+"""The operator's command line, ``mapokezi``: calls, profiles and numbers."""
