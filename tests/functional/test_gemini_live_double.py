@@ -191,3 +191,33 @@ async def test_go_away_without_a_handle_is_one_fatal_error(double: GeminiLiveDou
     assert isinstance(events[-1], m.ModelClosed)
     assert len(double.connections) == 1  # no resumption was attempted
     await session.aclose()
+
+
+async def test_gemini_3_models_are_prompted_through_realtime_text(
+    double: GeminiLiveDouble,
+) -> None:
+    p = profile()
+    session = GeminiLiveSession(
+        url=double.url,
+        model="gemini-3.1-flash-live-preview",
+        api_key=KEY,
+        profile=p,
+        instructions=session_instructions(p),
+        voice="Kore",
+    )
+    await session.connect()
+    events: list[m.ModelEvent] = []
+    async with asyncio.timeout(10):
+        async for event in session.events():
+            events.append(event)
+            if isinstance(event, m.SessionReady):
+                await session.create_response('Greet the caller now by saying exactly: "Hi."')
+            if isinstance(event, m.ResponseDone):
+                await session.aclose()
+    live = double.connections[0]
+    assert live.setup["model"] == "models/gemini-3.1-flash-live-preview"
+    assert live.client_messages[1] == {
+        "realtimeInput": {"text": 'Greet the caller now by saying exactly: "Hi."'}
+    }
+    assert live.turns[0].transcript == "Hi."
+    assert any(isinstance(e, m.AudioDelta) for e in events)
