@@ -246,6 +246,9 @@ class GeminiLiveProtocol:
         """``goAway.timeLeft`` of the current connection (None until one arrives)."""
         self.usage: dict[str, int] = {}
         """Token counts not yet reported on a `ResponseDone`."""
+        self.awaiting_tools: set[str] = set()
+        """Function calls the model waits for an answer to."""
+        self._handle_current = False
         self._turn: _Turn | None = None
         self._ids = itertools.count(1)
         self._tool_names: dict[str, str] = {}
@@ -257,6 +260,19 @@ class GeminiLiveProtocol:
     def turn_open(self) -> bool:
         """Whether a model turn has started and not completed."""
         return self._turn is not None
+
+    @property
+    def at_rest(self) -> bool:
+        """No turn or tool call in progress, and the latest handle covers everything said.
+
+        The service hands out a handle after each turn; resuming from an older one would
+        lose the last exchange.
+        """
+        return self._handle_current and self._turn is None and not self.awaiting_tools
+
+    def tool_answered(self, call_id: str) -> None:
+        """The client sent the answer to function call `call_id`."""
+        self.awaiting_tools.discard(call_id)
 
     def connection_opened(self) -> None:
         """A new connection (first or resumed) is about to send its setup."""
@@ -301,6 +317,8 @@ class GeminiLiveProtocol:
         cancellation = message.get("toolCallCancellation")
         if isinstance(cancellation, dict):
             log.info("model cancelled tool calls %s", cancellation.get("ids"))
+            ids = cancellation.get("ids")
+            self.awaiting_tools.difference_update(ids if isinstance(ids, list) else [])
         if isinstance(content, dict) and content.get("turnComplete"):
             events += self._close_turn()
         go_away = message.get("goAway")
@@ -327,6 +345,9 @@ class GeminiLiveProtocol:
         handle = update.get("newHandle")
         if update.get("resumable") and isinstance(handle, str) and handle:
             self.resumption_handle = handle
+            self._handle_current = True
+        else:
+            self._handle_current = False
 
     def _on_server_content(self, content: dict[str, Any]) -> list[ModelEvent]:
         events: list[ModelEvent] = []
@@ -376,6 +397,7 @@ class GeminiLiveProtocol:
             events += self._caller_turn_done()
             turn_id = f"gemini-turn-{next(self._ids)}"
             self._turn = _Turn(turn_id)
+            self._handle_current = False
             events.append(ResponseStarted(turn_id))
         return self._turn
 
@@ -404,6 +426,7 @@ class GeminiLiveProtocol:
                 continue
             call_id, name = str(call["id"]), str(call.get("name") or "")
             self._tool_names[call_id] = name
+            self.awaiting_tools.add(call_id)
             arguments = call.get("args")
             events.append(
                 FunctionCall(

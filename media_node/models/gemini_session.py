@@ -1,13 +1,15 @@
 """Gemini Live session over WebSockets: the I/O around `GeminiLiveProtocol`, with resumption.
 
 A Live connection lasts about ten minutes; the service announces the end with ``goAway``. The
-session then opens a second connection at once and sends the setup again with the latest
-resumption handle, while the first keeps delivering the reply in progress (so the caller hears
-no gap). Caller audio goes to the old connection (its VAD still hears barge-in) and is also
-kept; once the new connection answers ``setupComplete`` and the old one has finished its turn
-(or closed), the session switches: the kept audio goes to the new connection and the old one
-is closed. No handle yet, or a resumed setup refused (close 1007/1008), is a fatal
-`ModelError`: the call apologises and goes to the front desk.
+session lets the reply in progress finish on the old connection (so the caller hears no gap)
+and waits for the fresh resumption handle the service gives after it, then opens a second
+connection and sends the setup again with that handle; if the reply runs long, it starts at
+the latest `RESUME_MARGIN_SECONDS` before the end, with the latest handle. From then on caller
+audio is kept rather than sent to the old connection (which would answer it too); once the new
+connection answers ``setupComplete`` and the old one has no turn open (or has closed), the
+session switches: the kept audio goes to the new connection and the old one is closed. No
+handle, or a resumed setup refused (close 1007/1008), is a fatal `ModelError`: the call
+apologises and goes to the front desk.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from media_node.socket_send import send_now
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 5.0
+RESUME_MARGIN_SECONDS = 5.0
+"""After ``goAway``, resuming starts at the latest this long before the connection ends."""
 MAX_HELD_AUDIO_BYTES = 60 * 2 * wire.INPUT_RATE
 """Caller audio kept across a reconnection: 60 s at 16 kHz (older audio is dropped)."""
 SYSTEM_NOTE = "(A note from the phone system, not said by the caller: {text})"
@@ -88,6 +92,8 @@ class GeminiLiveSession(ModelSession):
         self._resume: asyncio.Task[tuple[ClientConnection, str | bytes]] | None = None
         self._retired: set[asyncio.Task[None]] = set()
         self._going_away = False  # this connection's goAway was acted on
+        self._resume_by: float | None = None  # loop time by which resuming must start
+        self._resume_timer: asyncio.Future[None] | None = None
         self.resumptions = 0
         """Connections switched to after a ``goAway`` (for logs and tests)."""
 
@@ -133,6 +139,11 @@ class GeminiLiveSession(ModelSession):
             ws = self._ws
             async for event in self._read(ws):
                 yield event
+            if self._resume is None and self._resume_by is not None and not self._closed:
+                self._resume_by = None  # the old connection ended before it came to rest
+                error = self._start_resumption()
+                if error is not None:
+                    yield error
             if self._resume is None or self._closed:
                 for event in self._protocol.end_connection():
                     yield event
@@ -152,42 +163,49 @@ class GeminiLiveSession(ModelSession):
             await self._flush_held_audio()
 
     async def _read(self, ws: ClientConnection) -> AsyncIterator[ModelEvent]:
-        """Events of `ws` until it ends, or until a resumed connection can take over."""
+        """Events of `ws` until it ends, or until a resumed connection can take over.
+
+        After ``goAway`` the resumption starts once the connection is at rest (the reply in
+        progress finished and a fresh handle came), or at the resumption deadline whatever
+        the state; the switch happens once the new connection is set up and no turn is open.
+        """
+        protocol = self._protocol
         while True:
+            if self._resumption_due():
+                self._resume_by = None
+                error = self._start_resumption()
+                if error is not None:
+                    yield error
             resume = self._resume
+            if resume is not None and resume.done():
+                failed = resume.cancelled() or resume.exception() is not None
+                if failed or not (protocol.turn_open or protocol.awaiting_tools):
+                    return
+            waiter = resume if resume is not None else self._resume_timer
             try:
-                if resume is None:
+                if waiter is None or waiter.done():
                     frame = await ws.recv()
                 else:
-                    failed = resume.done() and (resume.cancelled() or resume.exception())
-                    if failed or (resume.done() and not self._protocol.turn_open):
-                        return
-                    received = await self._recv_or_resumed(ws, resume)
+                    received = await _recv_or(ws, waiter)
                     if received is None:
                         continue
                     frame = received
             except ConnectionClosed:
                 return
-            for event in self._protocol.receive(frame):
+            for event in protocol.receive(frame):
                 yield event
-            if self._protocol.go_away_seconds is not None and not self._going_away:
+            if protocol.go_away_seconds is not None and not self._going_away:
                 self._going_away = True
-                error = self._start_resumption()
-                if error is not None:
-                    yield error
+                seconds = protocol.go_away_seconds
+                log.info("Gemini connection ends in %s s: resuming on a new connection", seconds)
+                delay = max(0.0, seconds - RESUME_MARGIN_SECONDS)
+                self._resume_by = asyncio.get_running_loop().time() + delay
+                self._resume_timer = asyncio.ensure_future(asyncio.sleep(delay))
 
-    async def _recv_or_resumed(
-        self, ws: ClientConnection, resume: asyncio.Task[Any]
-    ) -> str | bytes | None:
-        """The next frame of `ws`, or None once `resume` is done (canceling recv is safe)."""
-        receiving = asyncio.ensure_future(ws.recv())
-        await asyncio.wait((receiving, resume), return_when=asyncio.FIRST_COMPLETED)
-        if receiving.done():
-            return receiving.result()
-        receiving.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await receiving
-        return None
+    def _resumption_due(self) -> bool:
+        if self._resume_by is None or self._resume is not None:
+            return False
+        return self._protocol.at_rest or asyncio.get_running_loop().time() >= self._resume_by
 
     def _start_resumption(self) -> ModelError | None:
         handle = self._protocol.resumption_handle
@@ -198,7 +216,6 @@ class GeminiLiveSession(ModelSession):
                 f"the connection ends in {seconds} s and no resumption handle was given",
                 fatal=True,
             )
-        log.info("Gemini connection ends in %s s: resuming on a new connection", seconds)
         self._held_audio = bytearray()
         self._resume = asyncio.create_task(self._open_resumed(handle))
         return None
@@ -232,6 +249,9 @@ class GeminiLiveSession(ModelSession):
         self._protocol.connection_opened()
         events += self._protocol.receive(first)
         self._ws, self._resume, self._going_away = new, None, False
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()
+            self._resume_timer = None
         self.resumptions += 1
         task = asyncio.create_task(_close_quietly(old))
         self._retired.add(task)
@@ -261,9 +281,11 @@ class GeminiLiveSession(ModelSession):
         if not pcm or not self._protocol.setup_complete:
             return
         if self._held_audio is not None:
+            # Not to the old connection: it would answer what the new one will answer too.
             self._held_audio += pcm
             if len(self._held_audio) > MAX_HELD_AUDIO_BYTES:
                 del self._held_audio[: len(self._held_audio) - MAX_HELD_AUDIO_BYTES]
+            return
         await self._send(wire.audio_input(pcm))
 
     async def create_response(self, instructions: str | None = None) -> None:
@@ -279,6 +301,7 @@ class GeminiLiveSession(ModelSession):
                 if instructions and index == len(outputs) - 1:
                     result["instructions"] = instructions
                 name = self._protocol.tool_name(call_id) or ""
+                self._protocol.tool_answered(call_id)
                 await self._send(wire.tool_response(call_id, name, result))
             return
         text = instructions or CONTINUE
@@ -304,6 +327,8 @@ class GeminiLiveSession(ModelSession):
         if self._closed:
             return
         self._closed = True
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()
         if self._resume is not None:
             self._resume.cancel()
             with contextlib.suppress(BaseException):
@@ -313,6 +338,18 @@ class GeminiLiveSession(ModelSession):
             await _close_quietly(self._ws)
         if self._retired:
             await asyncio.gather(*self._retired, return_exceptions=True)
+
+
+async def _recv_or(ws: ClientConnection, waiter: asyncio.Future[Any]) -> str | bytes | None:
+    """The next frame of `ws`, or None once `waiter` is done (canceling recv is safe)."""
+    receiving = asyncio.ensure_future(ws.recv())
+    await asyncio.wait((receiving, waiter), return_when=asyncio.FIRST_COMPLETED)
+    if receiving.done():
+        return receiving.result()
+    receiving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await receiving
+    return None
 
 
 async def _close_quietly(ws: ClientConnection) -> None:

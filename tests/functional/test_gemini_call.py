@@ -260,9 +260,16 @@ async def test_go_away_mid_reply_resumes_with_no_gap(make_harness: Any) -> None:
     first = await h.double.wait_for_connection()
     await caller.wait(lambda: caller.received_ms > 600)
     assert not first.turns[0].status  # mid-reply
-    first.go_away(10)
-    second = await h.double.wait_for_connection(1, timeout=15)
-    assert second.resumed_handle is not None
+    first.go_away(20)
+    second = await h.double.wait_for_connection(1, timeout=20)
+    # Resumed after the reply, from the handle that covers it (not one from before it).
+    handles = [
+        m["sessionResumptionUpdate"]["newHandle"]
+        for m in first.sent("sessionResumptionUpdate")
+        if m["sessionResumptionUpdate"]["resumable"]
+    ]
+    assert first.turns[0].status == "completed"
+    assert second.resumed_handle == handles[-1] and len(handles) >= 2
     assert second.setup["sessionResumption"]["handle"] == second.resumed_handle
     await caller.quiet_after_audio(limit=20)
     greeting_bytes = len(caller.audio)

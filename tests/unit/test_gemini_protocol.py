@@ -337,3 +337,26 @@ def test_model_helpers() -> None:
         "input_tokens": 3
     }
     assert "receptionist" in session_instructions(profile())
+
+
+def test_at_rest_needs_a_handle_newer_than_the_last_turn_and_no_tool_call() -> None:
+    protocol = wire.GeminiLiveProtocol()
+    assert not protocol.at_rest  # no handle yet
+    protocol.receive(frame({"sessionResumptionUpdate": {"newHandle": "h-1", "resumable": True}}))
+    assert protocol.at_rest
+    protocol.receive(frame({"serverContent": {"modelTurn": {"parts": [audio(b"\x00\x01")]}}}))
+    assert not protocol.at_rest
+    protocol.receive(frame({"serverContent": {"turnComplete": True}}))
+    assert not protocol.at_rest  # h-1 predates the turn
+    protocol.receive(frame({"sessionResumptionUpdate": {"newHandle": "h-2", "resumable": True}}))
+    assert protocol.at_rest and protocol.resumption_handle == "h-2"
+    call = {"id": "fc-1", "name": "end_call", "args": {}}
+    protocol.receive(frame({"toolCall": {"functionCalls": [call]}}))
+    protocol.receive(frame({"sessionResumptionUpdate": {"newHandle": "h-3", "resumable": True}}))
+    assert not protocol.at_rest and protocol.awaiting_tools == {"fc-1"}
+    protocol.tool_answered("fc-1")
+    assert protocol.at_rest
+    protocol.receive(frame({"toolCall": {"functionCalls": [{**call, "id": "fc-2"}]}}))
+    protocol.receive(frame({"toolCallCancellation": {"ids": ["fc-2"]}}))
+    protocol.receive(frame({"sessionResumptionUpdate": {"newHandle": "h-4", "resumable": True}}))
+    assert protocol.at_rest
