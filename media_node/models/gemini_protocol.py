@@ -8,7 +8,9 @@ Gemini has no response or item ids, so the protocol numbers model turns itself: 
 with its first content (audio, transcript or tool call) and gets ``gemini-turn-N`` as both
 response and item id. A tool call ends the turn's response (the model waits for the tool's
 answer, and what it says after that is a new response), ``interrupted`` reports barge-in as
-`SpeechStarted`, and ``turnComplete`` ends the response (``cancelled`` after an interruption).
+`SpeechStarted` (and the next turn's start as that caller's `SpeechStopped`: Gemini reports
+the caller's speech only when it interrupts), and ``turnComplete`` ends the response
+(``cancelled`` after an interruption).
 One server message may carry several fields (Gemini 3.x does that): all are handled, in the
 order the conversation makes them happen.
 """
@@ -36,6 +38,7 @@ from media_node.models.base import (
     ResponseStarted,
     SessionReady,
     SpeechStarted,
+    SpeechStopped,
     TranscriptDelta,
     TranscriptDone,
 )
@@ -255,6 +258,7 @@ class GeminiLiveProtocol:
         self._caller_text: list[str] = []
         self._caller_turns = itertools.count(1)
         self._caller_item: str | None = None
+        self._caller_interrupting = False
 
     @property
     def turn_open(self) -> bool:
@@ -394,6 +398,10 @@ class GeminiLiveProtocol:
 
     def _open_turn(self, events: list[ModelEvent]) -> _Turn:
         if self._turn is None:
+            if self._caller_interrupting:
+                # The caller who interrupted has finished: the model answers them now.
+                self._caller_interrupting = False
+                events.append(SpeechStopped(self._caller_item))
             events += self._caller_turn_done()
             turn_id = f"gemini-turn-{next(self._ids)}"
             self._turn = _Turn(turn_id)
@@ -404,6 +412,7 @@ class GeminiLiveProtocol:
     def _on_interrupted(self) -> list[ModelEvent]:
         if self._caller_item is None:
             self._caller_item = f"gemini-caller-{next(self._caller_turns)}"
+        self._caller_interrupting = True
         events: list[ModelEvent] = [SpeechStarted(self._caller_item)]
         if self._turn is not None and not self._turn.interrupted:
             self._turn.interrupted = True

@@ -22,7 +22,7 @@ from doubles.openai_realtime import FunctionCall, Pacing, Reply, Script, Turn
 from local.emulator.wav import load_mono
 from mapokezi import store
 from mapokezi.config import Settings
-from mapokezi.profiles import ModelChoice, Profile
+from mapokezi.profiles import Limits, ModelChoice, Profile
 from media_node.call import CallSession
 from media_node.context import NodeContext, gemini_factory, provider_factory
 from media_node.models.base import ModelFactory
@@ -198,6 +198,34 @@ async def test_barge_in_flushes_on_interrupted_without_truncate(make_harness: An
     greeting = next(t for t in record["transcript"] if t["role"] == "agent")
     assert greeting["interrupted"] and greeting["heard_ms"] < greeting["generated_ms"]
     assert ("agent", "Sorry, go on.") in [(t["role"], t["text"]) for t in record["transcript"]]
+
+
+async def test_after_a_barge_in_a_silent_caller_is_prompted_then_said_goodbye_to(
+    make_harness: Any,
+) -> None:
+    # Gemini reports the caller's speech only as an interruption; the caller's turn must still
+    # end (SpeechStopped) when the model answers, or the call would wait on them forever.
+    h = await make_harness(
+        Script(greeting=Reply(LONG_REPLY), turns=[Turn("Wait, stop.", Reply("Sorry, go on."))]),
+        pacing=Pacing(chunk_ms=120, speed=1.5),
+    )
+    limits = Limits(max_call_seconds=600, idle_prompt_seconds=2, idle_end_seconds=2)
+    h.profile = gemini_profile(greeting=LONG_REPLY, limits=limits)
+    caller = await h.call()
+    live = await h.double.wait_for_connection()
+    await caller.wait(lambda: caller.received_ms > 1500)
+    await caller.say("wait_stop", speed=1.0, tail_ms=700)
+    async with asyncio.timeout(30):
+        await caller.closed.wait()
+    assert await h.outcome() == "idle"
+    assert live.turns[0].status == "interrupted"
+    texts = [
+        " ".join(p["text"] for t in m["clientContent"]["turns"] for p in t["parts"])
+        for m in live.client_messages
+        if "clientContent" in m
+    ]
+    assert any("still there" in t for t in texts) and any("goodbye" in t for t in texts)
+    assert h.record()["handoff"]["reason"] == "idle"
 
 
 # --- tools --------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from media_node.models.base import (
     ResponseStarted,
     SessionReady,
     SpeechStarted,
+    SpeechStopped,
     TranscriptDelta,
     TranscriptDone,
 )
@@ -257,10 +258,18 @@ def test_interrupted_is_barge_in_and_cancels_the_turn() -> None:
     events = protocol.receive(
         frame({"serverContent": {"modelTurn": {"parts": [audio(b"\x00\x01")]}}})
     )
-    assert events[:2] == [
+    # ...and the model answering is the end of that caller's speech.
+    assert events[:3] == [
+        SpeechStopped("gemini-caller-1"),
         CallerTranscript("gemini-caller-1", "Wait."),
         ResponseStarted("gemini-turn-2"),
     ]
+    # A turn that follows no interruption reports no caller speech.
+    protocol.receive(frame({"serverContent": {"turnComplete": True}}))
+    events = protocol.receive(
+        frame({"serverContent": {"modelTurn": {"parts": [audio(b"\x00\x01")]}}})
+    )
+    assert events[0] == ResponseStarted("gemini-turn-3")
 
 
 def test_tool_call_ends_the_response_and_remembers_the_name() -> None:
