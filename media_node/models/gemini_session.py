@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from mapokezi.profiles import Profile
 from media_node.models import gemini_protocol as wire
+from media_node.models import gemini_setup
 from media_node.models.base import (
     ModelClosed,
     ModelError,
@@ -99,7 +100,7 @@ class GeminiLiveSession(ModelSession):
 
     def setup(self, handle: str | None = None) -> dict[str, Any]:
         """The ``setup`` message of this session (``handle`` to resume)."""
-        return wire.setup_message(
+        return gemini_setup.setup_message(
             self._profile,
             self._instructions,
             self._tools,
@@ -305,7 +306,7 @@ class GeminiLiveSession(ModelSession):
                 await self._send(wire.tool_response(call_id, name, result))
             return
         text = instructions or CONTINUE
-        if wire.is_gemini_3(self._model):
+        if gemini_setup.is_gemini_3(self._model):
             await self._send(wire.realtime_text(text))
         else:
             await self._send(wire.user_turn(text))

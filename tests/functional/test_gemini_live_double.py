@@ -23,6 +23,7 @@ from doubles.openai_realtime import Pacing, Reply, Script
 from mapokezi.profiles import load_profile_file, parse_profile
 from media_node.models import base as m
 from media_node.models import gemini_protocol as wire
+from media_node.models import gemini_setup
 from media_node.models.gemini_session import GeminiLiveSession
 from media_node.prompts import session_instructions, tool_specs
 
@@ -41,7 +42,7 @@ def profile() -> Any:
 
 def setup(**changes: Any) -> dict[str, Any]:
     p = profile()
-    message = wire.setup_message(
+    message = gemini_setup.setup_message(
         p, session_instructions(p), tool_specs(p), model=MODEL, voice="Kore"
     )
     message["setup"].update(changes)

@@ -13,6 +13,7 @@ import pytest
 from doubles.gemini_live import wire as double_wire
 from mapokezi.profiles import TurnDetection, load_profile_file, parse_profile
 from media_node.models import gemini_protocol as wire
+from media_node.models import gemini_setup
 from media_node.models.base import (
     AudioDelta,
     AudioDone,
@@ -49,7 +50,7 @@ def frame(message: dict[str, Any]) -> bytes:
 
 def test_setup_message_shape() -> None:
     p = profile()
-    setup = wire.setup_message(
+    setup = gemini_setup.setup_message(
         p,
         "Be kind.",
         tool_specs(p),
@@ -89,7 +90,7 @@ def test_setup_message_shape() -> None:
 
 def test_setup_with_handle_resumes() -> None:
     p = profile()
-    setup = wire.setup_message(
+    setup = gemini_setup.setup_message(
         p, "x", [], model="models/gemini-3.1-flash-live-preview", voice="Kore", handle="h-1"
     )
     assert setup["setup"]["sessionResumption"] == {"handle": "h-1"}
@@ -115,7 +116,7 @@ def test_setup_with_handle_resumes() -> None:
 def test_activity_detection_from_turn_detection(
     detection: TurnDetection, expected: dict[str, Any]
 ) -> None:
-    settings = wire.activity_detection(detection)
+    settings = gemini_setup.activity_detection(detection)
     assert settings["disabled"] is False
     for key, value in expected.items():
         assert settings[key] == value
@@ -339,9 +340,9 @@ def test_malformed_and_unknown_messages() -> None:
 
 
 def test_model_helpers() -> None:
-    assert wire.is_gemini_3("gemini-3.1-flash-live-preview")
-    assert wire.is_gemini_3("models/gemini-3.1-flash-live-preview")
-    assert not wire.is_gemini_3("gemini-2.5-flash-native-audio-preview-12-2025")
+    assert gemini_setup.is_gemini_3("gemini-3.1-flash-live-preview")
+    assert gemini_setup.is_gemini_3("models/gemini-3.1-flash-live-preview")
+    assert not gemini_setup.is_gemini_3("gemini-2.5-flash-native-audio-preview-12-2025")
     assert wire.usage_record({"totalTokenCount": True, "promptTokenCount": 3}) == {
         "input_tokens": 3
     }
