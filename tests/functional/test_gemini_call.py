@@ -341,6 +341,30 @@ async def test_resumption_refused_apologises_and_transfers(make_harness: Any) ->
     assert record["handoff"]["target"] == h.profile.front_desk
 
 
+@pytest.mark.parametrize("fault", ["drop", "close_1011"])
+async def test_connection_lost_mid_call_apologises_and_transfers(
+    make_harness: Any, fault: str
+) -> None:
+    h = await make_harness()
+    caller = await h.call()
+    await caller.quiet_after_audio()
+    live = await h.double.wait_for_connection()
+    since = len(caller.audio)
+    if fault == "drop":
+        live.drop()
+    else:
+        live.close(1011, "Internal error encountered.")
+    async with asyncio.timeout(20):
+        await caller.closed.wait()
+    assert caller.close_code == 1000
+    assert apology_heard(caller, since)
+    assert await h.outcome() == "failed"
+    record = h.record()
+    assert record["handoff"]["reason"] == "model_unavailable"
+    assert record["handoff"]["target"] == h.profile.front_desk
+    assert len(h.double.connections) == 1  # no goAway: nothing to resume
+
+
 async def test_provider_without_a_key_gets_the_apology(
     make_harness: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
