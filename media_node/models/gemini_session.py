@@ -242,6 +242,9 @@ class GeminiLiveSession(ModelSession):
         except TimeoutError:
             ws.transport.abort()
             raise ResumptionRefusedError("resumed setup not answered in time") from None
+        except asyncio.CancelledError:
+            ws.transport.abort()  # the session closed while resuming
+            raise
 
     def _switch_to(
         self, old: ClientConnection, new: ClientConnection, first: str | bytes
@@ -330,11 +333,13 @@ class GeminiLiveSession(ModelSession):
         self._closed = True
         if self._resume_timer is not None:
             self._resume_timer.cancel()
-        if self._resume is not None:
-            self._resume.cancel()
-            with contextlib.suppress(BaseException):
-                new_ws, _ = await self._resume
-                await _close_quietly(new_ws)
+        resume = self._resume
+        if resume is not None:
+            if resume.done() and not resume.cancelled() and resume.exception() is None:
+                await _close_quietly(resume.result()[0])
+            elif not resume.done():
+                resume.cancel()
+                await asyncio.gather(resume, return_exceptions=True)
         if self._ws is not None:
             await _close_quietly(self._ws)
         if self._retired:
