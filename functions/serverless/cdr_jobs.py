@@ -22,6 +22,8 @@ from mapokezi.config import ConfigError
 
 logger = Logger(child=True)
 
+#: A handoff the call ended with, still pending: no person was ever rung.
+HANDOFF_STRANDED = "stranded"
 #: SQS caps DelaySeconds at 15 minutes.
 MAX_DELAY_SECONDS = 900
 
@@ -120,13 +122,21 @@ def finish_call(
     """Mark the call ended and, for the first end only, queue its CDR fetch.
 
     The record's ``cdr.fetch_state`` says ``queued``, or ``error`` with the reason when the
-    queue could not be reached (the hangup itself is still recorded).
+    queue could not be reached (the hangup itself is still recorded). A handoff still pending
+    when the call ends was never dialled: it is marked ``stranded``.
 
     Returns:
         True when this call ended the call (repeats of the hangup return False).
     """
     if not store.mark_ended(table, call_id, reason=reason, duration_seconds=duration_seconds):
         return False
+    store.set_handoff_state(
+        table,
+        call_id,
+        expected=store.HANDOFF_PENDING,
+        state=HANDOFF_STRANDED,
+        detail=f"the call ended ({reason}) before the handoff was dialled",
+    )
     store.record_cdr(
         table, call_id, {"fetch_state": "queued", "attempts": 0, "queued_at": store.now_iso()}
     )
