@@ -14,6 +14,7 @@ from aws_lambda_powertools import Logger
 
 from mapokezi import store
 from serverless import cdr_jobs
+from serverless.voice_edges import MISSING_FIRST_ANSWER
 from serverless.webhook import (
     STREAM_ERROR,
     STREAM_STARTED,
@@ -21,6 +22,7 @@ from serverless.webhook import (
     PlatformEvent,
     StreamStatus,
     first,
+    phone_number,
 )
 
 logger = Logger(child=True)
@@ -94,8 +96,9 @@ def handle_platform_event(
     """Record an ``events_url`` delivery once (deduplicated on ``event_id``).
 
     ``call.completed`` and ``call.failed`` end the call and queue its CDR fetch, unless a
-    ``Completed`` voice POST already did. Events without a call id (workspace events) are
-    logged, as there is no call to file them under.
+    ``Completed`` voice POST already did; a call with no record yet gets one (ended, marked
+    incomplete). Events without a call id (workspace events) are logged, as there is no call
+    to file them under.
     """
     if not event.call_id:
         logger.info(
@@ -115,15 +118,27 @@ def handle_platform_event(
         },
         retention_days=retention_days,
     )
+    if event.kind not in CALL_ENDING_KINDS:
+        known = store.get_call(table, event.call_id) is not None
+        return CallbackResult(known, first_delivery, duplicate=not first_delivery)
+    # Ending a call is idempotent, so a retried delivery (after a failure half-way through the
+    # first one) still ends it; only the first end queues the CDR fetch.
     call = store.get_call(table, event.call_id)
     if call is None:
+        # The platform's hangup came before (or instead of) any voice POST we recorded: keep
+        # the call, ended and marked incomplete, rather than losing it.
         logger.warning(
-            "event for an unknown call", extra={"call_id": event.call_id, "kind": event.kind}
+            "call ended before any voice POST was recorded",
+            extra={"call_id": event.call_id, "kind": event.kind},
         )
-    if not first_delivery or call is None or event.kind not in CALL_ENDING_KINDS:
-        return CallbackResult(
-            known_call=call is not None, first_delivery=first_delivery, duplicate=not first_delivery
+        store.create_call(
+            table,
+            call_id=event.call_id,
+            caller=phone_number(event.data, ("from", "caller")) or "unknown",
+            to=phone_number(event.data, ("to",)) or "unknown",
+            retention_days=retention_days,
         )
+        store.mark_incomplete(table, event.call_id, [MISSING_FIRST_ANSWER])
     reason = event.kind
     failure = first(event.data, ("failure_reason", "hangup_cause"))
     if event.kind == "call.failed" and failure:
@@ -137,4 +152,6 @@ def handle_platform_event(
         delay_seconds=cdr_delay_seconds,
         enqueue=enqueue_cdr,
     )
-    return CallbackResult(True, True, applied="ended" if ended else None)
+    return CallbackResult(
+        True, first_delivery, applied="ended" if ended else None, duplicate=not first_delivery
+    )
