@@ -2,7 +2,9 @@
 
 The platform computes cost at hangup and its record may not be final for a while, so the
 fetcher (``functions/cdr``) runs after a delay and may re-queue itself with ``attempt + 1``.
-Message body (JSON): ``{"call_id": str, "attempt": int, "queued_at": iso}``.
+Message body (JSON): ``{"call_id": str, "attempt": int, "queued_at": iso,
+"first_queued_at": iso}``; ``first_queued_at`` is carried through re-queues and bounds the
+total time a fetch is retried.
 """
 
 from __future__ import annotations
@@ -35,14 +37,25 @@ class CdrJob:
     call_id: str
     attempt: int
     queued_at: str
+    first_queued_at: str = ""
 
 
-def message_body(call_id: str, *, attempt: int = 0, queued_at: str | None = None) -> str:
+def message_body(
+    call_id: str,
+    *,
+    attempt: int = 0,
+    queued_at: str | None = None,
+    first_queued_at: str | None = None,
+) -> str:
     """The JSON body of a CDR fetch message."""
-    return json.dumps(
-        {"call_id": call_id, "attempt": attempt, "queued_at": queued_at or store.now_iso()},
-        separators=(",", ":"),
-    )
+    queued = queued_at or store.now_iso()
+    body = {
+        "call_id": call_id,
+        "attempt": attempt,
+        "queued_at": queued,
+        "first_queued_at": first_queued_at or queued,
+    }
+    return json.dumps(body, separators=(",", ":"))
 
 
 def parse_message(body: str) -> CdrJob:
@@ -59,7 +72,8 @@ def parse_message(body: str) -> CdrJob:
         raise ValueError("CDR job has no call_id")
     if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
         raise ValueError("CDR job attempt must be a whole number >= 0")
-    return CdrJob(call_id, attempt, str(data.get("queued_at") or ""))
+    queued_at = str(data.get("queued_at") or "")
+    return CdrJob(call_id, attempt, queued_at, str(data.get("first_queued_at") or queued_at))
 
 
 @cache
@@ -77,6 +91,7 @@ def enqueue_cdr_fetch(
     *,
     delay_seconds: int,
     attempt: int = 0,
+    first_queued_at: str | None = None,
     sqs_client: Any = None,
     queue_url: str | None = None,
 ) -> str:
@@ -86,6 +101,7 @@ def enqueue_cdr_fetch(
         call_id: the call to fetch.
         delay_seconds: SQS message delay.
         attempt: 0 for the first fetch; the fetcher re-queues with attempt + 1.
+        first_queued_at: when the first job of this chain was queued (default: now).
         sqs_client: boto3 SQS client (default: a shared one).
         queue_url: queue to use (default: ``CDR_QUEUE_URL``).
 
@@ -101,7 +117,7 @@ def enqueue_cdr_fetch(
     client = sqs_client or _sqs()
     response = client.send_message(
         QueueUrl=url,
-        MessageBody=message_body(call_id, attempt=attempt),
+        MessageBody=message_body(call_id, attempt=attempt, first_queued_at=first_queued_at),
         DelaySeconds=max(0, min(MAX_DELAY_SECONDS, int(delay_seconds))),
     )
     return str(response["MessageId"])
