@@ -30,6 +30,8 @@ STATUS_ACTIVE = "active"
 STATUS_ENDED = "ended"
 HANDOFF_PENDING = "pending"
 HANDOFF_DIALLED = "dialled"
+#: What an ``incomplete`` record lacks when no first voice POST of the call was recorded.
+MISSING_FIRST_ANSWER = "first_answer"
 
 
 class CursorError(ValueError):

@@ -14,7 +14,6 @@ from aws_lambda_powertools import Logger
 
 from mapokezi import store
 from serverless import cdr_jobs
-from serverless.voice_edges import MISSING_FIRST_ANSWER
 from serverless.webhook import (
     STREAM_ERROR,
     STREAM_STARTED,
@@ -138,7 +137,7 @@ def handle_platform_event(
             to=phone_number(event.data, ("to",)) or "unknown",
             retention_days=retention_days,
         )
-        store.mark_incomplete(table, event.call_id, [MISSING_FIRST_ANSWER])
+        store.mark_incomplete(table, event.call_id, [store.MISSING_FIRST_ANSWER])
     reason = event.kind
     failure = first(event.data, ("failure_reason", "hangup_cause"))
     if event.kind == "call.failed" and failure:

@@ -52,8 +52,6 @@ EVENT_SOURCE = "voice"
 SETUP_KEY = "setup"
 #: Event key claimed once per call by the answer given after the stream ends.
 _AFTER_STREAM_KEY = "answer#after-stream"
-#: What an incomplete record says it lacks when its first POST was never recorded.
-MISSING_FIRST_ANSWER = "first_answer"
 
 _FAILED_DIAL = re.compile(r"noanswer|busy|fail")
 
@@ -112,7 +110,7 @@ def unknown_call(
         retention_days=settings.retention_days,
         attributes={"session_id": request.session_id} if request.session_id else {},
     )
-    store.mark_incomplete(table, request.call_id, [MISSING_FIRST_ANSWER])
+    store.mark_incomplete(table, request.call_id, [store.MISSING_FIRST_ANSWER])
     record_post(table, request, state, settings.retention_days)
     if state.lower() == "completed":
         cdr_jobs.finish_call(
