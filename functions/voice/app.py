@@ -58,12 +58,22 @@ def settings_for(event: Any) -> voice_flow.VoiceSettings:
     return voice_flow.VoiceSettings(
         media_stream_url=settings.media_stream_url,
         public_base_url=lambda_http.public_base_url(os.environ.get("PUBLIC_BASE_URL", ""), event),
-        stream_token_secret=config.get_secret("STREAM_TOKEN_SECRET"),
+        stream_token_secret=_stream_token_secret(),
         heartbeat_max_age_seconds=settings.heartbeat_max_age_seconds,
         cdr_delay_seconds=settings.cdr_delay_seconds,
         retention_days=settings.retention_days,
         fallback_front_desk=settings.fallback_front_desk,
     )
+
+
+def _stream_token_secret() -> str | None:
+    """The token secret, or None when Secrets Manager cannot give it: the call then gets the
+    profile's fallback (and is recorded as such) instead of failing as a whole."""
+    try:
+        return config.get_secret("STREAM_TOKEN_SECRET")
+    except config.ConfigError:
+        logger.exception("cannot read STREAM_TOKEN_SECRET; answering the fallback")
+        return None
 
 
 def _count(answer: voice_flow.VoiceAnswer) -> None:
