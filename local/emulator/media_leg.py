@@ -35,6 +35,7 @@ from local.emulator.script import CallerTrack
 from local.emulator.timeline import (
     HeardLog,
     KillEvent,
+    barge_in_kill,
     barge_in_stats,
     merge_runs,
     reply_latencies,
@@ -85,6 +86,8 @@ class MediaLegResult:
     kills: list[KillEvent] = field(default_factory=list)
     played_bytes: int = 0
     stale_audio_bytes: int = 0
+    #: Kills with the caller silent: the node cut its reply to play another line.
+    line_changes: int = 0
     peak_buffered_ms: float = 0.0
     unheard_at_close_bytes: int = 0
     heard_wav: str | None = None
@@ -394,6 +397,9 @@ class MediaLeg:
         result.barge_ins = barge_in_stats(utterances, segments, result.kills)
         result.stale_audio_bytes = stale_audio_after_kills(
             result.kills, self._arrivals, utterances, self.stale_window_ms
+        )
+        result.line_changes = sum(
+            not barge_in_kill(k, utterances, self.stale_window_ms) for k in result.kills
         )
         result.notes = list(self.caller.notes)
         result.heard_pcm = b"".join(self._heard_frames)
