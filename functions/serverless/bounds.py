@@ -37,6 +37,7 @@ TRUNCATED = "_truncated"
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKETS = re.compile(r"[\[\]{}]")
 _LARGEST_NUMBER = 10**38
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -54,12 +55,7 @@ def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
 
 def clean_text(value: str, limit: int) -> str:
     """``value`` as valid UTF-8 text of at most ``limit`` characters (lone surrogates → U+FFFD)."""
-    text = value[:limit]
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-    return text
+    return _SURROGATES.sub("\ufffd", value[:limit])
 
 
 def _storable_number(value: int | float) -> int | float | str:
