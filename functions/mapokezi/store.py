@@ -219,7 +219,8 @@ def claim_first_answer(
         if not _conditional_failed(exc):
             raise
         return get_call(table, call_id) or {}
-    return from_dynamo(result["Attributes"])
+    record: dict[str, Any] = from_dynamo(result["Attributes"])
+    return record
 
 
 def renew_stream_token(table: Any, call_id: str, nonce: str, expires_at: int) -> bool:
