@@ -64,3 +64,15 @@ def test_phone_numbers_are_cut_and_keep_only_number_characters() -> None:
     assert phone_number({"From": "+254 712-000\x1b[31m111"}, ("From",)) == "+254712-00031m111"
     assert len(phone_number({"To": "+" + "1" * 500}, ("To",)) or "") == MAX_NUMBER_LENGTH
     assert phone_number({"From": "\u202e\u202e"}, ("From",)) is None
+
+
+def test_long_dedupe_keys_stay_within_the_sort_key_limit_and_stay_distinct() -> None:
+    from mapokezi import keys
+
+    short = keys.event_key("call", "voice", "StreamStopped")
+    assert short[keys.SK] == "EVENT#voice#StreamStopped"
+    long_a = keys.event_key("call", "voice", "\U0001f600" * 256)
+    long_b = keys.event_key("call", "voice", "\U0001f600" * 255 + "x")
+    assert long_a != long_b
+    assert len(long_a[keys.SK].encode()) < 200
+    assert keys.event_key("call", "voice", "\ud800" * 300)[keys.SK].isprintable()
