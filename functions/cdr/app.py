@@ -69,12 +69,10 @@ def _fetcher(context: LambdaContext | None) -> Callable[[str], dict[str, Any]]:
 
 def _max_receives() -> int:
     """The queue's ``maxReceiveCount`` (``CDR_MAX_RECEIVE_COUNT``; template.yaml sets both)."""
-    raw = os.environ.get("CDR_MAX_RECEIVE_COUNT", "")
-    return int(raw) if raw.isdigit() and int(raw) > 0 else 5
-
-
-def _table() -> Any:
-    return config.dynamodb_table(os.environ.get("CALLS_TABLE", "mapokezi-calls"))
+    try:
+        return config.env_int(os.environ, "CDR_MAX_RECEIVE_COUNT", 5, low=1)
+    except config.ConfigError:
+        return 5  # a bad setting must not stop the failure from being recorded
 
 
 def _last_receive_failed(record: SQSRecord, job: cdr_jobs.CdrJob, exc: Exception) -> None:
@@ -86,7 +84,11 @@ def _last_receive_failed(record: SQSRecord, job: cdr_jobs.CdrJob, exc: Exception
     metrics.add_metric(name="CdrDeadLettered", unit=MetricUnit.Count, value=1)
     try:
         cdr_fetch.mark_failed(
-            _table(), job.call_id, reason, attempts=job.attempt + 1, at=store.now_iso()
+            config.calls_table(),
+            job.call_id,
+            reason,
+            attempts=job.attempt + 1,
+            at=store.now_iso(),
         )
     except Exception:
         logger.exception("could not mark the call's CDR fetch failed", call_id=job.call_id)
@@ -104,7 +106,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     try:
         outcome = cdr_fetch.run_fetch(
             job,
-            table=_table(),
+            table=config.calls_table(),
             get_call=_fetcher(lambda_context),
             enqueue=cdr_jobs.enqueue_cdr_fetch,
             policy=cdr_fetch.FetchPolicy.from_env(),
