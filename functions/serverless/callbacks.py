@@ -42,12 +42,15 @@ class CallbackResult:
 
 
 def handle_stream_status(
-    status: StreamStatus, *, table: Any, retention_days: int
+    status: StreamStatus, *, table: Any, retention_days: int, trusted: bool = True
 ) -> CallbackResult:
     """Record a stream status event once and move the call's stream state forward.
 
     A late or re-ordered ``stream-started`` never overwrites ``stopped`` or ``error``, and a
-    ``stream-stopped`` keeps an earlier error (its text is what the operator needs).
+    ``stream-stopped`` keeps an earlier error (its text is what the operator needs). An
+    untrusted callback (unsigned, accepted only because signatures on status callbacks are
+    switched off) is recorded but cannot mark the stream failed: that state turns a retried
+    first POST into a fallback, so only a signed callback or the voice webhook may set it.
     """
     call = store.get_call(table, status.call_id)
     if call is None:
@@ -60,7 +63,8 @@ def handle_stream_status(
         table,
         status.call_id,
         source=STREAM_STATUS_SOURCE,
-        dedupe_key=status.dedupe_key(),
+        # Apart from signed ones, so an unsigned copy can never pre-empt a signed delivery.
+        dedupe_key=status.dedupe_key() if trusted else f"unsigned#{status.dedupe_key()}",
         payload=dict(status.fields),
         retention_days=retention_days,
     )
@@ -68,7 +72,12 @@ def handle_stream_status(
         return CallbackResult(known_call=True, first_delivery=False, duplicate=True)
     current = (call.get("stream") or {}).get("state")
     applied: str | None = None
-    if status.event == STREAM_ERROR:
+    if status.event == STREAM_ERROR and not trusted:
+        logger.warning(
+            "unsigned stream error recorded without changing the stream state",
+            extra={"call_id": status.call_id, "error": status.error},
+        )
+    elif status.event == STREAM_ERROR:
         applied = STREAM_ERROR
         detail = status.error or status.raw_event or "stream error"
         store.set_stream_state(table, status.call_id, "error", error=detail, sid=status.stream_sid)

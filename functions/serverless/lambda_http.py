@@ -26,6 +26,8 @@ SIGNATURE_HEADER = "X-Sautikit-Signature"
 WEBHOOK_SECRET = "SAUTIKIT_WEBHOOK_SECRET"
 #: "false" accepts unsigned stream status callbacks (a platform that does not sign them).
 VERIFY_STREAM_STATUS = "VERIFY_STREAM_STATUS_SIGNATURES"
+#: What :func:`authenticate` returns for an unsigned callback it accepted.
+UNSIGNED = "unsigned"
 
 logger = Logger(child=True)
 
@@ -52,7 +54,8 @@ def authenticate(
             then accepted (and logged), a present but wrong one is still rejected.
 
     Returns:
-        The scheme that matched, or None when nothing was checked.
+        The scheme that matched, :data:`UNSIGNED` when a missing header was accepted although
+        a secret is configured, or None when no secret is configured.
 
     Raises:
         SignatureError: the signature is missing or wrong.
@@ -63,7 +66,7 @@ def authenticate(
     value = header(event.headers, SIGNATURE_HEADER)
     if value is None and not header_required:
         logger.info("unsigned callback accepted (the platform may not sign it)")
-        return None
+        return UNSIGNED
     return verify_signature(secret, value, body)
 
 

@@ -30,7 +30,7 @@ def stream_status() -> Response:
     body = lambda_http.request_bytes(event)
     # Whether the platform signs these is undocumented; unsigned ones are accepted only when
     # VERIFY_STREAM_STATUS_SIGNATURES=false says this platform does not sign them.
-    lambda_http.authenticate(
+    scheme = lambda_http.authenticate(
         event, body, header_required=lambda_http.stream_status_signatures_required()
     )
     status = parse_stream_status(parse_body(body, lambda_http.content_type(event)))
@@ -40,6 +40,7 @@ def stream_status() -> Response:
         status,
         table=config.dynamodb_table(settings.calls_table),
         retention_days=settings.retention_days,
+        trusted=scheme != lambda_http.UNSIGNED,
     )
     if result.applied == STREAM_ERROR:
         metrics.add_metric(name="StreamErrors", unit=MetricUnit.Count, value=1)

@@ -169,6 +169,14 @@ def test_unsigned_status_accepted_only_when_switched_off(
     assert stream_of(table)["state"] == "started"
     bad = sign_plain("whsec_wrong", raw)  # a signature that is sent is still checked
     assert post(raw=raw, headers={"X-Sautikit-Signature": bad})["statusCode"] == 401
+    # Unsigned, a stream error is kept for the operator but cannot mark the stream failed.
+    error = form_body({"CallSid": UUID, "StreamEvent": "stream-error", "error": "unsigned"})
+    assert post(raw=error)["statusCode"] == 200
+    assert stream_of(table)["state"] == "started"
+    assert len(status_events(table)) == 2
+    signed = sign_plain(SECRET, error + b"&x=1")
+    assert post(raw=error + b"&x=1", headers={"X-Sautikit-Signature": signed})["statusCode"] == 200
+    assert stream_of(table)["state"] == "error"
 
 
 def test_forged_stream_error_cannot_turn_a_retry_into_a_fallback(
