@@ -715,3 +715,25 @@ async def test_a_broken_answer_fails_the_call_without_streaming() -> None:
     assert result.media is None
     assert app.states() == [None, "Completed"]
     assert "FAILED" in format_summary(result)
+
+
+async def test_dropped_leg_closes_without_a_close_frame() -> None:
+    rate = 16000
+    recorder = Recorder()
+
+    async def handler(ws: ServerConnection) -> None:
+        await recorder.read(ws, frames=2)
+        await ws.send(tone(2000, rate))
+        await recorder.drain(ws)
+
+    async with asyncio.timeout(10), media_server(handler) as url:
+        result = await MediaLeg(url, rate=rate, drop_after_seconds=0.5).run()
+        for _ in range(100):
+            if recorder.close_code is not None:
+                break
+            await asyncio.sleep(0.01)
+
+    assert result.ended_by == "dropped" and result.error is None
+    assert recorder.close_code == 1006  # the server saw the connection go, no close frame
+    assert 20 <= len(recorder.frames) <= 30  # about half a second of caller frames
+    assert result.first_audio_heard_ms is not None
