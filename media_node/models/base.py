@@ -155,8 +155,8 @@ class ModelSession(ABC):
     output_rate: int
     """Sample rate of the PCM in `AudioDelta`."""
     supports_truncate: bool = True
-    """Whether `truncate` tells the model what the caller heard. Without it (Gemini Live) the call
-    still records the heard milliseconds in its transcript but sends no truncation."""
+    """Whether `cancel_response` and `truncate` do anything. Gemini Live has neither: its server
+    drops an interrupted reply itself, and both commands are no-ops there."""
 
     @abstractmethod
     async def connect(self) -> None:
