@@ -543,6 +543,35 @@ async def test_model_unreachable_gets_the_apology(make_harness: Any) -> None:
     assert await h.outcome() == "failed"
 
 
+class StalledWrites(OpenAIRealtimeSession):
+    """The Realtime session whose socket stops taking commands (a send that never completes,
+    as when the model's side stops reading and the write buffer stays full)."""
+
+    async def create_response(self, instructions: str | None = None) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_model_that_stops_taking_commands_does_not_hold_up_the_apology(
+    make_harness: Any,
+) -> None:
+    h = await make_harness()
+    h.timeouts = dataclasses.replace(TIMEOUTS, greeting=1.0)
+
+    def stalled(profile: Profile, instructions: str) -> m.ModelSession:
+        return StalledWrites(
+            url=h.double.url, model="gpt-realtime", api_key="sk-test", profile=profile,
+            instructions=instructions,
+        )  # fmt: skip
+
+    h.node = dataclasses.replace(h.node, model_factory=stalled)
+    caller = await h.call()
+    async with asyncio.timeout(20):
+        await caller.closed.wait()
+    assert apology_heard(caller, 0)  # the greeting's request is stuck; the apology is not
+    assert await h.outcome() == "failed"
+    assert h.record()["handoff"]["reason"] == "model_unavailable"
+
+
 # --- limits and drain -------------------------------------------------------------------------
 
 
