@@ -199,6 +199,8 @@ Decision = (
 
 def error_outcome(status: int | None, code: str) -> tuple[str, str] | None:
     """The (state, reason) a failed POST ends in, or None when it is worth retrying."""
+    if code.startswith("config."):
+        return FAILED, code  # e.g. no API key configured: retrying cannot help
     if status is None or status >= 500 or code == "response.malformed":
         return None
     if code == "calls.supervision_in_progress":

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mapokezi import config
 from mapokezi import handoff as h
-from mapokezi.sautikit_api import SautikitClient
+from mapokezi.sautikit_api import SautikitApiError, SautikitClient
 from serverless import rescue
 
 logger = Logger()
@@ -46,6 +46,19 @@ def _metrics_of(outcome: rescue.RescueOutcome) -> None:
             metrics.add_metric(name="HandoffsFailed", unit=MetricUnit.Count, value=1)
 
 
+class _Unconfigured:
+    """Stands in for the client when no API key is configured: every request fails as such."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*_args: Any, **_kwargs: Any) -> Any:
+            raise SautikitApiError(None, "config.invalid", self.reason)
+
+        return fail
+
+
 @tracer.capture_method
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
     """Run one rescue step; raise to have SQS redeliver the message."""
@@ -54,10 +67,16 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     except ValueError as exc:
         logger.error("malformed rescue job; leaving it for the dead-letter queue", reason=str(exc))
         raise
-    client = SautikitClient.from_env()
-    if lambda_context is not None:  # leave time to record what happened
-        left = lambda_context.get_remaining_time_in_millis() / 1000 - 3
-        client.timeout = max(1.0, min(client.timeout, left))
+    try:
+        client: Any = SautikitClient.from_env()
+    except config.ConfigError as exc:
+        # Without a key nobody can be rung: the step records it (and notifies) instead.
+        logger.error("SAUTIKIT_API_KEY is not configured; rescues cannot ring anyone")
+        client = _Unconfigured(str(exc))
+    else:
+        if lambda_context is not None:  # leave time to record what happened
+            left = lambda_context.get_remaining_time_in_millis() / 1000 - 3
+            client.timeout = max(1.0, min(client.timeout, left))
     outcome = rescue.run_job(
         job,
         table=config.dynamodb_table(os.environ.get("CALLS_TABLE", "mapokezi-calls")),

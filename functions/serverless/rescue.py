@@ -213,7 +213,10 @@ def run_job(
     profile = store.get_profile(table, str(call.get("to")))
     policy = h.SupervisionPolicy.for_profile(profile.dial_timeout_seconds if profile else 30)
     rescue = _Rescue(job, call, table, client, enqueue, now, notify or notify_missed_caller)
-    if job.step == STEP_CHECK:
+    claimed_earlier = pending.get("path") == h.PATH_RESCUE and not pending.get("supervision_id")
+    if job.step == STEP_CHECK and not claimed_earlier:
+        # A check redelivered after claiming but before asking for the supervision goes on
+        # below as a follow-up, which asks (again, with the same Idempotency-Key).
         if pending.get("state") != store.HANDOFF_PENDING:
             return RescueOutcome("not_needed")  # dialled after a re-POST, or already rescued
         if call.get("status") == store.STATUS_ENDED:

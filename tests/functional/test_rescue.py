@@ -259,3 +259,38 @@ def test_supervision_events_move_a_supervised_handoff(rig: Rig) -> None:
     changes = [c["state"] for c in handoff_of(rig)["changes"]]
     assert changes == ["requested", "ringing", "connected", "ended"]
     assert isinstance(handoff_of(rig)["time_to_person_ms"], int)
+
+
+def test_without_an_api_key_the_rescue_fails_at_once_and_tells_the_business(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SAUTIKIT_API_KEY")
+    monkeypatch.delenv("SAUTIKIT_API_KEY_ARN", raising=False)
+    stream_stopped()
+    assert run_rescue(take_jobs(rig)) == {"batchItemFailures": []}
+    final = handoff_of(rig)
+    assert final["state"] == "failed" and final["changes"][-1]["reason"] == "config.invalid"
+    assert final["rescue_closed"] is True and supervision_posts(rig) == []
+    assert wait_for(
+        lambda: rig.sqs.receive_message(QueueUrl=rig.inbox, WaitTimeSeconds=1).get("Messages"),
+        "the missed-caller notice",
+    )
+
+
+def test_a_check_redelivered_after_the_claim_still_asks_for_the_supervision(rig: Rig) -> None:
+    assert store.claim_rescue(rig.table, CALL) is not None  # claimed, then the step died
+    run_rescue(
+        [
+            {
+                "MessageId": "m1",
+                "ReceiptHandle": "r1",
+                "Body": rescue.message_body(rescue.RescueJob(CALL, rescue.STEP_CHECK)),
+                "MD5OfBody": "x",
+            }
+        ]
+    )
+    (post,) = supervision_posts(rig)
+    assert post.headers["idempotency-key"] == handoff.idempotency_key(
+        CALL, handoff_of(rig)["handoff_id"]
+    )
+    assert handoff_of(rig)["supervision_id"]
