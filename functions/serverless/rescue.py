@@ -294,8 +294,14 @@ class _Rescue:
                 return RescueOutcome("finished")
             if caller_gone:
                 return self.act(tracker, [], "finished")
-            why = "person_left" if tracker.state == h.ENDED else tracker.state
-            return self.act(tracker, [], "closed_after_event", close_reason=why)
+            told: h.Decision = (
+                h.PersonLeft() if tracker.state == h.ENDED else h.NobodyAvailable(tracker.state)
+            )
+            return self.act(tracker, [*self._seen_connected(pending), told], "closed_after_event")
+        if tracker.state == h.CONNECTED and not pending.get("rescue_connected_counted"):
+            # An event reported the connection before any poll did: count it once, here.
+            outcome = self.act(tracker, self._seen_connected(pending), "connected_by_event")
+            return outcome
         at = self.now()
         if caller_gone:
             return self.act(tracker, tracker.caller_left(at), "caller_gone")
@@ -313,6 +319,14 @@ class _Rescue:
         decisions = tracker.observed(at, supervision.state, supervision.failure_reason)
         return self.act(tracker, decisions, "polled")
 
+    @staticmethod
+    def _seen_connected(pending: Mapping[str, Any]) -> list[h.Decision]:
+        """The connection an event recorded, for metrics, unless already counted."""
+        was_connected = any(c.get("state") == h.CONNECTED for c in pending.get("changes") or [])
+        if not was_connected or pending.get("rescue_connected_counted"):
+            return []
+        return [h.PersonConnected(int(pending.get("time_to_person_ms") or 0))]
+
     def act(
         self,
         tracker: h.SupervisionTracker,
@@ -321,6 +335,8 @@ class _Rescue:
         close_reason: str | None = None,
     ) -> RescueOutcome:
         call_id = self.job.call_id
+        if any(isinstance(d, h.PersonConnected) for d in decisions):
+            store.record_handoff_change(self.table, call_id, {}, {"rescue_connected_counted": True})
         for decision in decisions:
             if isinstance(decision, h.Record):
                 store.record_handoff_change(self.table, call_id, decision.change, decision.fields)

@@ -294,3 +294,29 @@ def test_a_check_redelivered_after_the_claim_still_asks_for_the_supervision(rig:
         CALL, handoff_of(rig)["handoff_id"]
     )
     assert handoff_of(rig)["supervision_id"]
+
+
+def test_a_connection_an_event_reported_first_is_counted_once(rig: Rig) -> None:
+    from mapokezi.sautikit_api import SautikitClient
+
+    rig.api.supervision.set_person(behaviour="manual")
+    client = SautikitClient(rig.api.url, DEFAULT_API_KEY)
+    queued: list[rescue.RescueJob] = []
+
+    def enqueue(job: rescue.RescueJob, *, delay_seconds: float) -> None:
+        queued.append(job)
+
+    first = rescue.run_job(
+        rescue.RescueJob(CALL, rescue.STEP_CHECK), table=rig.table, client=client, enqueue=enqueue
+    )
+    assert first.action == "rescued" and queued[-1].step == "follow"
+    rig.api.supervision.person_acts(CALL, "answer")
+    rescue.apply_supervision_event(
+        rig.table, CALL, "call.supervision.connected", {"state": "connected"}
+    )
+    counted = [
+        rescue.run_job(queued[-1], table=rig.table, client=client, enqueue=enqueue)
+        for _ in range(3)
+    ]
+    connected = [d for o in counted for d in o.decisions if isinstance(d, handoff.PersonConnected)]
+    assert len(connected) == 1 and connected[0].time_to_person_ms > 0
