@@ -9,6 +9,8 @@ What runs (all on loopback unless ``LOCAL_HOST`` says otherwise):
 - Sautikit's REST API: the double from ``doubles/sautikit_api`` unless ``SAUTIKIT_API_URL`` is set.
 - The model: OpenAI Realtime when ``OPENAI_API_KEY`` is set, else the offline model.
 - The example profile, seeded for ``DEMO_NUMBER``, plus any ``StackConfig.profiles``.
+- The operator's console (``mapokezi console``) on ``CONSOLE_PORT``; the gateway's ``GET /``
+  redirects to it.
 
 Tests drive it through :class:`StackConfig`: ``openai_api_key`` + ``openai_realtime_url`` point
 the media node at a model the test runs (a Realtime double with its own script), ``profiles``
@@ -27,6 +29,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,8 +57,8 @@ def free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
+def _env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
+    raw = (os.environ if env is None else env).get(name, "")
     return int(raw) if raw else default
 
 
@@ -69,6 +72,7 @@ class StackConfig:
     moto_port: int = 5055
     sautikit_double_port: int = 8091
     model_double_port: int = 8092
+    console_port: int = 8099
     demo_number: str = "+254700000100"
     table_name: str = "mapokezi-calls"
     stream_token_secret: str = LOCAL_STREAM_TOKEN_SECRET
@@ -88,16 +92,17 @@ class StackConfig:
     heartbeat_max_age_seconds: int | None = None
 
     @classmethod
-    def from_env(cls) -> StackConfig:
-        """Defaults overridden by the documented environment variables."""
-        env = os.environ
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:
+        """Defaults overridden by the documented environment variables (or ``environ``)."""
+        env = os.environ if environ is None else environ
         return cls(
             host=env.get("LOCAL_HOST", "127.0.0.1"),
-            gateway_port=_env_int("GATEWAY_PORT", 3000),
-            media_node_port=_env_int("MEDIA_NODE_PORT", 8080),
-            moto_port=_env_int("MOTO_PORT", 5055),
-            sautikit_double_port=_env_int("SAUTIKIT_DOUBLE_PORT", 8091),
-            model_double_port=_env_int("MODEL_DOUBLE_PORT", 8092),
+            gateway_port=_env_int("GATEWAY_PORT", 3000, env),
+            media_node_port=_env_int("MEDIA_NODE_PORT", 8080, env),
+            moto_port=_env_int("MOTO_PORT", 5055, env),
+            sautikit_double_port=_env_int("SAUTIKIT_DOUBLE_PORT", 8091, env),
+            model_double_port=_env_int("MODEL_DOUBLE_PORT", 8092, env),
+            console_port=_env_int("CONSOLE_PORT", 8099, env),
             demo_number=env.get("DEMO_NUMBER", "+254700000100"),
             table_name=env.get("CALLS_TABLE", "mapokezi-calls"),
             stream_token_secret=env.get("STREAM_TOKEN_SECRET", LOCAL_STREAM_TOKEN_SECRET),
@@ -106,7 +111,7 @@ class StackConfig:
             sautikit_api_key=env.get("SAUTIKIT_API_KEY", LOCAL_SAUTIKIT_KEY),
             openai_api_key=env.get("OPENAI_API_KEY", ""),
             openai_realtime_url=env.get("OPENAI_REALTIME_URL", ""),
-            cdr_delay_seconds=_env_int("CDR_DELAY_SECONDS", 2),
+            cdr_delay_seconds=_env_int("CDR_DELAY_SECONDS", 2, env),
             keep_opening_hours=env.get("DEMO_KEEP_HOURS", "") not in ("", "0"),
         )
 
@@ -122,6 +127,7 @@ class StackConfig:
                 "moto_port",
                 "sautikit_double_port",
                 "model_double_port",
+                "console_port",
             )
         }
         return cls(host=host, **{**ports, **overrides})
@@ -140,6 +146,7 @@ class LocalStack:
         self.sautikit: Any = None
         self.model: Any = None
         self.media_node: subprocess.Popen[bytes] | None = None
+        self.console: Any = None
         self._log_thread: threading.Thread | None = None
         self._saved_env: dict[str, str | None] = {}
 
@@ -154,6 +161,7 @@ class LocalStack:
             self._start_model()
             self._seed_profile()
             self._start_media_node()
+            self._start_console()
             self._start_gateway()
         except BaseException:
             self.stop()
@@ -162,6 +170,9 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything that runs (safe to call more than once)."""
+        if self.console:
+            self.console.stop()
+            self.console = None
         if self.gateway:
             self.gateway.stop()
             self.gateway = None
@@ -208,6 +219,7 @@ class LocalStack:
             "MOTO_PORT": cfg.moto_port,
             "SAUTIKIT_DOUBLE_PORT": None if cfg.sautikit_api_url else cfg.sautikit_double_port,
             "MODEL_DOUBLE_PORT": None if cfg.openai_api_key else cfg.model_double_port,
+            "CONSOLE_PORT": cfg.console_port,
         }
         for name, port in wanted.items():
             if port is None:
@@ -370,11 +382,24 @@ class LocalStack:
         _wait_http_ok(f"http://{cfg.host}:{cfg.media_node_port}/healthz", self.media_node)
         self.parts["Media node (python -m media_node)"] = self.media_url
 
+    @property
+    def console_url(self) -> str:
+        return f"http://{self.cfg.host}:{self.cfg.console_port}"
+
+    def _start_console(self) -> None:
+        from mapokezi_cli.console import ConsoleServer, local_settings
+
+        settings = local_settings(self.cfg)
+        self.console = ConsoleServer(settings, self.cfg.host, self.cfg.console_port).start()
+        self.parts["Console (mapokezi console)"] = self.console_url
+
     def _start_gateway(self) -> None:
         cfg = self.cfg
         self.gateway = Gateway(cfg.host, cfg.gateway_port, status_page=self.status_page).start(
             warm=True
         )
+        if self.console:
+            self.gateway.home_url = self.console_url
         self.parts["HTTP API gateway"] = self.gateway_url
         if getattr(self, "_cdr", None):
             function, handler, queue_url = self._cdr
@@ -386,11 +411,46 @@ class LocalStack:
             ).start()
             self.parts["CDR queue poller"] = queue_url
 
+    def settings(self) -> dict[str, str]:
+        """The variables another terminal needs to reach this stack (``local/running.py``)."""
+        cfg = self.cfg
+        values = {
+            "LOCAL_HOST": cfg.host,
+            "GATEWAY_PORT": str(cfg.gateway_port),
+            "MEDIA_NODE_PORT": str(cfg.media_node_port),
+            "MOTO_PORT": str(cfg.moto_port),
+            "SAUTIKIT_DOUBLE_PORT": str(cfg.sautikit_double_port),
+            "MODEL_DOUBLE_PORT": str(cfg.model_double_port),
+            "CONSOLE_PORT": str(cfg.console_port),
+            "CALLS_TABLE": cfg.table_name,
+            "DEMO_NUMBER": cfg.demo_number,
+        }
+        if cfg.webhook_secret:
+            values["SAUTIKIT_WEBHOOK_SECRET"] = cfg.webhook_secret
+        if cfg.sautikit_api_url:
+            values["SAUTIKIT_API_URL"] = cfg.sautikit_api_url
+        return values
+
+    def call_command(self) -> str:
+        """The exact ``make call`` for this stack (variables that differ from the defaults)."""
+        defaults = LocalStack(StackConfig()).settings()
+        changed = {
+            k: v for k, v in self.settings().items() if defaults.get(k) != v and "SECRET" not in k
+        }
+        prefix = " ".join(f"{k}={v}" for k, v in changed.items())
+        return f"{prefix} make call".strip()
+
     def status_page(self) -> str:
-        """Plain-text page listing the running parts (GET / on the gateway)."""
+        """Plain-text summary of the running parts (printed by ``make run``)."""
         lines = ["Mapokezi local stack", ""]
         lines += [f"  {name:<38} {where}" for name, where in self.parts.items()]
-        lines += ["", f"  Voice webhook: {self.gateway_url}/voice", "  Place a call: make call"]
+        lines += [
+            "",
+            f"  Console:       {self.console_url if self.console else '(not running)'}",
+            f"  Voice webhook: {self.gateway_url}/voice",
+            f"  Place a call:  {self.call_command()}",
+            "  Operator CLI:  .venv/bin/mapokezi --local calls list",
+        ]
         return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,43 @@
+"""Where the running local stack listens, for ``make call`` and ``mapokezi --local``.
+
+``make run`` writes the settings it was started with (ports, table, demo number, webhook
+secret) to ``var/local-stack.json`` and removes the file when it stops, so tools started from
+another terminal find the stack on whatever ports it was given. A variable set in the tool's
+own environment still wins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+STATE_FILE = Path(__file__).resolve().parent.parent / "var" / "local-stack.json"
+
+
+def write(settings: Mapping[str, str], path: Path = STATE_FILE) -> None:
+    """Record the running stack's settings (variable name -> value)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(settings), indent=2) + "\n", encoding="utf-8")
+
+
+def remove(path: Path = STATE_FILE) -> None:
+    """Forget the stack (it stopped)."""
+    path.unlink(missing_ok=True)
+
+
+def settings(path: Path = STATE_FILE) -> dict[str, str]:
+    """The running stack's settings, overridden by this process's environment."""
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = {}
+    if not isinstance(recorded, dict):
+        recorded = {}
+    return {**{str(k): str(v) for k, v in recorded.items()}, **os.environ}
+
+
+def setting(name: str, default: str = "") -> str:
+    """One setting: this process's environment, else the running stack's, else ``default``."""
+    return settings().get(name) or default
