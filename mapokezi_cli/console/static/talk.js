@@ -63,8 +63,8 @@ async function call() {
   };
   socket.onmessage = async (event) => {
     if (typeof event.data !== "string") {
+      heard += event.data.byteLength; // before the transfer below detaches the buffer
       if (playback) playback.port.postMessage(event.data, [event.data]);
-      heard += event.data.byteLength;
       $("heard").textContent = String(heard);
       return;
     }

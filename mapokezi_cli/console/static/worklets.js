@@ -7,7 +7,8 @@ const FRAME_MS = 20;
 class CaptureProcessor extends AudioWorkletProcessor {
   constructor() {
     super();
-    this.frame = new Int16Array(Math.round((sampleRate * FRAME_MS) / 1000));
+    this.size = Math.round((sampleRate * FRAME_MS) / 1000);
+    this.frame = new Int16Array(this.size);
     this.filled = 0;
   }
 
@@ -17,9 +18,9 @@ class CaptureProcessor extends AudioWorkletProcessor {
     for (let i = 0; i < channel.length; i++) {
       const s = Math.max(-1, Math.min(1, channel[i]));
       this.frame[this.filled++] = s < 0 ? s * 0x8000 : s * 0x7fff;
-      if (this.filled === this.frame.length) {
-        this.port.postMessage(this.frame.buffer, [this.frame.buffer]);
-        this.frame = new Int16Array(this.frame.length);
+      if (this.filled === this.size) {
+        this.port.postMessage(this.frame.buffer, [this.frame.buffer]); // detaches this.frame
+        this.frame = new Int16Array(this.size);
         this.filled = 0;
       }
     }
