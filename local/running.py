@@ -16,21 +16,22 @@ from pathlib import Path
 STATE_FILE = Path(__file__).resolve().parent.parent / "var" / "local-stack.json"
 
 
-def write(settings: Mapping[str, str], path: Path = STATE_FILE) -> None:
+def write(settings: Mapping[str, str], path: Path | None = None) -> None:
     """Record the running stack's settings (variable name -> value)."""
+    path = path or STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dict(settings), indent=2) + "\n", encoding="utf-8")
 
 
-def remove(path: Path = STATE_FILE) -> None:
+def remove(path: Path | None = None) -> None:
     """Forget the stack (it stopped)."""
-    path.unlink(missing_ok=True)
+    (path or STATE_FILE).unlink(missing_ok=True)
 
 
-def settings(path: Path = STATE_FILE) -> dict[str, str]:
+def settings(path: Path | None = None) -> dict[str, str]:
     """The running stack's settings, overridden by this process's environment."""
     try:
-        recorded = json.loads(path.read_text(encoding="utf-8"))
+        recorded = json.loads((path or STATE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         recorded = {}
     if not isinstance(recorded, dict):

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -198,14 +199,21 @@ class Console:
             days = max(1, min(366, int(request.query.get("days", OVERVIEW_DAYS))))
         except ValueError:
             days = OVERVIEW_DAYS
-        since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - (days - 1) * 86400))
-        filters = parse_filters({"since": since})
+        today = datetime.now(UTC).date()
+        first_day = today - timedelta(days=days - 1)
+        filters = parse_filters({"since": first_day.isoformat()})
         calls = await self._run(
             recent_calls,
             self.settings.source,
             CallQuery(filters.query_kwargs(), filters.query_params()),
         )
-        figures = summarise(calls, self.settings.prices, truncated=len(calls) >= SCAN_LIMIT)
+        figures = summarise(
+            calls,
+            self.settings.prices,
+            first_day=first_day,
+            last_day=today,
+            truncated=len(calls) >= SCAN_LIMIT,
+        )
         body = f'<p class="muted">The last {days} days (UTC).</p>' + pages.render_overview(figures)
         return await self._page("Overview", body, "/overview")
 

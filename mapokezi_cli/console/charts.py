@@ -29,7 +29,7 @@ def bar_chart(
     peak = max((v for _, v in points), default=0) or 1
     parts = [
         f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} '
-        f'{height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
+        f'{height}" preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">',
         f'<text x="4" y="14" class="chart-title">{escape(title)}</text>',
         f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 8}" y2="{top + plot_h}" '
         'stroke="#999"/>',
@@ -153,7 +153,7 @@ def timeline_svg(record: Mapping[str, Any], width: int = 900) -> str:
 
     parts = [
         f'<svg class="timeline" role="img" aria-label="call timeline" viewBox="0 0 {width} '
-        f'{height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
+        f'{height}" preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">'
     ]
     for row, lane in enumerate(LANES):
         y = top + row * lane_h

@@ -6,6 +6,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 from mapokezi.outcomes import CallOutcome, call_outcome
@@ -64,12 +65,24 @@ def _numbers(values: Iterable[Any]) -> list[float]:
 
 
 def summarise(
-    calls: Sequence[Mapping[str, Any]], prices: ModelPrices, *, truncated: bool = False
+    calls: Sequence[Mapping[str, Any]],
+    prices: ModelPrices,
+    *,
+    first_day: date | None = None,
+    last_day: date | None = None,
+    truncated: bool = False,
 ) -> Overview:
-    """Per-day and overall figures of ``calls`` (call records, any order)."""
+    """Per-day and overall figures of ``calls`` (call records, any order).
+
+    Days from ``first_day`` to ``last_day`` (UTC) all get a figure, a day without calls too.
+    """
     by_day: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for call in calls:
         by_day[str(call.get("started_at", ""))[:10]].append(call)
+    if first_day and last_day:
+        span = (last_day - first_day).days
+        for offset in range(span + 1):
+            by_day.setdefault((first_day + timedelta(days=offset)).isoformat(), [])
     overview = _figures(calls, prices)
     overview.truncated = truncated
     for day in sorted(by_day):

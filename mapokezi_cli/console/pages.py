@@ -180,7 +180,7 @@ def render_call(
         ]
     )
     prices_note = ", ".join(f"{k} {v:g}" for k, v in prices.as_dict().items())
-    events = record.get("events") or []
+    events = sorted(record.get("events") or [], key=lambda e: str(e.get("received_at")))
     event_rows = [
         [esc(e.get("received_at")), esc(e.get("source")), f"<pre>{esc(_compact(e))}</pre>"]
         for e in events
