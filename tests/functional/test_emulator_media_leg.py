@@ -681,3 +681,33 @@ async def test_a_broken_answer_fails_the_call_without_streaming() -> None:
     assert result.media is None
     assert app.states() == [None, "Completed"]
     assert "FAILED" in format_summary(result)
+
+
+def test_playout_counts_an_underrun_only_when_the_buffer_ran_dry_mid_reply() -> None:
+    frame = 640  # 20 ms at 16 kHz
+    speech, pause = b"\x00\x10" * (frame // 2), bytes(frame)
+    buffer = PlayoutBuffer(16000)
+    # A reply with a quiet passage inside the audio itself: bytes keep coming, nothing starves.
+    buffer.push((speech * 4 + pause * 10 + speech * 4))
+    assert all(buffer.pull()[1] == frame for _ in range(18))
+    assert buffer.underruns == 0
+    # The reply ends; the next one comes a second later: a new reply, not a starved one.
+    for _ in range(50):
+        buffer.pull()
+    buffer.push(speech * 4)
+    for _ in range(4):
+        buffer.pull()
+    assert buffer.underruns == 0
+    # Mid-reply the queue runs dry and audio arrives 60 ms later: the caller heard a gap.
+    for _ in range(50):
+        buffer.pull()
+    buffer.push(speech * 4)
+    for _ in range(4 + 3):
+        buffer.pull()
+    buffer.push(speech * 4)
+    assert buffer.underruns == 1
+    # After killAudio the next audio is a new reply.
+    buffer.pull()
+    buffer.kill()
+    buffer.push(speech * 4)
+    assert buffer.underruns == 1
