@@ -688,7 +688,7 @@ def test_playout_counts_an_underrun_only_when_the_buffer_ran_dry_mid_reply() -> 
     speech, pause = b"\x00\x10" * (frame // 2), bytes(frame)
     buffer = PlayoutBuffer(16000)
     # A reply with a quiet passage inside the audio itself: bytes keep coming, nothing starves.
-    buffer.push((speech * 4 + pause * 10 + speech * 4))
+    buffer.push(speech * 4 + pause * 10 + speech * 4)
     assert all(buffer.pull()[1] == frame for _ in range(18))
     assert buffer.underruns == 0
     # The reply ends; the next one comes a second later: a new reply, not a starved one.
