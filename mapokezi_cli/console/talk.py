@@ -32,6 +32,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from local.emulator import DRACHTIO, CallOptions, CallRunner, KillEvent, MediaLegResult, StreamSpec
 from mapokezi.profiles import E164
+from mapokezi_cli.console.call_recording import LineRecorder, upload_to_double
 
 log = logging.getLogger("mapokezi.console.talk")
 
@@ -101,6 +102,7 @@ class BrowserRelay:
             else None
         )
         self._t0 = 0.0
+        self.recorder = LineRecorder(self.rate)
 
     def _now_ms(self) -> float:
         return round((asyncio.get_running_loop().time() - self._t0) * 1000, 1)
@@ -185,6 +187,7 @@ class BrowserRelay:
                     await ws.send(frame)
                 except ConnectionClosed:
                     return
+                self.recorder.caller(frame)
                 self.result.frames_sent += 1
                 self.result.bytes_sent += len(frame)
 
@@ -207,6 +210,7 @@ class BrowserRelay:
                 result.text_frames.append(command)
                 if isinstance(command, dict) and command.get("type") == "killAudio":
                     result.kills.append(KillEvent(self._now_ms(), 0, None))
+                    self.recorder.kill(self._now_ms())
                     await self.link.send_json({"type": "killAudio"})
         except ConnectionClosed:
             pass
@@ -215,6 +219,7 @@ class BrowserRelay:
         if self._resampler is not None:
             samples = np.frombuffer(pcm[: len(pcm) & ~1], dtype="<i2")
             pcm = self._resampler.resample_chunk(samples).astype("<i2").tobytes()
+        self.recorder.receptionist(pcm, self._now_ms())
         if pcm:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self.link.send_bytes(pcm)
@@ -226,6 +231,7 @@ class TalkCall(CallRunner):
     def __init__(self, options: CallOptions, link: BrowserLink) -> None:
         super().__init__(options)
         self.link = link
+        self.recorder: LineRecorder | None = None
 
     async def _run_stream(self, spec: StreamSpec) -> None:
         """Overrides the emulator's scripted media leg with the browser relay."""
@@ -248,6 +254,7 @@ class TalkCall(CallRunner):
         if spec.open_metadata is not None:
             metadata["openMetadata"] = spec.open_metadata
         relay = BrowserRelay(self.link, spec, metadata)
+        self.recorder = relay.recorder
         await self.link.say(f"media socket {spec.url} ({relay.rate} Hz)")
         stream_sid = metadata["streamSid"]
         media = self.result.media = await relay.run(
@@ -288,6 +295,12 @@ async def place_call(options: CallOptions, link: BrowserLink) -> dict[str, Any]:
     runner = TalkCall(options, link)
     await link.say(f"POST {options.voice_url}")
     result = await runner.run()
+    double = (result.api_double or {}).get("url")
+    if double and runner.recorder is not None and result.media and result.media.connected:
+        # The platform records the line; the local double learns the recording from us.
+        warning = await upload_to_double(double, result.call.call_id, runner.recorder.wav())
+        if warning:
+            result.warnings.append(warning)
     media = result.media
     return {
         "type": "ended",

@@ -15,7 +15,13 @@ from pathlib import Path
 from local.emulator import CallOptions, run_call
 from local.stack import ROOT
 from tests.browser.conftest import launch
-from tests.browser.support import chromium_missing_reason, console_url, running_stack, seed_calls
+from tests.browser.support import (
+    WEBHOOK_SECRET,
+    chromium_missing_reason,
+    console_url,
+    running_stack,
+    seed_calls,
+)
 
 OUT = ROOT / "docs" / "screenshots"
 
@@ -36,6 +42,7 @@ def main() -> int:
             to_number=cfg.demo_number,
             sautikit_api_url=f"http://{cfg.host}:{cfg.sautikit_double_port}",
             call_record_url=f"http://{cfg.host}:{cfg.gateway_port}",
+            webhook_secret=WEBHOOK_SECRET,
         )
         result = asyncio.run(run_call(options))
         if not result.ok:

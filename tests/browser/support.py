@@ -34,6 +34,7 @@ LAUNCH_FLAGS = [
 CALLER_AUDIO = ROOT / "local" / "audio" / "caller"
 SEED_NUMBER = "+254700000555"
 SEED_CALLS = 30
+WEBHOOK_SECRET = "browser-tests-webhook-secret"
 
 
 def chromium_missing_reason() -> str | None:
@@ -49,7 +50,8 @@ def chromium_missing_reason() -> str | None:
 @contextmanager
 def running_stack() -> Iterator[tuple[StackConfig, Any]]:
     """The local stack (console included) in a process of its own, and its calls table."""
-    cfg = StackConfig.ephemeral()
+    # Signed webhooks, as on a deployed stack: the talk page's calls must sign theirs.
+    cfg = StackConfig.ephemeral(webhook_secret=WEBHOOK_SECRET)
     stack = StackProcess(cfg)
     stack.start()
     try:

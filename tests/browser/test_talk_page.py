@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,12 @@ def test_a_call_from_the_microphone_lands_in_the_calls_list(
         assert tab.locator("svg.timeline rect.span-receptionist").count() >= 2
         assert tab.locator("svg.timeline rect.span-caller").count() >= 1
         assert tab.locator("svg.timeline circle.handoff-point").count() >= 1
+        # The line was recorded (by the Sautikit double here) and plays in the page.
+        src = tab.locator("audio#recording").get_attribute("src")
+        assert src and f"/_double/recordings/{call_id}" in src
+        with urllib.request.urlopen(src, timeout=10) as response:
+            wav = response.read()
+        assert wav[:4] == b"RIFF" and len(wav) > 16000 * 2 * 5  # both sides, > 5 s
         assert log.errors == []
     finally:
         context.close()
