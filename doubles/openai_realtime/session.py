@@ -29,7 +29,7 @@ from doubles.openai_realtime.events import (
     Truncate,
 )
 from doubles.openai_realtime.protocol import RealtimeSessionProtocol
-from doubles.openai_realtime.response import Pacing, ResponseStream
+from doubles.openai_realtime.response import ResponseStream
 from doubles.openai_realtime.script import FunctionOutput
 
 __all__ = ["Changes", "RealtimeSession"]
@@ -218,10 +218,6 @@ class RealtimeSession:
         self.protocol.pacing = dataclasses.replace(
             self.protocol.pacing, first_audio_delay_s=seconds
         )
-
-    def set_pacing(self, pacing: Pacing) -> None:
-        """Change delta size and speed for later responses."""
-        self.protocol.pacing = pacing
 
     # -- I/O ---------------------------------------------------------------------------------
 
