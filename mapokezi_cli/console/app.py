@@ -233,7 +233,7 @@ class Console:
             '<label>Caller id <input id="from" value="+254712345678"></label> '
             '<button id="call">Call</button> <button id="hangup" disabled>Hang up</button>'
             '<p>State: <b id="state">idle</b> · sent <span id="sent">0</span> frames · '
-            'heard <span id="heard">0</span> bytes · barge-ins <span id="kills">0</span></p>'
+            'heard <span id="heard">0</span> bytes · killAudio <span id="kills">0</span></p>'
             '<p id="result"></p></div><div class="card"><h2>Call log</h2>'
             '<ol id="log"></ol></div><script src="/static/talk.js" type="module"></script>'
         )

@@ -15,18 +15,21 @@ BAR_COLOUR = "#2f6f9f"
 
 def bar_chart(
     title: str,
-    points: Sequence[tuple[str, float]],
+    points: Sequence[tuple[str, float | None]],
     *,
     unit: str = "",
     width: int = 560,
     height: int = 180,
     colour: str = BAR_COLOUR,
 ) -> str:
-    """A labelled bar chart of ``(label, value)`` points (e.g. one bar per day)."""
+    """A labelled bar chart of ``(label, value)`` points (e.g. one bar per day).
+
+    A None value keeps its slot on the axis but draws no bar (a day with nothing to measure).
+    """
     top, bottom, left = 24, 36, 44
     plot_h = height - top - bottom
     plot_w = width - left - 8
-    peak = max((v for _, v in points), default=0) or 1
+    peak = max((v for _, v in points if v is not None), default=0) or 1
     parts = [
         f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} '
         f'{height}" preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">',
@@ -37,7 +40,7 @@ def bar_chart(
         f"{escape(_number(peak))}{escape(unit)}</text>",
         f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" class="axis">0</text>',
     ]
-    if not points:
+    if all(v is None for _, v in points):
         parts.append(
             f'<text x="{left + plot_w / 2}" y="{top + plot_h / 2}" text-anchor="middle" '
             'class="axis">no data</text>'
@@ -46,18 +49,20 @@ def bar_chart(
     bar_w = max(2.0, step * 0.7)
     label_every = max(1, len(points) // 8)
     for i, (label, value) in enumerate(points):
-        h = plot_h * (value / peak) if peak else 0
         x = left + i * step + (step - bar_w) / 2
-        parts.append(
-            f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w:.1f}" '
-            f'height="{h:.1f}" fill="{colour}"><title>{escape(label)}: '
-            f"{escape(_number(value))}{escape(unit)}</title></rect>"
-        )
         if i % label_every == 0:
             parts.append(
                 f'<text x="{x + bar_w / 2:.1f}" y="{height - 20}" text-anchor="middle" '
                 f'class="axis">{escape(label)}</text>'
             )
+        if value is None:
+            continue
+        h = plot_h * (value / peak)
+        parts.append(
+            f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w:.1f}" '
+            f'height="{h:.1f}" fill="{colour}"><title>{escape(label)}: '
+            f"{escape(_number(value))}{escape(unit)}</title></rect>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 

@@ -355,17 +355,17 @@ def render_overview(overview: Overview) -> str:
         bar_chart("Calls per day", [(d.day[5:], d.calls) for d in days]),
         bar_chart(
             "Handled without a person (%)",
-            [(d.day[5:], 100 * d.handled_share) for d in days if d.handled_share is not None],
+            [(d.day[5:], None if d.handled_share is None else 100 * d.handled_share) for d in days],
             colour="#2e7d32",
         ),
         bar_chart(
             "Median time to first audio (ms)",
-            [(d.day[5:], d.median_first_audio_ms) for d in days if d.median_first_audio_ms],
+            [(d.day[5:], d.median_first_audio_ms) for d in days],
             colour="#8e44ad",
         ),
         bar_chart(
             "Median reply latency (ms)",
-            [(d.day[5:], d.median_reply_latency_ms) for d in days if d.median_reply_latency_ms],
+            [(d.day[5:], d.median_reply_latency_ms) for d in days],
             colour="#d08a2b",
         ),
         bar_chart(
@@ -379,7 +379,7 @@ def render_overview(overview: Overview) -> str:
     if overview.truncated:
         note = f'<p class="muted">Only the newest {overview.calls} calls are counted.</p>'
     return (
-        f'<div class="grid">{cards}</div>{note}<div class="grid">'
+        f'<div class="grid">{cards}</div>{note}<div class="grid charts">'
         + "".join(f'<div class="card">{c}</div>' for c in charts)
         + f'<div class="card"><h2>Outcomes</h2>{table(["Outcome", "Calls"], outcome_rows)}'
         "</div></div>"

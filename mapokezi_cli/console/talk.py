@@ -162,7 +162,7 @@ class BrowserRelay:
     def _announce(self) -> dict[str, Any]:
         spec = self.spec
         return {
-            "stream_url": spec.url,
+            "stream_url": _without_query(spec.url),
             "track": spec.track or "inbound_track",
             "playback_rate": self.playback_rate,
             "subprotocol": DRACHTIO,
@@ -255,7 +255,8 @@ class TalkCall(CallRunner):
             metadata["openMetadata"] = spec.open_metadata
         relay = BrowserRelay(self.link, spec, metadata)
         self.recorder = relay.recorder
-        await self.link.say(f"media socket {spec.url} ({relay.rate} Hz)")
+        # The URL's query holds the call's stream token: a credential, never shown.
+        await self.link.say(f"media socket {_without_query(spec.url)} ({relay.rate} Hz)")
         stream_sid = metadata["streamSid"]
         media = self.result.media = await relay.run(
             lambda: self._status(spec, "stream-started", stream_sid)
@@ -266,6 +267,10 @@ class TalkCall(CallRunner):
             return
         await self._status(spec, "stream-stopped", stream_sid)
         await self.link.say(f"media socket closed by the {media.ended_by}")
+
+
+def _without_query(url: str) -> str:
+    return url.split("?", 1)[0]
 
 
 def talk_options(settings: TalkSettings, start: dict[str, Any]) -> CallOptions:

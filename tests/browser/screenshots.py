@@ -2,7 +2,8 @@
 
 Starts the local stack, stores the seeded calls, places one emulated call (``make call``'s
 script against the offline model) so a real transcript and timeline are shown, and writes
-``docs/screenshots/*.png`` with Debian's Chromium.
+``docs/screenshots/*.png`` with Debian's Chromium; the talk page is shown after a call placed
+from it with a WAV file as the microphone.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from local.stack import ROOT
 from tests.browser.conftest import launch
 from tests.browser.support import (
     WEBHOOK_SECRET,
+    caller_wav,
     chromium_missing_reason,
     console_url,
     running_stack,
@@ -32,7 +34,7 @@ def main() -> int:
     if reason:
         print(reason, file=sys.stderr)
         return 1
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     OUT.mkdir(parents=True, exist_ok=True)
     with running_stack() as (cfg, table):
@@ -53,7 +55,6 @@ def main() -> int:
             "call": f"/calls/{result.call.call_id}",
             "overview": "/overview?days=30",
             "numbers": "/numbers",
-            "talk": "/talk",
         }
         with sync_playwright() as driver, tempfile.TemporaryDirectory() as profile:
             browser = launch(driver, Path(profile))
@@ -64,6 +65,20 @@ def main() -> int:
                 tab.screenshot(path=str(OUT / f"{name}.png"), full_page=name != "calls")
                 print(OUT / f"{name}.png")
             browser.close()
+            wav = caller_wav(Path(profile) / "caller.wav")
+            flags = [
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}",
+            ]
+            talker = launch(driver, Path(profile) / "talk", flags)
+            tab = talker.new_page()
+            tab.goto(console_url(cfg) + "/talk")
+            tab.click("#call")
+            expect(tab.locator("#state")).to_have_text("ended", timeout=120_000)
+            tab.screenshot(path=str(OUT / "talk.png"))
+            print(OUT / "talk.png")
+            talker.close()
     return 0
 
 

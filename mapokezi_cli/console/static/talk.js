@@ -76,7 +76,7 @@ async function call() {
     } else if (message.type === "killAudio") {
       if (playback) playback.port.postMessage("kill");
       $("kills").textContent = String(++kills);
-      log("killAudio: the caller barged in");
+      log("killAudio: the receptionist's queued audio was dropped");
     } else if (message.type === "log") {
       log(message.text);
     } else if (message.type === "ended") {
