@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PROFILE = ROOT / "profiles" / "example.yaml"
 LOCAL_SAUTIKIT_KEY = "local-sautikit-api-key"
 LOCAL_STREAM_TOKEN_SECRET = "local-stream-token-secret"
+CONSOLE_HOST = "127.0.0.1"
 
 
 def free_port(host: str) -> int:
@@ -224,14 +225,15 @@ class LocalStack:
         for name, port in wanted.items():
             if port is None:
                 continue
+            host = CONSOLE_HOST if name == "CONSOLE_PORT" else cfg.host
             with socket.socket() as sock:
                 # Like the servers themselves: leftover TIME_WAIT connections are no conflict.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
-                    sock.bind((cfg.host, port))
+                    sock.bind((host, port))
                 except OSError:
                     raise RuntimeError(
-                        f"port {port} ({name}) is in use on {cfg.host}: is `make run` already "
+                        f"port {port} ({name}) is in use on {host}: is `make run` already "
                         f"running? Stop it, or set {name} to another port."
                     ) from None
 
@@ -384,13 +386,15 @@ class LocalStack:
 
     @property
     def console_url(self) -> str:
-        return f"http://{self.cfg.host}:{self.cfg.console_port}"
+        return f"http://{CONSOLE_HOST}:{self.cfg.console_port}"
 
     def _start_console(self) -> None:
         from mapokezi_cli.console import ConsoleServer, local_settings
 
         settings = local_settings(self.cfg)
-        self.console = ConsoleServer(settings, self.cfg.host, self.cfg.console_port).start()
+        # Loopback whatever LOCAL_HOST says: the console shows callers' data and has no login
+        # (`mapokezi console --listen-anywhere` is the explicit way to share it).
+        self.console = ConsoleServer(settings, CONSOLE_HOST, self.cfg.console_port).start()
         self.parts["Console (mapokezi console)"] = self.console_url
 
     def _start_gateway(self) -> None:

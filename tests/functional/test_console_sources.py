@@ -129,3 +129,32 @@ def test_running_stack_settings_reach_make_call_and_the_cli(
     assert running.setting("GATEWAY_PORT") == "3200"
     assert stack.call_command() == "GATEWAY_PORT=3100 MOTO_PORT=5100 CONSOLE_PORT=8100 make call"
     assert LocalStack(StackConfig()).call_command() == "make call"
+
+
+def _console_args(*argv: str) -> Any:
+    from mapokezi_cli.main import build_parser
+
+    return build_parser().parse_args(["console", *argv])
+
+
+def test_console_reads_the_table_or_the_api_and_calls_the_matching_webhook(
+    calls_table: Any,
+) -> None:
+    from mapokezi_cli.console import settings_from_args
+    from mapokezi_cli.console.sources import ApiSource
+
+    api = settings_from_args(
+        _console_args("--api", "https://x.example/prod/", "--price", "audio_out=10")
+    )
+    assert isinstance(api.source, ApiSource)
+    assert api.talk is not None and api.talk.voice_url == "https://x.example/prod/voice"
+    assert api.prices.audio_out == 10.0
+    table = settings_from_args(_console_args())
+    assert isinstance(table.source, TableSource) and table.talk is None
+    with pytest.raises(ValueError, match="use NAME=VALUE"):
+        settings_from_args(_console_args("--price", "audio_out"))
+
+
+def test_console_listens_on_loopback_unless_told_otherwise() -> None:
+    args = _console_args()
+    assert args.port == 8099 and not args.listen_anywhere

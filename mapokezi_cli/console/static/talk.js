@@ -92,6 +92,7 @@ function finish(message) {
   setState("ended");
   $("hangup").disabled = true;
   $("call").disabled = false;
+  if (message.verbs) log(`the platform ran: ${message.verbs.join(", ")}`);
   for (const error of message.errors || []) log(`error: ${error}`);
   for (const warning of message.warnings || []) log(`warning: ${warning}`);
   if (message.call_id) {
