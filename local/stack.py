@@ -40,6 +40,7 @@ from local.gateway import Gateway
 from local.sqs_poller import SqsPoller
 from local.template import create_queues, create_tables, resources_of_type
 from mapokezi import config, store
+from mapokezi.config import DEFAULT_CALLS_TABLE, env_int
 from mapokezi.profiles import load_profile_file, parse_profile
 
 log = logging.getLogger("mapokezi.local")
@@ -56,11 +57,6 @@ def free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def _env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
-    raw = (os.environ if env is None else env).get(name, "")
-    return int(raw) if raw else default
 
 
 @dataclass
@@ -98,21 +94,21 @@ class StackConfig:
         env = os.environ if environ is None else environ
         return cls(
             host=env.get("LOCAL_HOST", "127.0.0.1"),
-            gateway_port=_env_int("GATEWAY_PORT", 3000, env),
-            media_node_port=_env_int("MEDIA_NODE_PORT", 8080, env),
-            moto_port=_env_int("MOTO_PORT", 5055, env),
-            sautikit_double_port=_env_int("SAUTIKIT_DOUBLE_PORT", 8091, env),
-            model_double_port=_env_int("MODEL_DOUBLE_PORT", 8092, env),
-            console_port=_env_int("CONSOLE_PORT", 8099, env),
+            gateway_port=env_int(env, "GATEWAY_PORT", 3000, low=0, high=65535),
+            media_node_port=env_int(env, "MEDIA_NODE_PORT", 8080, low=0, high=65535),
+            moto_port=env_int(env, "MOTO_PORT", 5055, low=0, high=65535),
+            sautikit_double_port=env_int(env, "SAUTIKIT_DOUBLE_PORT", 8091, low=0, high=65535),
+            model_double_port=env_int(env, "MODEL_DOUBLE_PORT", 8092, low=0, high=65535),
+            console_port=env_int(env, "CONSOLE_PORT", 8099, low=0, high=65535),
             demo_number=env.get("DEMO_NUMBER", "+254700000100"),
-            table_name=env.get("CALLS_TABLE", "mapokezi-calls"),
+            table_name=env.get("CALLS_TABLE", DEFAULT_CALLS_TABLE),
             stream_token_secret=env.get("STREAM_TOKEN_SECRET", LOCAL_STREAM_TOKEN_SECRET),
             webhook_secret=env.get("SAUTIKIT_WEBHOOK_SECRET", ""),
             sautikit_api_url=env.get("SAUTIKIT_API_URL", ""),
             sautikit_api_key=env.get("SAUTIKIT_API_KEY", LOCAL_SAUTIKIT_KEY),
             openai_api_key=env.get("OPENAI_API_KEY", ""),
             openai_realtime_url=env.get("OPENAI_REALTIME_URL", ""),
-            cdr_delay_seconds=_env_int("CDR_DELAY_SECONDS", 2, env),
+            cdr_delay_seconds=env_int(env, "CDR_DELAY_SECONDS", 2, low=0, high=900),
             keep_opening_hours=env.get("DEMO_KEEP_HOURS", "") not in ("", "0"),
         )
 

@@ -16,7 +16,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from mapokezi.config import ConfigError, Settings, get_secret, require_secret
+from mapokezi.config import (
+    ConfigError,
+    Settings,
+    env_float,
+    env_int,
+    env_str,
+    get_secret,
+    require_secret,
+)
+from media_node.socket_limits import SocketLimits
 
 DEFAULT_SERVICE_NAME = "mapokezi-media-node"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -42,6 +51,7 @@ class NodeSettings:
     stream_token_secret: str = field(repr=False)
     openai_api_key: str | None = field(repr=False, default=None)
     uplink_append_ms: int = 40
+    limits: SocketLimits = field(default_factory=SocketLimits)
 
     @property
     def max_calls(self) -> int:
@@ -60,12 +70,12 @@ class NodeSettings:
         settings = Settings.from_env(env)
         if settings.max_calls < 1:
             raise ConfigError(f"MAX_CALLS must be at least 1, got {settings.max_calls}")
-        log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+        log_level = env_str(env, "LOG_LEVEL", "INFO").upper()
         if log_level not in _LOG_LEVELS:
             raise ConfigError(
                 f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}"
             )
-        minutes = _int(env, "TASK_PROTECTION_MINUTES", 60, low=2, high=2880)
+        minutes = env_int(env, "TASK_PROTECTION_MINUTES", 60, low=2, high=2880)
         openai_api_key = get_secret("OPENAI_API_KEY", env)
         if not openai_api_key and not is_local_model_url(settings.openai_realtime_url):
             raise ConfigError(
@@ -74,21 +84,22 @@ class NodeSettings:
             )
         return cls(
             settings=settings,
-            node_id=env.get("NODE_ID", "").strip() or default_node_id(),
-            host=env.get("MEDIA_NODE_HOST", "").strip() or "127.0.0.1",
+            node_id=env_str(env, "NODE_ID", "") or default_node_id(),
+            host=env_str(env, "MEDIA_NODE_HOST", "127.0.0.1"),
             port=settings.media_node_port,
-            drain_seconds=_float(env, "DRAIN_SECONDS", 100.0),
-            pacer_lead_ms=_int(env, "PACER_LEAD_MS", 60, low=0, high=1000),
+            drain_seconds=env_float(env, "DRAIN_SECONDS", 100.0, low=0.0),
+            pacer_lead_ms=env_int(env, "PACER_LEAD_MS", 60, low=0, high=1000),
             log_level=log_level,
-            heartbeat_interval_seconds=_float(env, "HEARTBEAT_INTERVAL_SECONDS", 10.0, low=0.05),
-            heartbeat_ttl_seconds=_int(env, "HEARTBEAT_TTL_SECONDS", 120, low=1, high=86400),
-            metric_interval_seconds=_float(env, "METRIC_INTERVAL_SECONDS", 60.0, low=0.05),
-            service_name=env.get("SERVICE_NAME", "").strip() or DEFAULT_SERVICE_NAME,
-            ecs_agent_uri=env.get("ECS_AGENT_URI", "").strip().rstrip("/") or None,
+            heartbeat_interval_seconds=env_float(env, "HEARTBEAT_INTERVAL_SECONDS", 10.0, low=0.05),
+            heartbeat_ttl_seconds=env_int(env, "HEARTBEAT_TTL_SECONDS", 120, low=1, high=86400),
+            metric_interval_seconds=env_float(env, "METRIC_INTERVAL_SECONDS", 60.0, low=0.05),
+            service_name=env_str(env, "SERVICE_NAME", DEFAULT_SERVICE_NAME),
+            ecs_agent_uri=env_str(env, "ECS_AGENT_URI", "").rstrip("/") or None,
             task_protection_minutes=minutes,
             stream_token_secret=require_secret("STREAM_TOKEN_SECRET", env),
             openai_api_key=openai_api_key,
-            uplink_append_ms=_int(env, "UPLINK_APPEND_MS", 40, low=20, high=200),
+            uplink_append_ms=env_int(env, "UPLINK_APPEND_MS", 40, low=20, high=200),
+            limits=SocketLimits.from_env(env),
         )
 
 
@@ -118,29 +129,3 @@ def is_local_model_url(url: str) -> bool:
 def logging_level(name: str) -> int:
     """The :mod:`logging` level number for a validated ``LOG_LEVEL`` name."""
     return logging.getLevelNamesMapping()[name]
-
-
-def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, *, low: float = 0.0) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not value >= low:  # also rejects NaN
-        raise ConfigError(f"{name} must be at least {low}, got {raw!r}")
-    return value
