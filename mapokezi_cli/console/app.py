@@ -46,7 +46,7 @@ CSP = (
     "img-src 'self' data:; media-src 'self' https: http:; connect-src 'self'"
 )
 #: Seconds the "does any call carry a message" answer is reused (it decides a nav link).
-MESSAGES_CHECK_SECONDS = 30.0
+MESSAGES_CHECK_SECONDS = 120.0
 #: Days the overview covers unless ``?days=`` says otherwise.
 OVERVIEW_DAYS = 14
 
@@ -298,19 +298,55 @@ def _json(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def _forbidden(reason: str) -> web.Response:
+    return web.Response(status=403, text=f"forbidden: {reason}\n")
+
+
+def _request_guard(loopback_only: bool) -> Any:
+    """Refuse what a web page elsewhere could make the operator's browser do.
+
+    - Host: on loopback only loopback names are served, so a DNS-rebinding page cannot read
+      the console under its own name.
+    - Origin: an upload (POST) or a talk socket must come from the console's own pages; any
+      site can otherwise submit a form to 127.0.0.1 (and overwrite a profile) or open a
+      WebSocket to it (and place calls).
+    """
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        host = (request.host or "").rsplit(":", 1)[0] if request.host else ""
+        if loopback_only and host not in LOOPBACK_NAMES:
+            return _forbidden(f"unexpected Host {request.host!r}")
+        changes = request.method not in ("GET", "HEAD") or request.path == "/talk/ws"
+        if changes:
+            origin = request.headers.get("Origin", "")
+            if origin != f"{request.scheme}://{request.host}":
+                return _forbidden("the request did not come from the console's own page")
+        return await handler(request)
+
+    return guard
+
+
 @web.middleware
 async def _security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
     response = await handler(request)
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    # same-origin, not no-referrer: under no-referrer Chromium sends "Origin: null" with the
+    # console's own form posts, which the request guard would then refuse.
+    response.headers.setdefault("Referrer-Policy", "same-origin")
     return response
 
 
-def build_app(settings: ConsoleSettings) -> web.Application:
-    """The aiohttp application."""
+def build_app(settings: ConsoleSettings, *, loopback_only: bool = True) -> web.Application:
+    """The aiohttp application (``loopback_only``: serve only loopback host names)."""
     console = Console(settings)
-    app = web.Application(middlewares=[_security_headers], client_max_size=1 << 20)
+    app = web.Application(
+        middlewares=[_security_headers, _request_guard(loopback_only)], client_max_size=1 << 20
+    )
     app.add_routes(
         [
             web.get("/", console.root),
@@ -373,7 +409,10 @@ class ConsoleServer:
         return self
 
     async def _start_site(self) -> None:
-        self._runner = web.AppRunner(build_app(self.settings), access_log=None)
+        loopback = self.host in LOOPBACK_NAMES
+        self._runner = web.AppRunner(
+            build_app(self.settings, loopback_only=loopback), access_log=None
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
