@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from botocore.exceptions import BotoCoreError, ClientError
 
 from calls_api.filters import FilterError, normalise_number, parse_filters
+from mapokezi import config
 from mapokezi.outcomes import CallOutcome
 from mapokezi.profiles import ProfileError, parse_profile
 from mapokezi_cli.console import pages
@@ -341,11 +343,32 @@ async def _security_headers(request: web.Request, handler: Any) -> web.StreamRes
     return response
 
 
+def _source_errors(settings: ConsoleSettings) -> Any:
+    """A page that says why the data could not be read, instead of a bare 500."""
+
+    @web.middleware
+    async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except (ClientError, BotoCoreError, SourceError, config.ConfigError) as exc:
+            log.warning("%s %s: %s", request.method, request.path, exc)
+            body = (
+                f'<p class="error">The console could not read {esc(settings.source.description)}:'
+                f" {esc(exc)}</p><p>Check <code>CALLS_TABLE</code>, your AWS credentials and "
+                "region (or the --api URL).</p>"
+            )
+            html = page("Cannot read the calls", body, here="", source="", show_messages=False)
+            return web.Response(text=html, content_type="text/html", status=502)
+
+    return errors
+
+
 def build_app(settings: ConsoleSettings, *, loopback_only: bool = True) -> web.Application:
     """The aiohttp application (``loopback_only``: serve only loopback host names)."""
     console = Console(settings)
     app = web.Application(
-        middlewares=[_security_headers, _request_guard(loopback_only)], client_max_size=1 << 20
+        middlewares=[_security_headers, _request_guard(loopback_only), _source_errors(settings)],
+        client_max_size=1 << 20,
     )
     app.add_routes(
         [
@@ -410,8 +433,9 @@ class ConsoleServer:
 
     async def _start_site(self) -> None:
         loopback = self.host in LOOPBACK_NAMES
+        # A talk call still open when the console stops gets a few seconds, not a minute.
         self._runner = web.AppRunner(
-            build_app(self.settings, loopback_only=loopback), access_log=None
+            build_app(self.settings, loopback_only=loopback), access_log=None, shutdown_timeout=5
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

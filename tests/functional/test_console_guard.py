@@ -56,3 +56,19 @@ def test_talk_socket_must_come_from_the_console_itself(console: str) -> None:
     assert refused.value.response.status_code == 403
     with connect(ws_url, origin=console, open_timeout=5) as ws:  # type: ignore[arg-type]
         assert '"ended"' in str(ws.recv(timeout=5))  # no voice webhook configured: says so
+
+
+def test_a_missing_table_is_explained_not_a_bare_500(aws: None) -> None:
+    from mapokezi import config
+
+    missing = TableSource(config.dynamodb_table("no-such-table"), "table no-such-table")
+    server = ConsoleServer(ConsoleSettings(missing), port=0).start()
+    try:
+        request = urllib.request.Request(server.url + "/calls")
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=10)
+        assert answer.value.code == 502
+        text = answer.value.read().decode()
+        assert "could not read table no-such-table" in text and "CALLS_TABLE" in text
+    finally:
+        server.stop()
