@@ -16,9 +16,10 @@ from typing import Any, TextIO
 
 from mapokezi import config
 from mapokezi.sautikit_api import SautikitClient
-from mapokezi_cli.console.app import ConsoleServer, ConsoleSettings
+from mapokezi_cli.console.app import ConsoleSettings
 from mapokezi_cli.console.pricing import ModelPrices
 from mapokezi_cli.console.recordings import RecordingLookup
+from mapokezi_cli.console.server import ConsoleServer
 from mapokezi_cli.console.sources import ApiSource, TableSource
 from mapokezi_cli.console.talk import TalkSettings
 
