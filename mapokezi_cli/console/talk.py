@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import secrets
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -118,6 +119,8 @@ class BrowserRelay:
                 open_timeout=10,
                 ping_interval=None,
                 max_size=None,
+                # The local stack is never reached through a proxy; a deployed node may be.
+                proxy=None if _loopback(self.spec.url) else True,
             )
         except InvalidStatus as exc:
             return self._fail(f"server refused the upgrade: HTTP {exc.response.status_code}")
@@ -267,6 +270,11 @@ class TalkCall(CallRunner):
             return
         await self._status(spec, "stream-stopped", stream_sid)
         await self.link.say(f"media socket closed by the {media.ended_by}")
+
+
+def _loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 def _without_query(url: str) -> str:
