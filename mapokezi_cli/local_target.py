@@ -16,7 +16,7 @@ from mapokezi import config
 
 def use_local_stack() -> StackConfig:
     """Set this process's AWS and Sautikit settings to the local stack's; returns its config."""
-    cfg = StackConfig.from_env(running.settings())
+    cfg = StackConfig.from_env({k: v for k, v in running.settings().items() if v})
     os.environ.update(
         {
             "AWS_ENDPOINT_URL": f"http://{cfg.host}:{cfg.moto_port}",

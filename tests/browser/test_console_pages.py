@@ -121,3 +121,35 @@ def test_profile_upload_shows_the_exact_field_errors(stack: Any, page: Any, tmp_
     assert "+254700000777" in tab.locator("#upload-ok").inner_text()
     card = tab.locator(".number", has_text="Duka <Bora>")
     assert "This call is recorded." in card.inner_text()
+
+
+def test_the_cli_reaches_the_local_stack_with_local_and_nothing_else(
+    stack: Any, monkeypatch: Any
+) -> None:
+    import io
+    import json
+    import os
+
+    from mapokezi_cli.main import main
+
+    cfg, _ = stack
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+        "CALLS_TABLE",
+        "SAUTIKIT_API_URL",
+        "SAUTIKIT_API_KEY",
+    ):
+        # Recorded so the test leaves the environment as it found it, then left to --local.
+        monkeypatch.setenv(name, os.environ.get(name, "unset"))
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MOTO_PORT", str(cfg.moto_port))  # what `make run` records
+    monkeypatch.setenv("SAUTIKIT_DOUBLE_PORT", str(cfg.sautikit_double_port))
+    out = io.StringIO()
+    assert main(["--local", "calls", "list", "--number", SEED_NUMBER, "--json"], out=out) == 0
+    assert len(json.loads(out.getvalue())["calls"]) == 25
+    out = io.StringIO()
+    assert main(["--local", "numbers", "list", "--json"], out=out) == 0
+    assert isinstance(json.loads(out.getvalue()), list)
