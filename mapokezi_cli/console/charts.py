@@ -83,6 +83,12 @@ def _iso_ms(start: str | None, moment: Any) -> float | None:
     return (at - begin).total_seconds() * 1000
 
 
+def handoff_changes(handoff: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The handoff's state changes (``changes``: ``state``, ``at``), oldest first."""
+    changes = handoff.get("changes") or handoff.get("states") or []
+    return [c for c in changes if isinstance(c, Mapping)] if isinstance(changes, list) else []
+
+
 #: Spoken words per millisecond, to give a caller turn (which records only its start) a length.
 _WORDS_PER_MS = 2.5 / 1000
 LANES = ("caller", "receptionist", "handoff")
@@ -128,11 +134,11 @@ def timeline_marks(record: Mapping[str, Any]) -> dict[str, Any]:
             at = _iso_ms(started, value)
             if at is not None and at >= 0:
                 points.append({"at": at, "label": key.removesuffix("_at").replace("_", " ")})
-    for change in handoff.get("states") or handoff.get("history") or []:
-        if isinstance(change, Mapping):
-            at = _iso_ms(started, change.get("at"))
-            if at is not None and at >= 0:
-                points.append({"at": at, "label": str(change.get("state", "state"))})
+    for change in handoff_changes(handoff):
+        at = _iso_ms(started, change.get("at"))
+        point = {"at": at, "label": str(change.get("state", "state"))}
+        if at is not None and at >= 0 and point not in points:
+            points.append(point)
     ended = _iso_ms(started, record.get("ended_at"))
     ends = [s["faded_end"] for s in agent] + [s["end"] for s in caller]
     ends += [p["at"] for p in points] + ([ended] if ended else [])
@@ -189,14 +195,19 @@ def timeline_svg(record: Mapping[str, Any], width: int = 900) -> str:
             f"{at / 1000:.1f} s</title></line>"
         )
     y = top + 2 * lane_h
+    free_from = 0.0  # where the previous label ends: closer points keep only their tooltip
     for point in marks["handoff"]:
+        px = x(point["at"])
         parts.append(
-            f'<circle class="handoff-point" cx="{x(point["at"]):.1f}" cy="{y + 12}" r="5" '
+            f'<circle class="handoff-point" cx="{px:.1f}" cy="{y + 12}" r="5" '
             f'fill="#6a3d9a"><title>{escape(point["label"])} at {point["at"] / 1000:.1f} s'
             "</title></circle>"
-            f'<text x="{x(point["at"]) + 7:.1f}" y="{y + 16}" class="axis">'
-            f"{escape(point['label'])}</text>"
         )
+        if px >= free_from:
+            parts.append(
+                f'<text x="{px + 7:.1f}" y="{y + 16}" class="axis">{escape(point["label"])}</text>'
+            )
+            free_from = px + 12 + 6 * len(point["label"])
     axis_y = top + lane_h * len(LANES) + 16
     seconds = marks["end"] / 1000
     tick = next(t for t in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1e9) if seconds / t <= 10)

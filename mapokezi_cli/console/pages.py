@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mapokezi.outcomes import CallOutcome
-from mapokezi_cli.console.charts import bar_chart, timeline_svg
+from mapokezi_cli.console.charts import bar_chart, handoff_changes, timeline_svg
 from mapokezi_cli.console.html import (
     OUTCOME_BADGES,
     badge,
@@ -122,9 +122,9 @@ def _handoff(handoff: Mapping[str, Any] | None) -> str:
         return '<p class="muted">No handoff.</p>'
     pairs = [(k, v) for k, v in handoff.items() if not isinstance(v, list | dict)]
     html = key_values(pairs)
-    for change in handoff.get("states") or handoff.get("history") or []:
-        if isinstance(change, Mapping):
-            html += f"<div>{esc(change.get('at'))}: {esc(change.get('state'))}</div>"
+    rows = [[esc(c.get("at")), esc(c.get("state"))] for c in handoff_changes(handoff)]
+    if rows:
+        html += "<h3>State changes</h3>" + table(["At", "State"], rows)
     return html
 
 

@@ -81,7 +81,10 @@ RECORD = {
         "kind": "transfer",
         "state": "connected",
         "requested_at": "2026-11-20T10:00:12.000Z",
-        "states": [{"state": "connected", "at": "2026-11-20T10:00:20.000Z"}],
+        "changes": [
+            {"state": "dialled", "at": "2026-11-20T10:00:12.000Z"},
+            {"state": "connected", "at": "2026-11-20T10:00:20.000Z"},
+        ],
     },
     "transcript": [
         {
@@ -109,11 +112,12 @@ def test_timeline_marks_speech_barge_ins_and_handoff_states() -> None:
     assert marks["barge_ins"] == [1000]
     assert [(p["at"], p["label"]) for p in marks["handoff"]] == [
         (12000, "requested"),
+        (12000, "dialled"),
         (20000, "connected"),
     ]
     assert marks["end"] == 30000
     svg = timeline_svg(RECORD)
-    assert svg.count('class="barge-in"') == 1 and svg.count('class="handoff-point"') == 2
+    assert svg.count('class="barge-in"') == 1 and svg.count('class="handoff-point"') == 3
 
 
 HOSTILE = '"><script>alert(1)</script>'
