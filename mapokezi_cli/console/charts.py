@@ -203,11 +203,18 @@ def timeline_svg(record: Mapping[str, Any], width: int = 900) -> str:
             f'fill="#6a3d9a"><title>{escape(point["label"])} at {point["at"] / 1000:.1f} s'
             "</title></circle>"
         )
-        if px >= free_from:
+        label_w = 6 * len(point["label"])
+        if px >= free_from and px + 7 + label_w <= width:
             parts.append(
                 f'<text x="{px + 7:.1f}" y="{y + 16}" class="axis">{escape(point["label"])}</text>'
             )
-            free_from = px + 12 + 6 * len(point["label"])
+            free_from = px + 12 + label_w
+        elif px >= free_from:  # near the right edge: the label goes to the left of its point
+            parts.append(
+                f'<text x="{px - 7:.1f}" y="{y + 16}" text-anchor="end" class="axis">'
+                f"{escape(point['label'])}</text>"
+            )
+            free_from = float("inf")  # later points are further right: tooltips only
     axis_y = top + lane_h * len(LANES) + 16
     seconds = marks["end"] / 1000
     tick = next(t for t in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1e9) if seconds / t <= 10)
