@@ -20,7 +20,10 @@ def write(settings: Mapping[str, str], path: Path | None = None) -> None:
     """Record the running stack's settings (variable name -> value)."""
     path = path or STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict(settings), indent=2) + "\n", encoding="utf-8")
+    # It may hold the local webhook secret: readable by this user only (and git-ignored).
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(json.dumps(dict(settings), indent=2) + "\n")
 
 
 def remove(path: Path | None = None) -> None:
