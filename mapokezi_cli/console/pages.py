@@ -84,9 +84,13 @@ def render_calls(
     headers = ["Started (UTC)", "Call", "Caller", "Number", "Outcome", "Duration", "Cost"]
     listing = table(headers, rows, "calls") if rows else '<p class="muted">No calls.</p>'
     more = ""
+    if filters.get("cursor"):
+        first = {k: v for k, v in filters.items() if k in FILTER_FIELDS}
+        more += f'<a id="first-page" href="{href("/calls", first)}">← Newest calls</a> '
     if next_cursor:
         params = {k: v for k, v in filters.items() if k in FILTER_FIELDS} | {"cursor": next_cursor}
-        more = f'<p><a id="next-page" href="{href("/calls", params)}">Older calls →</a></p>'
+        more += f'<a id="next-page" href="{href("/calls", params)}">Older calls →</a>'
+    more = f"<p>{more}</p>" if more else ""
     if filters.get("outcome"):
         more += (
             '<p class="muted">The outcome filter applies to each page as read, so a page '

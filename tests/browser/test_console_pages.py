@@ -61,6 +61,8 @@ def test_filters_and_pagination(stack: Any, page: Any) -> None:
     assert rest.count() == SEED_CALLS - 25
     assert "+254711000000" in rest.last.inner_text()
     assert tab.locator("#next-page").count() == 0
+    tab.click("#first-page")
+    assert tab.locator("table.calls tbody tr").count() == 25
 
     tab.goto(console_url(cfg) + "/calls")
     tab.fill("input[name=caller]", "+254711000013")
