@@ -28,6 +28,11 @@ from mapokezi.config import (
 from media_node.socket_limits import SocketLimits
 
 DEFAULT_SERVICE_NAME = "mapokezi-media-node"
+DEFAULT_GEMINI_LIVE_URL = (
+    "wss://generativelanguage.googleapis.com/ws/"
+    "google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+)
+DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -51,6 +56,13 @@ class NodeSettings:
     stream_token_secret: str = field(repr=False)
     openai_api_key: str | None = field(repr=False, default=None)
     uplink_append_ms: int = 40
+    gemini_live_url: str = DEFAULT_GEMINI_LIVE_URL
+    gemini_model: str = DEFAULT_GEMINI_MODEL
+    gemini_api_key: str | None = field(repr=False, default=None)
+    gemini_key_problem: str | None = None
+    """Why ``GEMINI_API_KEY_ARN`` could not be read, if it could not."""
+    openai_key_problem: str | None = None
+    """Why ``OPENAI_API_KEY_ARN`` could not be read, if it could not."""
     limits: SocketLimits = field(default_factory=SocketLimits)
 
     @property
@@ -58,13 +70,34 @@ class NodeSettings:
         """Calls this node takes at once (``MAX_CALLS``)."""
         return self.settings.max_calls
 
+    def unavailable_reason(self, provider: str) -> str | None:
+        """Why calls of ``provider`` (``openai``/``gemini``) cannot be served, or None if they can.
+
+        A provider needs its API key unless its URL points at a local model.
+        """
+        if provider == "gemini":
+            if self.gemini_api_key or is_local_model_url(self.gemini_live_url):
+                return None
+            if self.gemini_key_problem:
+                return self.gemini_key_problem
+            return "GEMINI_API_KEY is not configured (set GEMINI_API_KEY or GEMINI_API_KEY_ARN)"
+        if self.openai_api_key or is_local_model_url(self.settings.openai_realtime_url):
+            return None
+        if self.openai_key_problem:
+            return self.openai_key_problem
+        return "OPENAI_API_KEY is not configured (set OPENAI_API_KEY or OPENAI_API_KEY_ARN)"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NodeSettings:
         """Read and validate the node's settings.
 
+        A provider without a key (and not pointed at a local model) is allowed: calls of
+        profiles that choose it get the apology and the front desk. At least one provider must
+        be usable.
+
         Raises:
-            ConfigError: a variable is malformed, ``STREAM_TOKEN_SECRET`` is missing, or
-                ``OPENAI_API_KEY`` is missing while ``OPENAI_REALTIME_URL`` is a hosted API.
+            ConfigError: a variable is malformed, ``STREAM_TOKEN_SECRET`` is missing, or no
+                provider is usable (neither key set and both URLs are hosted APIs).
         """
         env = os.environ if environ is None else environ
         settings = Settings.from_env(env)
@@ -76,11 +109,19 @@ class NodeSettings:
                 f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}"
             )
         minutes = env_int(env, "TASK_PROTECTION_MINUTES", 60, low=2, high=2880)
-        openai_api_key = get_secret("OPENAI_API_KEY", env)
-        if not openai_api_key and not is_local_model_url(settings.openai_realtime_url):
+        # Deployed, a key's secret exists before anyone stores a value: that provider is then
+        # unavailable (its calls go to the front desk) and the node serves the other one.
+        openai_api_key, openai_key_problem = _model_key("OPENAI_API_KEY", env)
+        gemini_api_key, gemini_key_problem = _model_key("GEMINI_API_KEY", env)
+        gemini_live_url = env_str(env, "GEMINI_LIVE_URL", DEFAULT_GEMINI_LIVE_URL)
+        openai_usable = openai_api_key or is_local_model_url(settings.openai_realtime_url)
+        if not openai_usable and not (gemini_api_key or is_local_model_url(gemini_live_url)):
+            problems = "; ".join(p for p in (openai_key_problem, gemini_key_problem) if p)
             raise ConfigError(
                 "OPENAI_API_KEY is not configured (set OPENAI_API_KEY or OPENAI_API_KEY_ARN, or "
-                f"point OPENAI_REALTIME_URL at a local model; it is {settings.openai_realtime_url})"
+                "GEMINI_API_KEY or GEMINI_API_KEY_ARN for Gemini profiles, or point "
+                f"OPENAI_REALTIME_URL at a local model; it is {settings.openai_realtime_url})"
+                + (f": {problems}" if problems else "")
             )
         return cls(
             settings=settings,
@@ -98,9 +139,22 @@ class NodeSettings:
             task_protection_minutes=minutes,
             stream_token_secret=require_secret("STREAM_TOKEN_SECRET", env),
             openai_api_key=openai_api_key,
+            openai_key_problem=openai_key_problem,
             uplink_append_ms=env_int(env, "UPLINK_APPEND_MS", 40, low=20, high=200),
             limits=SocketLimits.from_env(env),
+            gemini_live_url=gemini_live_url,
+            gemini_model=env_str(env, "GEMINI_MODEL", DEFAULT_GEMINI_MODEL),
+            gemini_api_key=gemini_api_key,
+            gemini_key_problem=gemini_key_problem,
         )
+
+
+def _model_key(name: str, env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """A model provider's key, or None and why it could not be read."""
+    try:
+        return get_secret(name, env), None
+    except ConfigError as exc:
+        return None, str(exc)
 
 
 def default_node_id() -> str:

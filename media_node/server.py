@@ -44,9 +44,10 @@ from mapokezi import store, tokens
 from mapokezi.profiles import Profile
 from media_node import records
 from media_node.call import CallSession
-from media_node.context import NodeContext
+from media_node.context import NodeContext, gemini_factory, openai_factory
 from media_node.guarded_connection import GuardedConnection
 from media_node.heartbeat import ActiveCallsMetric, Heartbeat, write_line
+from media_node.models.base import ModelFactory
 from media_node.node_settings import NodeSettings
 from media_node.protection import TaskProtection
 from media_node.records import BackgroundWrites
@@ -83,11 +84,26 @@ SessionFactory = Callable[[ServerConnection, str, Profile], CallSessionLike]
 
 def default_session_factory(node: NodeSettings, table: Any) -> SessionFactory:
     """The production factory: a ``CallSession`` per socket, sharing one ``NodeContext``."""
-    context = NodeContext.for_openai(
+    settings = node.settings
+    providers: dict[str, ModelFactory | str] = {
+        # A local model needs no key (see NodeSettings.unavailable_reason).
+        "openai": node.unavailable_reason("openai")
+        or openai_factory(
+            settings.openai_realtime_url,
+            settings.openai_realtime_model,
+            node.openai_api_key or "",
+        ),
+        "gemini": node.unavailable_reason("gemini")
+        or gemini_factory(node.gemini_live_url, node.gemini_model, node.gemini_api_key or ""),
+    }
+    for provider, factory in providers.items():
+        if isinstance(factory, str):
+            logger.warning("calls of %s profiles will go to the front desk: %s", provider, factory)
+    context = NodeContext.for_providers(
         node_id=node.node_id,
-        settings=node.settings,
+        settings=settings,
         table=table,
-        api_key=node.openai_api_key or "",  # a local model needs none (see NodeSettings)
+        providers=providers,
         pacer_lead_ms=node.pacer_lead_ms,
         uplink_append_ms=node.uplink_append_ms,
     )

@@ -100,7 +100,7 @@ def session_config(profile: Profile, instructions: str, tools: list[dict[str, An
                 },
                 "noise_reduction": {"type": "near_field"},
             },
-            "output": {"format": dict(PCM_FORMAT), "voice": profile.voice},
+            "output": {"format": dict(PCM_FORMAT), "voice": profile.model_voice},
         },
         "tools": [{"type": "function", **tool} for tool in tools],
         "tool_choice": "auto",

@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 
 from local.template import load_template, resources_of_type
 from mapokezi import keys
+from media_node import node_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
@@ -40,6 +41,7 @@ ROUTES = {
 }
 SECRET_ENV = {
     "OPENAI_API_KEY_ARN": "OpenAiApiKeySecret",
+    "GEMINI_API_KEY_ARN": "GeminiApiKeySecret",
     "SAUTIKIT_API_KEY_ARN": "SautikitApiKeySecret",
     "SAUTIKIT_WEBHOOK_SECRET_ARN": "SautikitWebhookSecret",
     "STREAM_TOKEN_SECRET_ARN": "StreamTokenSecret",
@@ -492,10 +494,7 @@ def test_container_drains_logs_without_blocking_and_gets_its_secrets() -> None:
     assert int(env["DRAIN_SECONDS"]) < container["StopTimeout"]
     assert env["MAX_CALLS"] == {"Ref": "MaxCallsPerTask"}
     secrets = {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
-    assert secrets == {
-        "OPENAI_API_KEY": {"Ref": "OpenAiApiKeySecretArn"},
-        "STREAM_TOKEN_SECRET": {"Ref": "StreamTokenSecretArn"},
-    }
+    assert secrets == {"STREAM_TOKEN_SECRET": {"Ref": "StreamTokenSecretArn"}}
     execution = MEDIA_NODE["Resources"]["ExecutionRole"]["Properties"]["Policies"]
     statement = execution[0]["PolicyDocument"]["Statement"][0]
     assert statement["Action"] == "secretsmanager:GetSecretValue"
@@ -539,6 +538,15 @@ def test_task_role_allows_what_the_node_does_and_protects_only_its_own_tasks() -
     granted = set(by_sid["CallsTable"]["Action"])
     for path in sorted((ROOT / "media_node").rglob("*.py")):
         assert _actions_needed(path) <= granted, path
+    # The node reads the model keys itself (an unset secret must not stop the task).
+    keys = by_sid["ModelApiKeys"]
+    assert keys["Action"] == "secretsmanager:GetSecretValue"
+    assert keys["Resource"] == [{"Ref": "OpenAiApiKeySecretArn"}, {"Ref": "GeminiApiKeySecretArn"}]
+    env = {e["Name"]: e["Value"] for e in _container()["Environment"]}
+    assert env["OPENAI_API_KEY_ARN"] == {"Ref": "OpenAiApiKeySecretArn"}
+    assert env["GEMINI_API_KEY_ARN"] == {"Ref": "GeminiApiKeySecretArn"}
+    assert env["GEMINI_LIVE_URL"] == node_settings.DEFAULT_GEMINI_LIVE_URL
+    assert env["GEMINI_MODEL"] == {"Ref": "GeminiModel"}
     protection = by_sid["TaskProtection"]
     assert set(protection["Action"]) == {"ecs:UpdateTaskProtection", "ecs:GetTaskProtection"}
     assert "Cluster" in _refs(protection["Resource"])
@@ -658,3 +666,33 @@ def test_build_script_is_executable_and_parses() -> None:
     assert script.stat().st_mode & 0o111
     subprocess.run(["bash", "-n", str(script)], check=True)
     assert "media_node/Dockerfile" in script.read_text()
+
+
+# --------------------------------------------------------------------------- reliability switches
+
+
+def test_stream_status_signatures_are_verified_unless_switched_off() -> None:
+    parameter = TEMPLATE["Parameters"]["VerifyStreamStatusSignatures"]
+    assert parameter["Default"] == "true"
+    assert set(parameter["AllowedValues"]) == {"true", "false"}
+    env = _environment("StreamStatusFunction")
+    assert env["VERIFY_STREAM_STATUS_SIGNATURES"] == {"Ref": "VerifyStreamStatusSignatures"}
+    assert _refs(env["SAUTIKIT_WEBHOOK_SECRET_ARN"]) == {"SautikitWebhookSecret"}
+
+
+def test_voice_function_knows_the_fallback_front_desk() -> None:
+    env = _environment("VoiceFunction")
+    assert env["FALLBACK_FRONT_DESK"] == {"Ref": "FallbackFrontDesk"}
+    pattern = re.compile(TEMPLATE["Parameters"]["FallbackFrontDesk"]["AllowedPattern"])
+    assert pattern.match("") and pattern.match("+254711000001")
+    assert not pattern.match("0711000001")
+
+
+def test_cdr_fetcher_knows_the_queue_receive_limit_and_retry_horizon() -> None:
+    queue = resources_of_type("AWS::SQS::Queue", TEMPLATE)["CdrQueue"]
+    env = _environment("CdrFunction")
+    assert int(env["CDR_MAX_RECEIVE_COUNT"]) == queue["RedrivePolicy"]["maxReceiveCount"]
+    assert env["CDR_MAX_AGE_SECONDS"] == {"Ref": "CdrMaxAgeSeconds"}
+    horizon = TEMPLATE["Parameters"]["CdrMaxAgeSeconds"]
+    assert horizon["MinValue"] >= 3600  # an hour's outage loses nothing
+    assert horizon["MaxValue"] <= queue["MessageRetentionPeriod"]
