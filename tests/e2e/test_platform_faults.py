@@ -40,6 +40,9 @@ async def test_dropped_media_socket_with_the_caller_on_the_line_reaches_the_fron
     assert record is not None
     assert record["answer"] == "stream" and record["status"] == "ended"
     assert record["stream"]["state"] == "error"
+    # The node saw a broken socket, not a hang-up.
+    assert record["media"]["outcome"] == "stream_lost"
+    assert record["media"]["close"] == {"code": 1006, "by": "network", "reason": "no close frame"}
 
 
 async def test_first_post_retried_in_parallel_and_later_keeps_one_working_call(
