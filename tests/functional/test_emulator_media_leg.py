@@ -706,6 +706,23 @@ async def test_no_restream_post_models_the_field_finding() -> None:
     assert api.requests == []
 
 
+async def test_rate_and_track_overrides_say_they_simulate_a_mismatch() -> None:
+    async with asyncio.timeout(20), call_stack() as (app, _api):
+        options = CallOptions(
+            voice_url=f"{app.base}/voice",
+            steps=parse_script("wait-reply 0.3; say wait_stop; wait-reply 0.3 timeout 5"),
+            rate=8000,
+            track="both_tracks",
+            sautikit_api_url=None,
+        )
+        result = await run_call(options)
+    assert result.media is not None and (result.media.rate, result.media.channels) == (8000, 2)
+    mismatches = [w for w in result.warnings if "simulates a mismatch" in w]
+    assert len(mismatches) == 2
+    assert "outputSamplingRate=16000" in mismatches[0] and "audio.sample_rate" in mismatches[0]
+    assert "track=inbound_track" in mismatches[1] and "audio.track" in mismatches[1]
+
+
 async def test_a_broken_answer_fails_the_call_without_streaming() -> None:
     broken = '<Response><Stream url="wss://127.0.0.1:1/audio" track="inbound_track"/></Response>'
     async with asyncio.timeout(20), call_stack(answer=broken) as (app, _api):
