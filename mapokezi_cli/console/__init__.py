@@ -17,8 +17,8 @@ from typing import Any, TextIO
 from mapokezi import config
 from mapokezi.sautikit_api import SautikitClient
 from mapokezi_cli.console.app import ConsoleSettings
+from mapokezi_cli.console.platform import SautikitLookup
 from mapokezi_cli.console.pricing import ModelPrices
-from mapokezi_cli.console.recordings import RecordingLookup
 from mapokezi_cli.console.server import ConsoleServer
 from mapokezi_cli.console.sources import ApiSource, TableSource
 from mapokezi_cli.console.talk import TalkSettings
@@ -42,11 +42,11 @@ def _prices(pairs: list[str]) -> ModelPrices:
     return ModelPrices.from_env(overrides=overrides)
 
 
-def _recordings() -> RecordingLookup | None:
+def _sautikit() -> SautikitLookup | None:
     if not (os.environ.get("SAUTIKIT_API_KEY") or os.environ.get("SAUTIKIT_API_KEY_ARN")):
         return None
     try:
-        return RecordingLookup(SautikitClient.from_env())
+        return SautikitLookup(SautikitClient.from_env())
     except config.ConfigError:
         return None
 
@@ -75,7 +75,7 @@ def settings_from_args(args: argparse.Namespace) -> ConsoleSettings:
         voice = args.voice_url
     if voice:
         talk = TalkSettings(voice, args.webhook_secret, None, args.number)
-    return ConsoleSettings(source, prices, talk, _recordings())
+    return ConsoleSettings(source, prices, talk, _sautikit())
 
 
 def local_settings(cfg: Any, prices: ModelPrices | None = None) -> ConsoleSettings:
@@ -93,8 +93,8 @@ def local_settings(cfg: Any, prices: ModelPrices | None = None) -> ConsoleSettin
         None if cfg.sautikit_api_url else double,
         cfg.demo_number,
     )
-    recordings = RecordingLookup(SautikitClient(double, cfg.sautikit_api_key))
-    return ConsoleSettings(source, prices or ModelPrices.from_env(), talk, recordings)
+    sautikit = SautikitLookup(SautikitClient(double, cfg.sautikit_api_key))
+    return ConsoleSettings(source, prices or ModelPrices.from_env(), talk, sautikit)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:

@@ -22,9 +22,9 @@ from mapokezi.profiles import ProfileError, parse_profile
 from mapokezi_cli.console import pages
 from mapokezi_cli.console.html import esc, outcome_of, page
 from mapokezi_cli.console.overview import summarise
+from mapokezi_cli.console.platform import SautikitLookup
 from mapokezi_cli.console.pricing import ModelPrices
 from mapokezi_cli.console.profile_upload import read_profile_upload
-from mapokezi_cli.console.recordings import RecordingLookup
 from mapokezi_cli.console.sources import (
     SCAN_LIMIT,
     ApiSource,
@@ -50,7 +50,8 @@ class ConsoleSettings:
     source: TableSource | ApiSource
     prices: ModelPrices = field(default_factory=ModelPrices)
     talk: TalkSettings | None = None
-    recordings: RecordingLookup | None = None
+    #: Sautikit itself (recordings, the numbers it routes); None without an API key.
+    sautikit: SautikitLookup | None = None
 
 
 class Console:
@@ -122,8 +123,8 @@ class Console:
             body = f'<p class="error">No call {esc(call_id)}.</p>'
             return await self._page("Call not found", body, "/calls", status=404)
         recording = None
-        if self.settings.recordings is not None:
-            recording = await self._run(self.settings.recordings.lookup, call_id)
+        if self.settings.sautikit is not None:
+            recording = await self._run(self.settings.sautikit.recording, call_id)
         body = pages.render_call(record, prices=self.settings.prices, recording=recording)
         return await self._page(f"Call from {record.get('from', '?')}", body, "/calls")
 
@@ -152,8 +153,12 @@ class Console:
                     errors = getattr(exc, "errors", None) or [str(exc)]
             status = 400 if errors else 200
         profiles = await self._run(source.profiles)
+        platform: dict[str, Any] = {}
+        if self.settings.sautikit is not None:
+            platform = await self._run(self.settings.sautikit.numbers)
         for entry in profiles:
             entry["learned"] = await self._learned(entry.get("number"))
+            entry["sautikit"] = _platform_view(platform, entry.get("number"))
         body = pages.render_numbers(
             profiles,
             can_edit=source.can_edit_profiles,
@@ -280,6 +285,20 @@ class Console:
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "source": self.settings.source.description})
+
+
+def _platform_view(platform: dict[str, Any], number: Any) -> str | None:
+    """One line on how Sautikit has the number; None when Sautikit was not asked."""
+    if not platform:
+        return None
+    if "error" in platform:
+        return str(platform["error"])
+    found = platform.get("numbers", {}).get(number)
+    if found is None:
+        return "not a number of this Sautikit workspace"
+    url = found.get("voice_callback_url") or found.get("routing_url") or found.get("voice_url")
+    status = found.get("status") or "owned"
+    return f"{status}; voice webhook: {url}" if url else f"{status}; not routed to a webhook"
 
 
 def _json(text: str) -> dict[str, Any]:

@@ -335,6 +335,7 @@ def _profile_pairs(profile: Any, entry: Mapping[str, Any]) -> list[tuple[str, An
         ("voice / language", f"{profile.voice} / {profile.language}"),
         ("retention", f"{profile.retention_days} days"),
         ("updated", entry.get("updated_at")),
+        *([("on Sautikit", entry["sautikit"])] if entry.get("sautikit") else []),
     ]
 
 

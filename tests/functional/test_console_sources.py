@@ -158,3 +158,28 @@ def test_console_reads_the_table_or_the_api_and_calls_the_matching_webhook(
 def test_console_listens_on_loopback_unless_told_otherwise() -> None:
     args = _console_args()
     assert args.port == 8099 and not args.listen_anywhere
+
+
+def test_sautikit_lookup_says_how_the_platform_has_each_number() -> None:
+    from mapokezi_cli.console.app import _platform_view
+    from mapokezi_cli.console.platform import SautikitLookup
+
+    with SautikitApiDouble() as api:
+        lookup = SautikitLookup(SautikitClient(api.url, DEFAULT_API_KEY))
+        assert lookup.recording("nobody") == {
+            "state": "none",
+            "reason": "Sautikit has no recording of this call.",
+        }
+        client = SautikitClient(api.url, DEFAULT_API_KEY)
+        inventory = client.list_available()[0]
+        claimed = client.claim_number(inventory.get("id") or inventory["inventory_id"])
+        e164 = claimed.get("number") or claimed["e164"]
+        client.route_number(claimed["id"], "https://api.example/voice")
+        platform = lookup.numbers()
+        assert "https://api.example/voice" in str(_platform_view(platform, e164))
+        assert _platform_view(platform, "+254799999999") == (
+            "not a number of this Sautikit workspace"
+        )
+    broken = SautikitLookup(SautikitClient("http://127.0.0.1:9", DEFAULT_API_KEY, timeout=2))
+    assert "did not answer" in str(_platform_view(broken.numbers(), e164))
+    assert _platform_view({}, e164) is None
