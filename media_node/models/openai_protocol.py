@@ -61,7 +61,9 @@ FATAL_CODES = frozenset(
 FATAL_TYPES = frozenset({"server_error", "authentication_error", "rate_limit_error"})
 
 
-def session_config(profile: Profile, instructions: str, tools: list[dict[str, Any]]) -> dict:
+def session_config(
+    profile: Profile, instructions: str, tools: list[dict[str, Any]]
+) -> dict[str, Any]:
     """The ``session`` object of ``session.update`` for a call.
 
     Noise reduction is ``near_field``: a phone caller speaks into a handset or headset close to
@@ -229,7 +231,7 @@ class OpenAIRealtimeProtocol:
         return [SessionReady()]
 
     def _on_error(self, event: dict[str, Any]) -> list[ModelEvent]:
-        error = event.get("error") if isinstance(event.get("error"), dict) else {}
+        error = _object(event, "error")
         code = str(error.get("code") or error.get("type") or "unknown")
         message = str(error.get("message") or "")
         fatal = not self.ready or code in FATAL_CODES or str(error.get("type") or "") in FATAL_TYPES
@@ -309,7 +311,7 @@ class OpenAIRealtimeProtocol:
         return [FunctionCall(response_id, call_id, str(data.get("name") or ""), arguments)]
 
     def _on_response_done(self, event: dict[str, Any]) -> list[ModelEvent]:
-        response = event.get("response") if isinstance(event.get("response"), dict) else {}
+        response = _object(event, "response")
         response_id = str(response.get("id") or "")
         if self.active_response == response_id or not response_id:
             self.active_response = None
@@ -317,6 +319,12 @@ class OpenAIRealtimeProtocol:
         for item in response.get("output") or []:
             if isinstance(item, dict) and item.get("type") == "function_call":
                 events.extend(self._function_call(response_id, item))
-        usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
+        usage = _object(response, "usage")
         events.append(ResponseDone(response_id, str(response.get("status") or ""), usage))
         return events
+
+
+def _object(event: dict[str, Any], key: str) -> dict[str, Any]:
+    """``event[key]`` when it is a JSON object, else an empty one (the server's shapes vary)."""
+    value = event.get(key)
+    return value if isinstance(value, dict) else {}
