@@ -20,6 +20,8 @@ from mapokezi.config import ConfigError, Settings, get_secret, require_secret
 
 DEFAULT_SERVICE_NAME = "mapokezi-media-node"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+"""``EVENT_LOOP``: ``auto`` runs on uvloop when it is installed (see `media_node.event_loop`)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class NodeSettings:
     stream_token_secret: str = field(repr=False)
     openai_api_key: str | None = field(repr=False, default=None)
     uplink_append_ms: int = 40
+    event_loop: str = "auto"
 
     @property
     def max_calls(self) -> int:
@@ -89,7 +92,15 @@ class NodeSettings:
             stream_token_secret=require_secret("STREAM_TOKEN_SECRET", env),
             openai_api_key=openai_api_key,
             uplink_append_ms=_int(env, "UPLINK_APPEND_MS", 40, low=20, high=200),
+            event_loop=_event_loop(env),
         )
+
+
+def _event_loop(env: Mapping[str, str]) -> str:
+    choice = env.get("EVENT_LOOP", "").strip().lower() or "auto"
+    if choice not in EVENT_LOOPS:
+        raise ConfigError(f"EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, got {choice!r}")
+    return choice
 
 
 def default_node_id() -> str:

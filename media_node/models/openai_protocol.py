@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from mapokezi.profiles import Profile
+from media_node.models import pcm_base64
 from media_node.models.base import (
     AudioDelta,
     AudioDone,
@@ -110,7 +111,7 @@ def _dump(event: dict[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
-# The most frequent command by far: built around the base64 text rather than through
+# The most frequent command by far: a precomputed envelope around the base64 text rather than
 # json.dumps, which would scan the whole string for characters to escape (base64 has none).
 _APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
 _APPEND_TAIL = '"}'
@@ -118,7 +119,7 @@ _APPEND_TAIL = '"}'
 
 def append_audio(pcm: bytes) -> str:
     """``input_audio_buffer.append`` with 24 kHz PCM16."""
-    return _APPEND_HEAD + binascii.b2a_base64(pcm, newline=False).decode("ascii") + _APPEND_TAIL
+    return _APPEND_HEAD + pcm_base64.encode(pcm) + _APPEND_TAIL
 
 
 def response_create(instructions: str | None = None) -> str:

@@ -104,3 +104,13 @@ def test_local_model_urls(url: str, local: bool) -> None:
 def test_malformed_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         NodeSettings.from_env({**BASE, name: value})
+
+
+def test_event_loop_choice() -> None:
+    assert NodeSettings.from_env(BASE).event_loop == "auto"
+    for choice in ("auto", "uvloop", "asyncio"):
+        assert NodeSettings.from_env({**BASE, "EVENT_LOOP": f" {choice.upper()} "}).event_loop == (
+            choice
+        )
+    with pytest.raises(ConfigError, match="EVENT_LOOP must be one of"):
+        NodeSettings.from_env({**BASE, "EVENT_LOOP": "tokio"})
