@@ -68,11 +68,11 @@ def pin_to(cpu: int | None, role: str = "", *, fifo: bool | None = None) -> None
         os.sched_setaffinity(0, {cpu})
     if not role:
         return
-    nice, fifo = PRIORITIES[role]
+    nice, priority = PRIORITIES[role]
     # Raising priority needs privileges; without them, run at the default.
     with contextlib.suppress(PermissionError, OSError):
         if realtime if fifo is None else fifo:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(fifo))
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
         else:
             os.nice(nice)
 
