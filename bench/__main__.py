@@ -78,6 +78,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--cpu-period-ms", type=float, default=10.0, help="CFS period for --cpu-quota (ms)"
     )
+    parser.add_argument(
+        "--node-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="capacity: extra environment for the node, e.g. EVENT_LOOP=asyncio (repeatable)",
+    )
     parser.add_argument("--stream-url", help="a foreign media server's stream URL ({n}: leg)")
     parser.add_argument("--urls-file", type=Path, help="one stream URL per leg, one per line")
     parser.add_argument("--metadata", default="{}", help="JSON merged into each metadata frame")
@@ -133,6 +140,7 @@ async def run_capacity(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         profile_calls=None if args.no_profile else 0,
         repeats=args.repeats or (1 if args.quick else 2),
         quota=quota,
+        node_env=dict(item.split("=", 1) for item in args.node_env),
     )
 
 
