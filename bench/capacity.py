@@ -123,6 +123,7 @@ async def run_step(
     helpers: dict[str, Any],
     profile: bool = False,
     quota: QuotaPlan | None = None,
+    node_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One step of the sweep: N concurrent calls, measured over `window_s` seconds.
 
@@ -144,6 +145,7 @@ async def run_step(
             cpu=node_cpu,
             max_calls=n + 50,
             quota=CpuQuota(quota.share, quota.period_ms) if quota else None,
+            extra_env=node_env,
         )
         await asyncio.to_thread(node.start, logs / f"media-node-{n}.log")
         server = node
@@ -237,6 +239,7 @@ async def run_step(
             "node_core": node_cpu,
             "generator_side_core_share": helper_split,
             "cpu_quota": None if quota is None else quota.share,
+            "node_env": node_env or {},
             "cpu_quota_period_ms": None if quota is None else quota.period_ms,
             "throttling": throttled,
         },
@@ -401,6 +404,7 @@ async def sweep(
     profile_calls: int | None = None,
     repeats: int = 1,
     quota: QuotaPlan | None = None,
+    node_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Runs the sweep; stops after the first failing step.
 
@@ -410,6 +414,7 @@ async def sweep(
             largest step that passed); None skips profiling.
         quota: Run the node under this CPU quota (`bench.cpu_quota`); capacity is then
             reported per core as calls ÷ quota.
+        node_env: Extra environment for the node (e.g. ``EVENT_LOOP=asyncio`` to compare).
     """
     target = target or Target()
     node_cpu, gen_cpu = core_plan()
@@ -441,6 +446,7 @@ async def sweep(
                         logs=logs,
                         helpers=helpers,
                         quota=quota,
+                        node_env=node_env,
                     )
                 )
             step = combine_runs(runs)
@@ -464,6 +470,7 @@ async def sweep(
                 helpers=helpers,
                 profile=True,
                 quota=quota,
+                node_env=node_env,
             )
     finally:
         await double.stop()
