@@ -295,6 +295,17 @@ class NodeProcess:
         env = {**self.env, "BENCH_PROBE_PATH": str(self.probe_path)}
         if profile_path is not None:
             env["BENCH_PROFILE_PATH"] = str(profile_path)
+        try:
+            return self._start(env, log_path)
+        except BaseException:
+            if self.process is not None and self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(timeout=10)
+            if self.quota is not None:
+                self.quota.remove()
+            raise
+
+    def _start(self, env: dict[str, str], log_path: Path) -> NodeProcess:
         log = log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.node_probe"],
@@ -305,17 +316,6 @@ class NodeProcess:
             preexec_fn=self._enter,
         )
         log.close()
-        try:
-            return self._wait_healthy()
-        except RuntimeError:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            if self.quota is not None:
-                self.quota.remove()
-            raise
-
-    def _wait_healthy(self) -> NodeProcess:
-        assert self.process is not None
         deadline = time.monotonic() + 30
         url = f"http://127.0.0.1:{self.port}/healthz"
         while time.monotonic() < deadline:
@@ -334,6 +334,9 @@ class NodeProcess:
     def _enter(self) -> None:
         """In the child, before the node starts: its cgroup, core and priority."""
         if self.quota is not None:
+            # A real-time task may not join a group without real-time runtime (EINVAL), and
+            # CFS quotas do not apply to one anyway: back to the normal policy first.
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
             self.quota.enter()
             pin_to(self.cpu, "node", fifo=False)
         else:
