@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import analysis
+from bench import analysis, harness
 from bench import profile as profiling
 from bench.cpu_quota import CpuQuota, throttling
 from bench.harness import (
@@ -144,7 +144,9 @@ async def run_step(
             double.url,
             cpu=node_cpu,
             max_calls=n + 50,
-            quota=CpuQuota(quota.share, quota.period_ms) if quota else None,
+            quota=CpuQuota(quota.share, quota.period_ms, realtime=harness.realtime)
+            if quota
+            else None,
             extra_env=node_env,
         )
         await asyncio.to_thread(node.start, logs / f"media-node-{n}.log")
@@ -490,7 +492,11 @@ async def sweep(
         "steps": results,
         "cpu_quota": None
         if quota is None
-        else {"share": quota.share, "period_ms": quota.period_ms},
+        else {
+            "share": quota.share,
+            "period_ms": quota.period_ms,
+            "kind": "real-time bandwidth" if harness.realtime else "CFS",
+        },
         "max_calls": max(passing) if passing else 0,
         "max_calls_per_core": round(
             (max(passing) if passing else 0) / (quota.share if quota else 1)
@@ -616,8 +622,8 @@ def print_table(results: dict[str, Any]) -> None:
     if quota:
         print(
             f"  node under a CPU quota of {quota['share']} core per {quota['period_ms']} ms "
-            "(cgroup v1 CFS, as Fargate); calls/core = calls ÷ quota; throttled % = CFS periods "
-            "whose budget ran out"
+            f"(cgroup v1, {quota.get('kind', 'CFS')}); calls/core = calls ÷ quota; "
+            "throttled % = CFS periods whose budget ran out"
         )
     columns = COLUMNS + QUOTA_COLUMNS if quota else COLUMNS
     print(format_table(columns, [_row(step) for step in results["steps"]]))

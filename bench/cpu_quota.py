@@ -10,8 +10,12 @@ process into it (from the child itself, before it executes the node, via
 removes the group afterwards. It needs root and a cgroup v1 ``cpu`` hierarchy; `available`
 says whether both are there.
 
-Real-time scheduling (``--realtime``) is not subject to CFS quotas, so a node under a quota
-always runs at normal priority.
+On a machine shared with other work a node at normal priority also competes with that work
+for its core, which spoils the frame timing whatever the quota. With ``realtime`` the quota is
+a real-time bandwidth limit instead (``cpu.rt_period_us`` / ``cpu.rt_runtime_us``, the group
+scheduling of SCHED_FIFO tasks): the node runs at SCHED_FIFO, so unrelated work cannot delay
+it, and is still stopped for the rest of each period once `share` of it is spent. The kernel
+keeps no throttling counters for that limit, so `stat` is empty then.
 """
 
 from __future__ import annotations
@@ -50,10 +54,13 @@ class CpuQuota:
     share: float
     period_ms: float = 10.0
     name: str = ""
+    realtime: bool = False
 
     def __post_init__(self) -> None:
         if not 0.01 <= self.share <= 64:
             raise ValueError(f"CPU quota must be between 0.01 and 64 cores, got {self.share}")
+        if self.realtime and self.share > 0.95:
+            raise ValueError("a real-time quota is at most 0.95 of a core (the kernel's limit)")
         if not 1 <= self.period_ms <= 1000:
             raise ValueError(f"CFS period must be 1..1000 ms, got {self.period_ms}")
         self.name = self.name or f"mapokezi-bench-{os.getpid()}-{time.monotonic_ns()}"
@@ -75,8 +82,10 @@ class CpuQuota:
         if reason:
             raise RuntimeError(f"cannot set a CPU quota: {reason}")
         self.path.mkdir(exist_ok=True)
-        (self.path / "cpu.cfs_period_us").write_text(str(self.period_us))
-        (self.path / "cpu.cfs_quota_us").write_text(str(self.quota_us))
+        kind = "rt" if self.realtime else "cfs"
+        runtime = "rt_runtime_us" if self.realtime else "cfs_quota_us"
+        (self.path / f"cpu.{kind}_period_us").write_text(str(self.period_us))
+        (self.path / f"cpu.{runtime}").write_text(str(self.quota_us))
         return self
 
     def enter(self) -> None:
@@ -84,8 +93,10 @@ class CpuQuota:
         (self.path / "cgroup.procs").write_text(str(os.getpid()))
 
     def stat(self) -> dict[str, int]:
-        """``cpu.stat``: nr_periods, nr_throttled, throttled_time (ns), ..."""
+        """``cpu.stat``: nr_periods, nr_throttled, throttled_time (ns), ... (CFS only)."""
         values: dict[str, int] = {}
+        if self.realtime:
+            return values
         with contextlib.suppress(OSError):
             for line in (self.path / "cpu.stat").read_text().splitlines():
                 key, _, value = line.partition(" ")

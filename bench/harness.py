@@ -284,8 +284,8 @@ class NodeProcess:
     def start(self, log_path: Path, profile_path: Path | None = None) -> NodeProcess:
         """Starts the node (under ``bench.node_probe``) and waits for ``/healthz``.
 
-        With a quota the node runs in its cgroup at normal priority (CFS quotas do not apply
-        to real-time tasks); the cgroup is removed by `stop`.
+        With a quota the node runs in its cgroup (see `bench.cpu_quota`), which `stop`
+        removes.
         """
         if self.quota is not None:
             self.quota.create()
@@ -334,11 +334,11 @@ class NodeProcess:
     def _enter(self) -> None:
         """In the child, before the node starts: its cgroup, core and priority."""
         if self.quota is not None:
-            # A real-time task may not join a group without real-time runtime (EINVAL), and
-            # CFS quotas do not apply to one anyway: back to the normal policy first.
+            # A real-time task may not join a group without real-time runtime (EINVAL): join
+            # at the normal policy, then take the policy the quota is enforced on.
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
             self.quota.enter()
-            pin_to(self.cpu, "node", fifo=False)
+            pin_to(self.cpu, "node", fifo=self.quota.realtime)
         else:
             pin_to(self.cpu, "node")
 
