@@ -20,7 +20,7 @@ PYTEST_WORKERS ?= 4
 PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint fmt pytest cfn-lint run call bench image deploy lock clean
+.PHONY: help venv test lint typecheck fmt pytest cfn-lint run call bench image deploy lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ lint: $(STAMP) ## ruff (format check and lint) and cfn-lint only
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/cfn-lint $(CFN_TEMPLATES)
+
+typecheck: $(STAMP) ## mypy, strict, on the media node and the shared core (pyproject.toml)
+	$(VENV)/bin/mypy
 
 fmt: $(STAMP) ## Format and fix what ruff can
 	$(VENV)/bin/ruff format .

@@ -1,7 +1,8 @@
-"""The offline model: a stand-in for OpenAI Realtime when no API key is set.
+"""The offline model: a stand-in for OpenAI Realtime and Gemini Live when no API key is set.
 
-It is the Realtime double the tests use (``doubles/openai_realtime``: GA wire protocol,
-energy-based turn detection, bursty audio deltas) with a scripted receptionist on top. It speaks
+It is the doubles the tests use (``doubles/openai_realtime``: GA wire protocol, and
+``doubles/gemini_live``: BidiGenerateContent; both with energy-based turn detection and bursty
+audio) with one scripted receptionist on top, each on its own port. It speaks
 lines pre-rendered with espeak-ng and shipped in ``local/audio/model/`` (nothing is downloaded),
 says plainly that it is the offline model, greets, answers the first question with a canned
 reply, and transfers the caller to a human (``transfer_to_human``) when they ask again.
@@ -16,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from doubles.gemini_live import GeminiLiveDouble
 from doubles.openai_realtime import (
     FunctionCall,
     RealtimeDouble,
@@ -81,16 +83,19 @@ class OfflineReceptionist:
 
 
 class OfflineModel:
-    """Runs the offline model's server on its own thread and event loop.
+    """Runs the offline model's servers on their own thread and event loop.
 
-    ``start()`` returns once it listens; ``url`` is what ``OPENAI_REALTIME_URL`` should be.
+    ``start()`` returns once both listen; ``url`` is what ``OPENAI_REALTIME_URL`` should be and
+    ``gemini_url`` what ``GEMINI_LIVE_URL`` should be.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8092) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 8092, gemini_port: int = 8093) -> None:
         self.host = host
         self.port = port
+        self.gemini_port = gemini_port
         self.api_key = OFFLINE_API_KEY
         self.double: RealtimeDouble | None = None
+        self.gemini: GeminiLiveDouble | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
@@ -98,6 +103,12 @@ class OfflineModel:
     def url(self) -> str:
         """WebSocket URL of the Realtime endpoint (clients add ``?model=…``)."""
         return f"ws://{self.host}:{self.port}/v1/realtime"
+
+    @property
+    def gemini_url(self) -> str:
+        """WebSocket URL of the Gemini Live endpoint."""
+        assert self.gemini is not None, "start() first"
+        return self.gemini.url
 
     def start(self) -> OfflineModel:
         """Start listening (blocks until the socket is bound)."""
@@ -110,6 +121,9 @@ class OfflineModel:
         if self.double is not None:
             self._run(self.double.close()).result(timeout=10)
             self.double = None
+        if self.gemini is not None:
+            self._run(self.gemini.close()).result(timeout=10)
+            self.gemini = None
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
 
@@ -118,6 +132,10 @@ class OfflineModel:
             OfflineReceptionist(), host=self.host, port=self.port, api_key=self.api_key
         )
         await self.double.start()
+        self.gemini = GeminiLiveDouble(
+            OfflineReceptionist(), host=self.host, port=self.gemini_port, api_key=self.api_key
+        )
+        await self.gemini.start()
 
     def _run(self, coroutine: Any) -> Future[Any]:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop)

@@ -7,11 +7,14 @@ What runs (all on loopback unless ``LOCAL_HOST`` says otherwise):
   Lambda handlers, and :class:`local.sqs_poller.SqsPoller` feeding the CDR fetcher.
 - The media node: ``python -m media_node`` as a child process, exactly as in the container.
 - Sautikit's REST API: the double from ``doubles/sautikit_api`` unless ``SAUTIKIT_API_URL`` is set.
-- The model: OpenAI Realtime when ``OPENAI_API_KEY`` is set, else the offline model.
-- The example profile, seeded for ``DEMO_NUMBER``, plus any ``StackConfig.profiles``.
+- The models: OpenAI Realtime when ``OPENAI_API_KEY`` is set and Gemini Live when
+  ``GEMINI_API_KEY`` is set; the offline model stands in for each one whose key is missing.
+- The example profile, seeded for ``DEMO_NUMBER`` and, answered by Gemini Live, for
+  ``DEMO_GEMINI_NUMBER``, plus any ``StackConfig.profiles``.
 
-Tests drive it through :class:`StackConfig`: ``openai_api_key`` + ``openai_realtime_url`` point
-the media node at a model the test runs (a Realtime double with its own script), ``profiles``
+Tests drive it through :class:`StackConfig`: ``openai_api_key`` + ``openai_realtime_url`` (and
+``gemini_api_key`` + ``gemini_live_url``) point the media node at models the test runs (doubles
+with their own script), ``profiles``
 seeds more numbers, ``heartbeat_max_age_seconds`` and ``media_node_env`` shorten the health
 timings, and :meth:`LocalStack.crash_media_node` / :meth:`LocalStack.start_media_node` take the
 node away and bring it back. ``stop()`` restores the environment variables ``start()`` set.
@@ -37,7 +40,9 @@ from local.gateway import Gateway
 from local.sqs_poller import SqsPoller
 from local.template import create_queues, create_tables, resources_of_type
 from mapokezi import config, store
+from mapokezi.config import DEFAULT_CALLS_TABLE, env_int
 from mapokezi.profiles import load_profile_file, parse_profile
+from media_node.node_settings import DEFAULT_GEMINI_LIVE_URL
 
 log = logging.getLogger("mapokezi.local")
 
@@ -54,11 +59,6 @@ def free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    return int(raw) if raw else default
-
-
 @dataclass
 class StackConfig:
     """Ports, names and secrets of the local stack; every one has an environment variable."""
@@ -69,7 +69,9 @@ class StackConfig:
     moto_port: int = 5055
     sautikit_double_port: int = 8091
     model_double_port: int = 8092
+    gemini_double_port: int = 8093
     demo_number: str = "+254700000100"
+    demo_gemini_number: str = "+254700000200"
     table_name: str = "mapokezi-calls"
     stream_token_secret: str = LOCAL_STREAM_TOKEN_SECRET
     webhook_secret: str = ""
@@ -77,6 +79,8 @@ class StackConfig:
     sautikit_api_key: str = LOCAL_SAUTIKIT_KEY
     openai_api_key: str = ""
     openai_realtime_url: str = ""
+    gemini_api_key: str = ""
+    gemini_live_url: str = ""
     cdr_delay_seconds: int = 2
     keep_opening_hours: bool = False
     #: Failed CDR fetches come back after this many seconds (AWS: 6x the function timeout).
@@ -93,22 +97,31 @@ class StackConfig:
         env = os.environ
         return cls(
             host=env.get("LOCAL_HOST", "127.0.0.1"),
-            gateway_port=_env_int("GATEWAY_PORT", 3000),
-            media_node_port=_env_int("MEDIA_NODE_PORT", 8080),
-            moto_port=_env_int("MOTO_PORT", 5055),
-            sautikit_double_port=_env_int("SAUTIKIT_DOUBLE_PORT", 8091),
-            model_double_port=_env_int("MODEL_DOUBLE_PORT", 8092),
+            gateway_port=env_int(env, "GATEWAY_PORT", 3000, low=0, high=65535),
+            media_node_port=env_int(env, "MEDIA_NODE_PORT", 8080, low=0, high=65535),
+            moto_port=env_int(env, "MOTO_PORT", 5055, low=0, high=65535),
+            sautikit_double_port=env_int(env, "SAUTIKIT_DOUBLE_PORT", 8091, low=0, high=65535),
+            model_double_port=env_int(env, "MODEL_DOUBLE_PORT", 8092, low=0, high=65535),
+            gemini_double_port=env_int(env, "GEMINI_DOUBLE_PORT", 8093, low=0, high=65535),
             demo_number=env.get("DEMO_NUMBER", "+254700000100"),
-            table_name=env.get("CALLS_TABLE", "mapokezi-calls"),
+            demo_gemini_number=env.get("DEMO_GEMINI_NUMBER", "+254700000200"),
+            table_name=env.get("CALLS_TABLE", DEFAULT_CALLS_TABLE),
             stream_token_secret=env.get("STREAM_TOKEN_SECRET", LOCAL_STREAM_TOKEN_SECRET),
             webhook_secret=env.get("SAUTIKIT_WEBHOOK_SECRET", ""),
             sautikit_api_url=env.get("SAUTIKIT_API_URL", ""),
             sautikit_api_key=env.get("SAUTIKIT_API_KEY", LOCAL_SAUTIKIT_KEY),
             openai_api_key=env.get("OPENAI_API_KEY", ""),
             openai_realtime_url=env.get("OPENAI_REALTIME_URL", ""),
-            cdr_delay_seconds=_env_int("CDR_DELAY_SECONDS", 2),
+            gemini_api_key=env.get("GEMINI_API_KEY", ""),
+            gemini_live_url=env.get("GEMINI_LIVE_URL", ""),
+            cdr_delay_seconds=env_int(env, "CDR_DELAY_SECONDS", 2, low=0, high=900),
             keep_opening_hours=env.get("DEMO_KEEP_HOURS", "") not in ("", "0"),
         )
+
+    @property
+    def needs_offline_model(self) -> bool:
+        """Whether a provider has no key, so the offline model stands in for it."""
+        return not (self.openai_api_key and self.gemini_api_key)
 
     @classmethod
     def ephemeral(cls, **overrides: Any) -> StackConfig:
@@ -122,6 +135,7 @@ class StackConfig:
                 "moto_port",
                 "sautikit_double_port",
                 "model_double_port",
+                "gemini_double_port",
             )
         }
         return cls(host=host, **{**ports, **overrides})
@@ -207,7 +221,8 @@ class LocalStack:
             "MEDIA_NODE_PORT": cfg.media_node_port,
             "MOTO_PORT": cfg.moto_port,
             "SAUTIKIT_DOUBLE_PORT": None if cfg.sautikit_api_url else cfg.sautikit_double_port,
-            "MODEL_DOUBLE_PORT": None if cfg.openai_api_key else cfg.model_double_port,
+            "MODEL_DOUBLE_PORT": cfg.model_double_port if cfg.needs_offline_model else None,
+            "GEMINI_DOUBLE_PORT": cfg.gemini_double_port if cfg.needs_offline_model else None,
         }
         for name, port in wanted.items():
             if port is None:
@@ -304,16 +319,27 @@ class LocalStack:
 
     def _start_model(self) -> None:
         cfg = self.cfg
+        if cfg.needs_offline_model:
+            from local.offline_model import OfflineModel
+
+            self.model = OfflineModel(
+                host=cfg.host, port=cfg.model_double_port, gemini_port=cfg.gemini_double_port
+            ).start()
         if cfg.openai_api_key:
             url = cfg.openai_realtime_url or "wss://api.openai.com/v1/realtime"
             self._set_env(OPENAI_API_KEY=cfg.openai_api_key, OPENAI_REALTIME_URL=url)
             self.parts["Model: OpenAI Realtime"] = url
-            return
-        from local.offline_model import OfflineModel
-
-        self.model = OfflineModel(host=cfg.host, port=cfg.model_double_port).start()
-        self._set_env(OPENAI_REALTIME_URL=self.model.url, OPENAI_API_KEY=self.model.api_key)
-        self.parts["Model: offline (no OPENAI_API_KEY)"] = self.model.url
+        else:
+            self._set_env(OPENAI_REALTIME_URL=self.model.url, OPENAI_API_KEY=self.model.api_key)
+            self.parts["Model: offline (no OPENAI_API_KEY)"] = self.model.url
+        if cfg.gemini_api_key:
+            url = cfg.gemini_live_url or DEFAULT_GEMINI_LIVE_URL
+            self._set_env(GEMINI_API_KEY=cfg.gemini_api_key, GEMINI_LIVE_URL=url)
+            self.parts["Model: Gemini Live"] = url
+        else:
+            url = self.model.gemini_url
+            self._set_env(GEMINI_LIVE_URL=url, GEMINI_API_KEY=self.model.api_key)
+            self.parts["Model: offline Gemini Live (no GEMINI_API_KEY)"] = url
 
     def _seed_profile(self) -> None:
         data = load_profile_file(EXAMPLE_PROFILE)
@@ -325,6 +351,14 @@ class LocalStack:
         profile = parse_profile(data, number=self.cfg.demo_number)
         store.put_profile(self.table(), profile)
         self.parts[f"Profile {profile.business_name}{note}"] = self.cfg.demo_number
+        # The same receptionist answered by Gemini Live: `make call ARGS="--to <number>"`.
+        gemini = parse_profile(
+            {**data, "model": {"provider": "gemini"}}, number=self.cfg.demo_gemini_number
+        )
+        store.put_profile(self.table(), gemini)
+        self.parts[f"Profile {gemini.business_name}, Gemini Live{note}"] = (
+            self.cfg.demo_gemini_number
+        )
         for number, fields in self.cfg.profiles.items():
             extra = parse_profile(fields, number=number)
             store.put_profile(self.table(), extra)

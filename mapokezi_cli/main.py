@@ -147,7 +147,7 @@ def format_numbers(numbers: Sequence[dict[str, Any]]) -> str:
 
 
 def _table(args: argparse.Namespace) -> Any:
-    return config.dynamodb_table(args.table or os.environ.get("CALLS_TABLE", "mapokezi-calls"))
+    return config.dynamodb_table(args.table) if args.table else config.calls_table()
 
 
 def api_get(base_url: str, path: str, params: dict[str, str] | None = None) -> Any:

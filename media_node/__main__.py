@@ -11,8 +11,12 @@ import gc
 import logging
 import signal
 import sys
+from typing import Any
 
-from mapokezi.config import ConfigError, dynamodb_table
+import boto3
+from botocore.config import Config
+
+from mapokezi.config import ConfigError
 from media_node import event_loop
 from media_node.logging_setup import configure_logging
 from media_node.node_settings import NodeSettings, logging_level
@@ -20,13 +24,25 @@ from media_node.server import MediaServer, SessionFactory, default_session_facto
 
 logger = logging.getLogger("media_node")
 
+#: DynamoDB calls from the node fail fast: a handoff write the caller is waiting on must not sit
+#: out botocore's defaults (60 s timeouts, up to 10 attempts) when the table does not answer.
+#: Record writes that fail are retried in the background (`media_node.records`).
+NODE_DYNAMODB_CONFIG = Config(
+    connect_timeout=1.0, read_timeout=3.0, retries={"mode": "standard", "total_max_attempts": 3}
+)
+
+
+def node_table(name: str) -> Any:
+    """The calls table as the node uses it: a client with short timeouts and few attempts."""
+    return boto3.resource("dynamodb", config=NODE_DYNAMODB_CONFIG).Table(name)
+
 
 async def serve_node(node: NodeSettings, session_factory: SessionFactory | None = None) -> int:
     """Run a :class:`MediaServer` until a stop signal has been handled; returns the exit status.
 
     The first SIGTERM or SIGINT starts the drain; a second one shortens it.
     """
-    table = dynamodb_table(node.settings.calls_table)
+    table = node_table(node.settings.calls_table)
     server = MediaServer(node, table, session_factory or default_session_factory(node, table))
     try:
         await server.start()

@@ -361,8 +361,9 @@ class CallSession(CallEndings):
                 continue
             item.heard_ms = point
             item.interrupted = True
-            self.metrics.truncations += 1
-            await self.model.truncate(item_id, point)
+            if self.model.supports_truncate:
+                self.metrics.truncations += 1
+                await self.model.truncate(item_id, point)
 
     async def _on_response_done(self, event: m.ResponseDone) -> None:
         self.metrics.add_usage(event.usage)

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mapokezi.config import Settings
 from mapokezi.profiles import Profile
 from media_node.audio import DEFAULT_LEAD_MS
-from media_node.models.base import ModelFactory, ModelSession
+from media_node.models import gemini_protocol, openai_protocol
+from media_node.models.base import (
+    ModelEvent,
+    ModelFactory,
+    ModelSession,
+    ModelUnavailableError,
+)
+from media_node.models.gemini_session import GeminiLiveSession
 from media_node.models.openai_session import OpenAIRealtimeSession
 
 DEFAULT_UPLINK_APPEND_MS = 40
@@ -36,12 +43,95 @@ class CallTimeouts:
 
 
 def openai_factory(url: str, model: str, api_key: str) -> ModelFactory:
-    """A factory of OpenAI Realtime sessions for calls."""
+    """A factory of OpenAI Realtime sessions for calls (``model`` unless the profile names one)."""
 
     def build(profile: Profile, instructions: str) -> ModelSession:
         return OpenAIRealtimeSession(
-            url=url, model=model, api_key=api_key, profile=profile, instructions=instructions
+            url=url,
+            model=profile.model.name or model,
+            api_key=api_key,
+            profile=profile,
+            instructions=instructions,
         )
+
+    return build
+
+
+def gemini_factory(url: str, model: str, api_key: str) -> ModelFactory:
+    """A factory of Gemini Live sessions for calls (``model`` unless the profile names one)."""
+
+    def build(profile: Profile, instructions: str) -> ModelSession:
+        return GeminiLiveSession(
+            url=url,
+            model=profile.model.name or model,
+            api_key=api_key,
+            profile=profile,
+            instructions=instructions,
+            voice=profile.model_voice,
+        )
+
+    return build
+
+
+_RATES = {
+    "openai": (openai_protocol.MODEL_RATE, openai_protocol.MODEL_RATE),
+    "gemini": (gemini_protocol.INPUT_RATE, gemini_protocol.OUTPUT_RATE),
+}
+
+
+class UnavailableModel(ModelSession):
+    """The session of a provider the node cannot reach: `connect` fails with the reason.
+
+    The call then takes its usual path for a model that cannot be opened (apology, front desk)
+    and logs the reason.
+    """
+
+    def __init__(self, provider: str, reason: str) -> None:
+        self.input_rate, self.output_rate = _RATES.get(provider, _RATES["openai"])
+        self.reason = reason
+
+    async def connect(self) -> None:
+        raise ModelUnavailableError(self.reason)
+
+    async def events(self) -> AsyncIterator[ModelEvent]:  # pragma: no cover - never connected
+        return
+        yield
+
+    async def send_audio(self, pcm: bytes) -> None:
+        """Dropped: the session never opens."""
+
+    async def create_response(self, instructions: str | None = None) -> None:
+        """Dropped: the session never opens."""
+
+    async def cancel_response(self) -> None:
+        """Dropped: the session never opens."""
+
+    async def truncate(self, item_id: str, audio_end_ms: int) -> None:
+        """Dropped: the session never opens."""
+
+    async def send_function_output(self, call_id: str, output: dict[str, Any]) -> None:
+        """Dropped: the session never opens."""
+
+    async def add_system_message(self, text: str) -> None:
+        """Dropped: the session never opens."""
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+
+def provider_factory(providers: Mapping[str, ModelFactory | str]) -> ModelFactory:
+    """Picks the adapter from the profile's ``model.provider``.
+
+    Args:
+        providers: Per provider, its factory, or the reason it is unavailable (no API key).
+    """
+
+    def build(profile: Profile, instructions: str) -> ModelSession:
+        provider = profile.model.provider
+        chosen = providers.get(provider, f"unknown model provider {provider!r}")
+        if isinstance(chosen, str):
+            return UnavailableModel(provider, f"{provider} model unavailable: {chosen}")
+        return chosen(profile, instructions)
 
     return build
 
@@ -73,6 +163,27 @@ class NodeContext:
     pacer_lead_ms: float = DEFAULT_LEAD_MS
     timeouts: CallTimeouts = field(default_factory=CallTimeouts)
     uplink_append_ms: int = DEFAULT_UPLINK_APPEND_MS
+
+    @classmethod
+    def for_providers(
+        cls,
+        *,
+        node_id: str,
+        settings: Settings,
+        table: Any,
+        providers: Mapping[str, ModelFactory | str],
+        pacer_lead_ms: float = DEFAULT_LEAD_MS,
+        uplink_append_ms: int = DEFAULT_UPLINK_APPEND_MS,
+    ) -> NodeContext:
+        """A context whose calls use the provider their profile chooses (`provider_factory`)."""
+        return cls(
+            node_id,
+            settings,
+            table,
+            provider_factory(providers),
+            pacer_lead_ms=pacer_lead_ms,
+            uplink_append_ms=uplink_append_ms,
+        )
 
     @classmethod
     def for_openai(

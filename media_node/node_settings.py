@@ -16,9 +16,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from mapokezi.config import ConfigError, Settings, get_secret, require_secret
+from mapokezi.config import (
+    ConfigError,
+    Settings,
+    env_float,
+    env_int,
+    env_str,
+    get_secret,
+    require_secret,
+)
+from media_node.socket_limits import SocketLimits
 
 DEFAULT_SERVICE_NAME = "mapokezi-media-node"
+DEFAULT_GEMINI_LIVE_URL = (
+    "wss://generativelanguage.googleapis.com/ws/"
+    "google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+)
+DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 """``EVENT_LOOP``: ``auto`` runs on uvloop when it is installed (see `media_node.event_loop`)."""
@@ -45,55 +59,106 @@ class NodeSettings:
     openai_api_key: str | None = field(repr=False, default=None)
     uplink_append_ms: int = 40
     event_loop: str = "auto"
+    gemini_live_url: str = DEFAULT_GEMINI_LIVE_URL
+    gemini_model: str = DEFAULT_GEMINI_MODEL
+    gemini_api_key: str | None = field(repr=False, default=None)
+    gemini_key_problem: str | None = None
+    """Why ``GEMINI_API_KEY_ARN`` could not be read, if it could not."""
+    openai_key_problem: str | None = None
+    """Why ``OPENAI_API_KEY_ARN`` could not be read, if it could not."""
+    limits: SocketLimits = field(default_factory=SocketLimits)
 
     @property
     def max_calls(self) -> int:
         """Calls this node takes at once (``MAX_CALLS``)."""
         return self.settings.max_calls
 
+    def unavailable_reason(self, provider: str) -> str | None:
+        """Why calls of ``provider`` (``openai``/``gemini``) cannot be served, or None if they can.
+
+        A provider needs its API key unless its URL points at a local model.
+        """
+        if provider == "gemini":
+            if self.gemini_api_key or is_local_model_url(self.gemini_live_url):
+                return None
+            if self.gemini_key_problem:
+                return self.gemini_key_problem
+            return "GEMINI_API_KEY is not configured (set GEMINI_API_KEY or GEMINI_API_KEY_ARN)"
+        if self.openai_api_key or is_local_model_url(self.settings.openai_realtime_url):
+            return None
+        if self.openai_key_problem:
+            return self.openai_key_problem
+        return "OPENAI_API_KEY is not configured (set OPENAI_API_KEY or OPENAI_API_KEY_ARN)"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NodeSettings:
         """Read and validate the node's settings.
 
+        A provider without a key (and not pointed at a local model) is allowed: calls of
+        profiles that choose it get the apology and the front desk. At least one provider must
+        be usable.
+
         Raises:
-            ConfigError: a variable is malformed, ``STREAM_TOKEN_SECRET`` is missing, or
-                ``OPENAI_API_KEY`` is missing while ``OPENAI_REALTIME_URL`` is a hosted API.
+            ConfigError: a variable is malformed, ``STREAM_TOKEN_SECRET`` is missing, or no
+                provider is usable (neither key set and both URLs are hosted APIs).
         """
         env = os.environ if environ is None else environ
         settings = Settings.from_env(env)
         if settings.max_calls < 1:
             raise ConfigError(f"MAX_CALLS must be at least 1, got {settings.max_calls}")
-        log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+        log_level = env_str(env, "LOG_LEVEL", "INFO").upper()
         if log_level not in _LOG_LEVELS:
             raise ConfigError(
                 f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}"
             )
-        minutes = _int(env, "TASK_PROTECTION_MINUTES", 60, low=2, high=2880)
-        openai_api_key = get_secret("OPENAI_API_KEY", env)
-        if not openai_api_key and not is_local_model_url(settings.openai_realtime_url):
+        minutes = env_int(env, "TASK_PROTECTION_MINUTES", 60, low=2, high=2880)
+        # Deployed, a key's secret exists before anyone stores a value: that provider is then
+        # unavailable (its calls go to the front desk) and the node serves the other one.
+        openai_api_key, openai_key_problem = _model_key("OPENAI_API_KEY", env)
+        gemini_api_key, gemini_key_problem = _model_key("GEMINI_API_KEY", env)
+        gemini_live_url = env_str(env, "GEMINI_LIVE_URL", DEFAULT_GEMINI_LIVE_URL)
+        openai_usable = openai_api_key or is_local_model_url(settings.openai_realtime_url)
+        if not openai_usable and not (gemini_api_key or is_local_model_url(gemini_live_url)):
+            problems = "; ".join(p for p in (openai_key_problem, gemini_key_problem) if p)
             raise ConfigError(
                 "OPENAI_API_KEY is not configured (set OPENAI_API_KEY or OPENAI_API_KEY_ARN, or "
-                f"point OPENAI_REALTIME_URL at a local model; it is {settings.openai_realtime_url})"
+                "GEMINI_API_KEY or GEMINI_API_KEY_ARN for Gemini profiles, or point "
+                f"OPENAI_REALTIME_URL at a local model; it is {settings.openai_realtime_url})"
+                + (f": {problems}" if problems else "")
             )
         return cls(
             settings=settings,
-            node_id=env.get("NODE_ID", "").strip() or default_node_id(),
-            host=env.get("MEDIA_NODE_HOST", "").strip() or "127.0.0.1",
+            node_id=env_str(env, "NODE_ID", "") or default_node_id(),
+            host=env_str(env, "MEDIA_NODE_HOST", "127.0.0.1"),
             port=settings.media_node_port,
-            drain_seconds=_float(env, "DRAIN_SECONDS", 100.0),
-            pacer_lead_ms=_int(env, "PACER_LEAD_MS", 60, low=0, high=1000),
+            drain_seconds=env_float(env, "DRAIN_SECONDS", 100.0, low=0.0),
+            pacer_lead_ms=env_int(env, "PACER_LEAD_MS", 60, low=0, high=1000),
             log_level=log_level,
-            heartbeat_interval_seconds=_float(env, "HEARTBEAT_INTERVAL_SECONDS", 10.0, low=0.05),
-            heartbeat_ttl_seconds=_int(env, "HEARTBEAT_TTL_SECONDS", 120, low=1, high=86400),
-            metric_interval_seconds=_float(env, "METRIC_INTERVAL_SECONDS", 60.0, low=0.05),
-            service_name=env.get("SERVICE_NAME", "").strip() or DEFAULT_SERVICE_NAME,
-            ecs_agent_uri=env.get("ECS_AGENT_URI", "").strip().rstrip("/") or None,
+            heartbeat_interval_seconds=env_float(env, "HEARTBEAT_INTERVAL_SECONDS", 10.0, low=0.05),
+            heartbeat_ttl_seconds=env_int(env, "HEARTBEAT_TTL_SECONDS", 120, low=1, high=86400),
+            metric_interval_seconds=env_float(env, "METRIC_INTERVAL_SECONDS", 60.0, low=0.05),
+            service_name=env_str(env, "SERVICE_NAME", DEFAULT_SERVICE_NAME),
+            ecs_agent_uri=env_str(env, "ECS_AGENT_URI", "").rstrip("/") or None,
             task_protection_minutes=minutes,
             stream_token_secret=require_secret("STREAM_TOKEN_SECRET", env),
             openai_api_key=openai_api_key,
-            uplink_append_ms=_int(env, "UPLINK_APPEND_MS", 40, low=20, high=200),
+            openai_key_problem=openai_key_problem,
+            uplink_append_ms=env_int(env, "UPLINK_APPEND_MS", 40, low=20, high=200),
+            limits=SocketLimits.from_env(env),
+            gemini_live_url=gemini_live_url,
+            gemini_model=env_str(env, "GEMINI_MODEL", DEFAULT_GEMINI_MODEL),
+            gemini_api_key=gemini_api_key,
+            gemini_key_problem=gemini_key_problem,
             event_loop=_event_loop(env),
         )
+
+
+def _model_key(name: str, env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """A model provider's key, or None and why it could not be read."""
+    try:
+        return get_secret(name, env), None
+    except ConfigError as exc:
+        return None, str(exc)
 
 
 def _event_loop(env: Mapping[str, str]) -> str:
@@ -129,29 +194,3 @@ def is_local_model_url(url: str) -> bool:
 def logging_level(name: str) -> int:
     """The :mod:`logging` level number for a validated ``LOG_LEVEL`` name."""
     return logging.getLevelNamesMapping()[name]
-
-
-def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, *, low: float = 0.0) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not value >= low:  # also rejects NaN
-        raise ConfigError(f"{name} must be at least {low}, got {raw!r}")
-    return value

@@ -55,10 +55,13 @@ def put_protection_state(agent_uri: str, enabled: bool, expires_minutes: int) ->
         raise ProtectionError(f"ECS agent answered {exc.code}: {detail}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise ProtectionError(f"ECS agent unreachable or unreadable: {exc}") from None
+    if not isinstance(reply, dict):
+        raise ProtectionError(f"ECS agent answered {type(reply).__name__}, not an object")
     problem = reply.get("failure") or reply.get("error")
     if problem:
         raise ProtectionError(f"ECS agent refused: {json.dumps(problem)[:300]}")
-    return reply.get("protection", {})
+    protection = reply.get("protection")
+    return protection if isinstance(protection, dict) else {}
 
 
 class TaskProtection:

@@ -7,14 +7,15 @@ recorded in `StreamMetadata.problems` for the log. Binary audio is handled by
 `media_node.audio.InboundPcm`.
 
 Commands the server may send are JSON text frames. ``killAudio`` (stop current playback) is the
-one Sautikit integrations use in the field; it and ``disconnect`` come from the mod_audio_fork /
-jambonz heritage and neither is documented by Sautikit.
+one Sautikit integrations use in the field; it comes from the mod_audio_fork / jambonz heritage
+and is not documented by Sautikit. Calls end through the REST hangup or by closing the socket,
+never through a command frame.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,6 @@ SUBPROTOCOLS = ("audio.drachtio.org", "audio.jambonz.org")
 """WebSocket subprotocols accepted, in order of preference."""
 
 KILL_AUDIO = '{"type":"killAudio"}'
-DISCONNECT = '{"type":"disconnect"}'
 
 # Field spellings seen for each value, most specific first. `streamSid` identifies the stream,
 # not the call, so it is the last resort for the call id.
@@ -78,19 +78,6 @@ class TextFrame:
     event: str | None
     data: dict[str, Any] | None
     text: str
-
-
-def choose_subprotocol(offered: Iterable[str]) -> str | None:
-    """Picks the subprotocol to accept from those the client offered.
-
-    Args:
-        offered: Subprotocols from the client's ``Sec-WebSocket-Protocol`` header.
-
-    Returns:
-        The preferred supported one, or None if none is supported (reject the upgrade).
-    """
-    offered_set = set(offered)
-    return next((name for name in SUBPROTOCOLS if name in offered_set), None)
 
 
 def parse_metadata(text: str | bytes) -> StreamMetadata:
@@ -186,16 +173,6 @@ def kill_audio() -> str:
     Heritage: mod_audio_fork/jambonz (``uuid_break``); used against Sautikit in the field.
     """
     return KILL_AUDIO
-
-
-def disconnect() -> str:
-    """The ``disconnect`` command, heritage-only and untested against Sautikit.
-
-    In mod_audio_fork it only raises an event (it does not hang up); in jambonz it ends the
-    ``listen`` verb and continues the call with the verb's action hook. Sautikit documents
-    neither, so end calls with the REST hangup and treat this as a best-effort hint.
-    """
-    return DISCONNECT
 
 
 def _decode_json(text: str | bytes) -> tuple[Any, str | None]:

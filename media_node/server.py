@@ -8,10 +8,18 @@ token's signature and expiry, a single-use claim in the call record, and the pro
 does the upgrade finish and a call session run. A failing session is logged and never takes the
 server down.
 
+Every media socket is held to ``NodeSettings.limits`` (`media_node.socket_limits`): websockets'
+own limits (message size, frame queue, write buffer, handshake and close timeouts, keepalive)
+and a limiter in front of every ``recv`` (`media_node.guarded_connection`); a periodic check
+closes sockets that send no frames at all and aborts those whose peer stopped reading. A socket
+closed that way ends its call like a hangup, and the voice webhook, finding no handoff pending
+on StreamStopped, hands a caller who is still there to the front desk.
+
 Shutdown (:meth:`MediaServer.shutdown`) drains: new calls are refused with 503 while live ones
 continue for up to ``DRAIN_SECONDS``; sessions still running are then asked to hand their
 callers to the front desk; the listener closes without cutting connections
-(``Server.close(close_connections=False)``) and a final heartbeat says the node is gone.
+(``Server.close(close_connections=False)``), record writes still being retried get a last
+bounded wait, and a final heartbeat says the node is gone.
 """
 
 from __future__ import annotations
@@ -30,26 +38,32 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from mapokezi import store, tokens
 from mapokezi.profiles import Profile
+from media_node import records
 from media_node.call import CallSession
-from media_node.context import NodeContext
+from media_node.context import NodeContext, gemini_factory, openai_factory
+from media_node.guarded_connection import GuardedConnection
 from media_node.heartbeat import ActiveCallsMetric, Heartbeat, write_line
+from media_node.models.base import ModelFactory
 from media_node.node_settings import NodeSettings
 from media_node.protection import TaskProtection
+from media_node.records import BackgroundWrites
+from media_node.sautikit_protocol import SUBPROTOCOLS
 
 logger = logging.getLogger(__name__)
 
 AUDIO_PATH = "/audio"
-#: Subprotocols Sautikit's media fork may offer, in order of preference.
-SUBPROTOCOLS = ("audio.drachtio.org", "audio.jambonz.org")
 #: Time given to sessions, once asked to drain, to tell callers and hand them over.
 DRAIN_GRACE_SECONDS = 10.0
 #: The same after a second stop signal.
 HURRIED_GRACE_SECONDS = 3.0
 #: Upper bound on waiting for connections to close once sessions have ended or drained.
 CLOSE_WAIT_SECONDS = 5.0
+#: Upper bound on waiting, at shutdown, for record writes still being retried.
+RECORD_WRITES_WAIT_SECONDS = 15.0
 
 
 class CallSessionLike(Protocol):
@@ -70,11 +84,26 @@ SessionFactory = Callable[[ServerConnection, str, Profile], CallSessionLike]
 
 def default_session_factory(node: NodeSettings, table: Any) -> SessionFactory:
     """The production factory: a ``CallSession`` per socket, sharing one ``NodeContext``."""
-    context = NodeContext.for_openai(
+    settings = node.settings
+    providers: dict[str, ModelFactory | str] = {
+        # A local model needs no key (see NodeSettings.unavailable_reason).
+        "openai": node.unavailable_reason("openai")
+        or openai_factory(
+            settings.openai_realtime_url,
+            settings.openai_realtime_model,
+            node.openai_api_key or "",
+        ),
+        "gemini": node.unavailable_reason("gemini")
+        or gemini_factory(node.gemini_live_url, node.gemini_model, node.gemini_api_key or ""),
+    }
+    for provider, factory in providers.items():
+        if isinstance(factory, str):
+            logger.warning("calls of %s profiles will go to the front desk: %s", provider, factory)
+    context = NodeContext.for_providers(
         node_id=node.node_id,
-        settings=node.settings,
+        settings=settings,
         table=table,
-        api_key=node.openai_api_key or "",  # a local model needs none (see NodeSettings)
+        providers=providers,
         pacer_lead_ms=node.pacer_lead_ms,
         uplink_append_ms=node.uplink_append_ms,
     )
@@ -132,6 +161,8 @@ class MediaServer:
         session_factory: builds a call session for an admitted socket.
         protection: ECS task scale-in protection (default: from ``node.ecs_agent_uri``).
         emit_metric: where ActiveCalls EMF documents go (default: a line on stdout).
+        record_writes: record writes retried in the background, awaited (within a bound) at
+            shutdown (default: the node-wide ones of ``media_node.records``).
     """
 
     def __init__(
@@ -142,10 +173,12 @@ class MediaServer:
         *,
         protection: TaskProtection | None = None,
         emit_metric: Callable[[dict[str, Any]], None] = write_line,
+        record_writes: BackgroundWrites | None = None,
     ) -> None:
         self.node = node
         self.table = table
         self.session_factory = session_factory
+        self.record_writes = record_writes if record_writes is not None else records.BACKGROUND
         self.protection = protection or TaskProtection(
             node.ecs_agent_uri, node.task_protection_minutes
         )
@@ -169,6 +202,8 @@ class MediaServer:
         self.refusals: Counter[str] = Counter()
         #: Finished calls by media outcome (``failed`` when a session raised).
         self.outcomes: Counter[str] = Counter()
+        #: Sockets closed for breaking a limit, by reason (``no media frames for 15 s``, ...).
+        self.limit_closes: Counter[str] = Counter()
         self._calls: dict[ServerConnection, LiveCall] = {}
         self._reserved = 0  # admissions in progress, counted against MAX_CALLS
         self._draining = False
@@ -206,17 +241,27 @@ class MediaServer:
 
     async def start(self) -> None:
         """Bind the listener and start heartbeats, the metric and task protection."""
+        limits = self.node.limits
         self._server = await serve(
             self._handle,
             self.node.host,
             self.node.port,
             process_request=self._process_request,
-            subprotocols=list(SUBPROTOCOLS),
+            subprotocols=[Subprotocol(name) for name in SUBPROTOCOLS],
+            create_connection=GuardedConnection.held_to(limits),
+            open_timeout=limits.open_timeout,
+            ping_interval=limits.ping_interval,
+            ping_timeout=limits.ping_timeout,
+            close_timeout=limits.close_timeout,
+            max_size=limits.max_message_bytes,
+            max_queue=limits.max_queue,
+            write_limit=limits.write_limit,
         )
         for name, job in (
             ("heartbeat", self.heartbeat.run),
             ("active-calls-metric", self.metric.run),
             ("task-protection", self.protection.run),
+            ("socket-limits", self._check_sockets),
         ):
             self._background.append(asyncio.create_task(job(), name=name))
         logger.info(
@@ -236,10 +281,6 @@ class MediaServer:
         else:
             logger.warning("second stop signal: shortening the drain")
             self._hurry.set()
-
-    def hurry(self) -> None:
-        """Cut the drain short: stop waiting for calls to end and drain them now."""
-        self._hurry.set()
 
     async def wait_stopped(self) -> None:
         """Wait until :meth:`shutdown` has finished."""
@@ -266,6 +307,7 @@ class MediaServer:
             await self._wait_for_calls(time.monotonic() + wait)
             await self._drain_remaining()
             await self._close_listener()
+            await self.record_writes.wait(RECORD_WRITES_WAIT_SECONDS)
         finally:
             await self._stop_background()
             await self.heartbeat.beat(draining=True)
@@ -328,6 +370,22 @@ class MediaServer:
             for connection in list(self._server.all_connections):
                 connection.transport.abort()
 
+    async def _check_sockets(self) -> None:
+        """Close silent sockets and abort those whose peer stopped reading (see socket_limits)."""
+        limits = self.node.limits
+        interval = min(1.0, limits.idle_seconds / 4, limits.write_stall_seconds / 4)
+        while True:
+            await asyncio.sleep(interval)
+            for connection in list(self._calls):
+                if not isinstance(connection, GuardedConnection):
+                    continue
+                try:
+                    connection.check()
+                except Exception:  # one odd socket must not stop the checks of the others
+                    logger.exception(
+                        "socket limit check failed", extra={"call_id": connection.call_id}
+                    )
+
     async def _stop_background(self) -> None:
         for task in self._background:
             task.cancel()
@@ -366,6 +424,8 @@ class MediaServer:
             )
             return connection.respond(refusal.status, refusal.message + "\n")
         self._calls[connection] = call
+        if isinstance(connection, GuardedConnection):
+            connection.call_id = call.call_id
         self._changed()
         # If the upgrade never completes (client gone), forget the call; see _forget.
         connection.connection_lost_waiter.add_done_callback(lambda _: self._forget(connection))
@@ -395,7 +455,8 @@ class MediaServer:
         self._refuse_if_unavailable(None)
         self._reserved += 1  # hold a slot while the checks below wait on the table
         try:
-            token = (parse_qs(query).get("token") or [None])[0]
+            given = parse_qs(query).get("token")
+            token = given[0] if given else None
             try:
                 claims = tokens.verify_stream_token(self.node.stream_token_secret, token)
             except tokens.TokenError as exc:
@@ -465,11 +526,18 @@ class MediaServer:
             self._calls.pop(connection, None)
             self._changed()
             self.outcomes[outcome] += 1
+            limit = None
+            if isinstance(connection, GuardedConnection):
+                connection.log_summary()
+                if connection.limiter.closed is not None:
+                    limit = connection.limiter.closed.reason
+                    self.limit_closes[limit] += 1
             logger.info(
                 "call ended",
                 extra={
                     "call_id": call.call_id,
                     "outcome": outcome,
+                    "socket_limit": limit,
                     "seconds": round(time.monotonic() - call.admitted_at, 3),
                     "active_calls": self.active_calls,
                 },

@@ -9,6 +9,13 @@ flow control, none of it can wait, and `send_now` does the same steps directly: 
 connection's protocol, write with the connection's `send_data`. In every other case it sends
 nothing and returns False, and the caller awaits ``ws.send`` as usual (which waits for the
 buffer to drain, or raises ``ConnectionClosed``).
+
+Three of the attributes used are websockets internals, not documented API: ``paused`` (the
+transport asked us to stop writing), ``send_in_progress`` (a fragmented message is being sent)
+and ``send_data()`` (write what the protocol framed). They were checked against websockets 17.4
+(the version pinned in requirements.lock); tests/functional/test_socket_send.py pins each of
+them, so an upgrade that changes them fails there first. ``state``, ``transport``, ``protocol``
+and the protocol's ``send_text``/``send_binary`` are documented.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A local double of the Sautikit REST API (calls, numbers, wallet) on 127.0.0.1.
 
-It speaks the documented wire shapes (``reference/sautikit.md`` §1.2-§1.10): bearer auth, the
+It speaks the wire shapes of Sautikit's API documentation: bearer auth, the
 ``{"error": {"code", "message", "request_id"}}`` envelope, the wrapped ``{"call": {...}}`` CDR
 that accepts the row UUID or the ``HD_…`` session id, and the numbers endpoints in every
 documented spelling. Where Sautikit's docs conflict the double is configurable:
@@ -143,7 +143,7 @@ class SautikitApiDouble:
         api_key: The only bearer key accepted.
         scopes: Scopes the key holds; ``None`` grants all. A missing scope answers 403
             ``api_key.scope_denied``.
-        billing: ``"per_minute"`` or ``"per_second"`` (docs conflict, §1.10).
+        billing: ``"per_minute"`` or ``"per_second"`` (Sautikit's pages conflict).
         not_final_reads: Reads of a completed call that still show it as not final.
         not_final_seconds: Seconds after completion during which it is not final.
         wallet_balance_minor: Wallet balance; ``None`` means unlimited.

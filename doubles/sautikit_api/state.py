@@ -1,7 +1,7 @@
 """State behind the Sautikit API double: call detail records and numbers.
 
 Sans-I/O and thread-safe; ``sautikit_api`` puts HTTP in front of it. Billing follows
-``reference/sautikit.md`` §1.10: inbound KES 0/min, outbound KES 3/min (300 minor units),
+Sautikit's published rates: inbound KES 0/min, outbound KES 3/min (300 minor units),
 ``ceil(duration/60) × rate`` (``per_minute``) or per second (``per_second``); the docs conflict.
 """
 

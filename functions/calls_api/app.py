@@ -6,7 +6,6 @@ reads go through :mod:`mapokezi.store`.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -26,7 +25,7 @@ app = APIGatewayHttpResolver()
 
 
 def _table() -> Any:
-    return config.dynamodb_table(os.environ.get("CALLS_TABLE", "mapokezi-calls"))
+    return config.calls_table()
 
 
 def _error(status: int, message: str) -> Response[dict[str, Any]]:

@@ -7,7 +7,6 @@ report partial batch failures. A record fails (and SQS redelivers it, then dead-
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -76,7 +75,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     try:
         outcome = cdr_fetch.run_fetch(
             job,
-            table=config.dynamodb_table(os.environ.get("CALLS_TABLE", "mapokezi-calls")),
+            table=config.calls_table(),
             get_call=_fetcher(lambda_context),
             enqueue=cdr_jobs.enqueue_cdr_fetch,
             policy=cdr_fetch.FetchPolicy.from_env(),

@@ -9,6 +9,7 @@ local stack points every client at moto.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -26,6 +27,7 @@ SECRET_NAMES = (
     "STREAM_TOKEN_SECRET",
 )
 _SECRET_TTL_SECONDS = 300.0
+DEFAULT_CALLS_TABLE = "mapokezi-calls"
 
 
 class ConfigError(RuntimeError):
@@ -54,29 +56,83 @@ class Settings:
         """Read settings from ``environ`` (default ``os.environ``), applying documented defaults."""
         env = os.environ if environ is None else environ
         return cls(
-            calls_table=env.get("CALLS_TABLE", "mapokezi-calls"),
+            calls_table=env_str(env, "CALLS_TABLE", DEFAULT_CALLS_TABLE),
             media_stream_url=env.get("MEDIA_STREAM_URL", "ws://127.0.0.1:8080/audio"),
             public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:3000").rstrip("/"),
             sautikit_api_url=env.get("SAUTIKIT_API_URL", "https://api.sautikit.com").rstrip("/"),
             openai_realtime_url=env.get("OPENAI_REALTIME_URL", "wss://api.openai.com/v1/realtime"),
             openai_realtime_model=env.get("OPENAI_REALTIME_MODEL", "gpt-realtime"),
-            media_node_port=_int(env, "MEDIA_NODE_PORT", 8080),
-            max_calls=_int(env, "MAX_CALLS", 200),
+            media_node_port=env_int(env, "MEDIA_NODE_PORT", 8080, low=0, high=65535),
+            max_calls=env_int(env, "MAX_CALLS", 200),
             cdr_queue_url=env.get("CDR_QUEUE_URL", ""),
-            cdr_delay_seconds=_int(env, "CDR_DELAY_SECONDS", 30),
-            heartbeat_max_age_seconds=_int(env, "HEARTBEAT_MAX_AGE_SECONDS", 30),
-            retention_days=_int(env, "RETENTION_DAYS", 90),
+            cdr_delay_seconds=env_int(env, "CDR_DELAY_SECONDS", 30),
+            heartbeat_max_age_seconds=env_int(env, "HEARTBEAT_MAX_AGE_SECONDS", 30),
+            retention_days=env_int(env, "RETENTION_DAYS", 90),
         )
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
+def env_str(env: Mapping[str, str], name: str, default: str) -> str:
+    """``env[name]`` stripped, or ``default`` when it is unset or blank."""
+    return env.get(name, "").strip() or default
+
+
+def env_int(
+    env: Mapping[str, str],
+    name: str,
+    default: int,
+    *,
+    low: int | None = None,
+    high: int | None = None,
+) -> int:
+    """A whole number from ``env[name]`` (``default`` when unset or blank), within bounds.
+
+    Raises:
+        ConfigError: the value is not a whole number or lies outside ``low``..``high``.
+    """
+    raw = env.get(name, "").strip()
+    if not raw:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    _check_bounds(name, value, low, high)
+    return value
+
+
+def env_float(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+) -> float:
+    """A number from ``env[name]`` (``default`` when unset or blank), within bounds.
+
+    Raises:
+        ConfigError: the value is not a finite number or lies outside ``low``..``high``.
+    """
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {raw!r}")
+    _check_bounds(name, value, low, high)
+    return value
+
+
+def _check_bounds(name: str, value: float, low: float | None, high: float | None) -> None:
+    if low is not None and high is not None and not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+    if low is not None and value < low:
+        raise ConfigError(f"{name} must be at least {low:g}, got {value:g}")
+    if high is not None and value > high:
+        raise ConfigError(f"{name} must be at most {high:g}, got {value:g}")
 
 
 _secret_cache: dict[str, tuple[float, str]] = {}
@@ -143,6 +199,12 @@ def _dynamodb() -> Any:
 def dynamodb_table(name: str) -> Any:
     """A boto3 Table resource for ``name`` on a shared, lazily created DynamoDB resource."""
     return _dynamodb().Table(name)
+
+
+def calls_table(environ: Mapping[str, str] | None = None) -> Any:
+    """The calls table named by ``CALLS_TABLE`` (default ``mapokezi-calls``)."""
+    env = os.environ if environ is None else environ
+    return dynamodb_table(env_str(env, "CALLS_TABLE", DEFAULT_CALLS_TABLE))
 
 
 def reset_aws_clients() -> None:

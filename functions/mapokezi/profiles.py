@@ -20,6 +20,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
+"""OpenAI Realtime voices."""
+GEMINI_VOICES = (
+    "Zephyr", "Puck", "Charon", "Kore", "Fenrir", "Leda", "Orus", "Aoede", "Callirrhoe",
+    "Autonoe", "Enceladus", "Iapetus", "Umbriel", "Algieba", "Despina", "Erinome", "Algenib",
+    "Rasalgethi", "Laomedeia", "Achernar", "Alnilam", "Schedar", "Gacrux", "Pulcherrima",
+    "Achird", "Zubenelgenubi", "Vindemiatrix", "Sadachbia", "Sadaltager", "Sulafat",
+)  # fmt: skip
+"""Gemini Live prebuilt voices (the 30 of Google's speech configuration guide)."""
+PROVIDERS = ("openai", "gemini")
+DEFAULT_GEMINI_VOICE = "Kore"
 _RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 
@@ -98,6 +108,20 @@ class TurnDetection:
 
 
 @dataclass(frozen=True)
+class ModelChoice:
+    """Which speech-to-speech model answers the number.
+
+    ``name`` overrides the node's model for the provider (``OPENAI_REALTIME_MODEL`` or
+    ``GEMINI_MODEL``); ``voice`` must be one of the provider's voices. For OpenAI the profile's
+    top-level ``voice`` applies when ``voice`` is not set here.
+    """
+
+    provider: str = "openai"
+    name: str | None = None
+    voice: str | None = None
+
+
+@dataclass(frozen=True)
 class Limits:
     """Runaway guards: call length and an idle caller."""
 
@@ -129,6 +153,14 @@ class Profile:
     turn_detection: TurnDetection = TurnDetection()
     limits: Limits = Limits()
     retention_days: int = 90
+    model: ModelChoice = ModelChoice()
+
+    @property
+    def model_voice(self) -> str:
+        """The voice the chosen provider speaks with."""
+        if self.model.voice:
+            return self.model.voice
+        return self.voice if self.model.provider == "openai" else DEFAULT_GEMINI_VOICE
 
     def is_open(self, at: datetime) -> bool:
         """Whether calls at ``at`` are inside opening hours (no hours means always open)."""
@@ -241,6 +273,7 @@ def parse_profile(data: Mapping[str, Any], number: str | None = None) -> Profile
             },
         ),
         "retention_days": v.integer("retention_days", 1, 3650, default=90),
+        "model": v.model_choice("model"),
     }
     if v.errors:
         raise ProfileError(v.errors)
@@ -371,6 +404,28 @@ class _Validator:
         self.unknown(f"{path}.", node, set(readers))
         values = {name: read(f"{path}.{name}") for name, read in readers.items()}
         return cls(**{k: val for k, val in values.items() if val is not None})
+
+    def model_choice(self, path: str) -> ModelChoice:
+        node = self.get(path)
+        if node is _MISSING:
+            return ModelChoice()
+        if not isinstance(node, Mapping):
+            self.errors.append(f"{path}: must be a mapping with provider (and name, voice)")
+            return ModelChoice()
+        self.unknown(f"{path}.", node, set(_f(ModelChoice)))
+        if self.get(f"{path}.provider") is _MISSING:
+            self.errors.append(f"{path}.provider: is required")
+            return ModelChoice()
+        provider = self.choice(f"{path}.provider", PROVIDERS)
+        name = self.text(f"{path}.name", max_len=120, pattern=r"^[A-Za-z0-9][\w.\-/]*$")
+        voices = GEMINI_VOICES if provider == "gemini" else VOICES
+        voice = self.get(f"{path}.voice")
+        if voice is not _MISSING and provider is not None and voice not in voices:
+            self.errors.append(
+                f"{path}.voice: {voice!r} is not a {provider} voice (one of {', '.join(voices)})"
+            )
+            voice = _MISSING
+        return ModelChoice(provider or "openai", name, None if voice is _MISSING else voice)
 
     def departments(self, path: str) -> tuple[Department, ...]:
         node = self.get(path)

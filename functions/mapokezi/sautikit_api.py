@@ -83,7 +83,7 @@ class SautikitApiError(Exception):
 
 @dataclass(frozen=True)
 class ApiPaths:
-    """Endpoint paths, methods and field names where Sautikit's docs disagree (§1.9)."""
+    """Endpoint paths, methods and field names where Sautikit's docs disagree."""
 
     claim_path: str = "/v1/numbers"
     claim_field: str = "inventory_id"
@@ -192,13 +192,9 @@ class SautikitClient:
             ConfigError: no API key is configured, or the timeout is not a number.
         """
         env = os.environ if environ is None else environ
-        raw_timeout = env.get("SAUTIKIT_TIMEOUT_SECONDS") or str(DEFAULT_TIMEOUT_SECONDS)
-        try:
-            timeout = float(raw_timeout)
-        except ValueError:
-            raise config.ConfigError(
-                f"SAUTIKIT_TIMEOUT_SECONDS must be a number, got {raw_timeout!r}"
-            ) from None
+        timeout = config.env_float(
+            env, "SAUTIKIT_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS, low=0.1, high=60.0
+        )
         return cls(
             env.get("SAUTIKIT_API_URL") or DEFAULT_BASE_URL,
             config.require_secret("SAUTIKIT_API_KEY", env),

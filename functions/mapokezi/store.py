@@ -4,7 +4,7 @@ Every function takes a boto3 ``Table`` resource, so callers choose the table (an
 moto). Writes that webhooks may repeat are conditional, which makes retries harmless. Numbers
 come back as ``int``/``float`` (never ``Decimal``) so records serialise to JSON as they are.
 
-The call record (``call_record``) has the shape documented in design.md and the README:
+The call record (``call_record``) has the shape documented in the README:
 ``call_id, from, to, status, started_at, ended_at, handoff, transcript, metrics, cdr`` plus
 ``stream``, ``media`` and ``events``.
 """

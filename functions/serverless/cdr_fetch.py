@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mapokezi import store
-from mapokezi.config import ConfigError
+from mapokezi.config import env_int
 from mapokezi.sautikit_api import SautikitApiError
 from serverless.cdr_jobs import CdrJob
 
@@ -75,20 +75,11 @@ class FetchPolicy:
         """Read ``CDR_RETRY_BASE_SECONDS``, ``CDR_MAX_ATTEMPTS``, ``CDR_NOT_FOUND_ATTEMPTS``."""
         env = os.environ if environ is None else environ
         d = cls()
-
-        def whole(name: str, default: int) -> int:
-            raw = env.get(name)
-            if not raw:
-                return default
-            if not raw.isdigit() or int(raw) < 1:
-                raise ConfigError(f"{name} must be a whole number >= 1, got {raw!r}")
-            return int(raw)
-
         return cls(
-            base_delay_seconds=whole("CDR_RETRY_BASE_SECONDS", d.base_delay_seconds),
+            base_delay_seconds=env_int(env, "CDR_RETRY_BASE_SECONDS", d.base_delay_seconds, low=1),
             max_delay_seconds=d.max_delay_seconds,
-            max_attempts=whole("CDR_MAX_ATTEMPTS", d.max_attempts),
-            not_found_attempts=whole("CDR_NOT_FOUND_ATTEMPTS", d.not_found_attempts),
+            max_attempts=env_int(env, "CDR_MAX_ATTEMPTS", d.max_attempts, low=1),
+            not_found_attempts=env_int(env, "CDR_NOT_FOUND_ATTEMPTS", d.not_found_attempts, low=1),
         )
 
     def backoff(self, attempt: int) -> int:

@@ -2,7 +2,7 @@
 
 ``run_call`` places a whole call (``python -m local.emulator``, ``make call``); ``MediaLeg`` is
 the media socket alone, reusable as a load generator against any server speaking Sautikit's
-``<Stream>`` protocol. Both follow ``reference/sautikit.md``; where Sautikit's docs conflict,
+``<Stream>`` protocol. Both follow Sautikit's public documentation; where its pages conflict,
 the variant is an option and the default is named in each module.
 """
 

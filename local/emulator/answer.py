@@ -1,10 +1,11 @@
 """Strict parsing and validation of a voice-webhook answer, as Sautikit would run it.
 
 Sautikit forwards raw XML to its PBX unchecked, so mistakes surface as a dead call; this module
-reports them up front. Rules come from ``reference/sautikit.md`` §1.5 and the field report in
-§1b: ``<Stream>`` needs ``connect="true"`` (without it the leg hangs up in about a second), verbs
-after a connected ``<Stream>`` never ran in the field, and ``<Dial>`` takes exactly one of a
-``<Number>`` child, ``phoneNumbers`` or ``<Sip>``. Sans-I/O: text in, ``VoiceAnswer`` out.
+reports them up front. Rules come from Sautikit's XML verb documentation and what integrators
+observed on live calls: ``<Stream>`` needs ``connect="true"`` (without it the leg hangs up in
+about a second), verbs after a connected ``<Stream>`` never ran in the field, and ``<Dial>``
+takes exactly one of a ``<Number>`` child, ``phoneNumbers`` or ``<Sip>``. Sans-I/O: text in,
+``VoiceAnswer`` out.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One emulated Sautikit call, end to end: webhook, stream, verbs, hangup, CDR.
 
-The sequence follows ``reference/sautikit.md``: POST the voice webhook; run the answer's verbs
+The sequence follows Sautikit's call lifecycle: POST the voice webhook; run the answer's verbs
 (``<Stream>`` opens a ``MediaLeg`` and posts status callbacks); when the socket closes, re-POST
 the voice URL with ``callSessionState=StreamStopped`` unless the caller hung up (or, with
 ``restream_post=False``, model the field finding that this never happens: the caller sits in
@@ -192,7 +192,7 @@ class CallRunner:
                 self._mark_answered()
                 await self._run_stream(stream)
                 log["detail"] = stream.url
-                pending.clear()  # verbs after a connected Stream never run (field, §1b)
+                pending.clear()  # verbs after a connected Stream never run (observed live)
                 media = self.result.media
                 if media is not None and media.ended_by == "caller":
                     # The caller hung up: the call is over, nothing is asked for next.

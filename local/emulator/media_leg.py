@@ -1,7 +1,8 @@
 """Sautikit's side of the ``<Stream>`` media WebSocket, for one call.
 
 ``MediaLeg`` needs only a stream URL, a rate and a track, so tests and benchmarks can point it at
-any server that speaks the platform's side of the protocol (``reference/sautikit.md`` §1.6, §2):
+any server that speaks the platform's side of the protocol (Sautikit's ``<Stream>`` verb, which
+behaves like FreeSWITCH ``mod_audio_fork``):
 
 - offers subprotocol ``audio.drachtio.org`` and refuses the socket when the server selects none;
 - sends one JSON text frame of metadata first (mod_audio_fork/jambonz style), then binary

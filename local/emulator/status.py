@@ -1,7 +1,7 @@
 """Bodies of the ``<Stream statusCallback>`` POSTs.
 
 Sautikit documents only the event names (``stream-started``, ``stream-stopped``,
-``stream-error``) and that the stream ``name`` is echoed (``reference/sautikit.md`` §1.7).
+``stream-error``) and that the stream ``name`` is echoed.
 The default ``telnyx`` dialect uses the Telnyx TeXML field names the attribute naming mirrors
 (``StreamEvent``, ``StreamName``, ``StreamSid``, ``CallSid``, ``Timestamp``, ``StreamError``);
 the ``field`` dialect uses what a production integrator checked for on Sautikit

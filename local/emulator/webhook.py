@@ -1,14 +1,14 @@
 """The HTTP requests Sautikit makes for a call: voice webhooks, status callbacks, signing.
 
 Field spellings differ between Sautikit's docs and what a production integrator observed, so
-the body is built in a selectable dialect (``reference/sautikit.md`` §1.4):
+the body is built in a selectable dialect:
 
 - ``documented``: ``CallId``, ``From``, ``To`` (use-case pages);
 - ``field``: ``sessionId``, ``callerNumber``, ``destinationNumber``, ``direction`` (observed);
 - ``both`` (default): the union, so a webhook may pick whichever it understands.
 
 Lifecycle POSTs always carry ``callSessionState`` (the only spelling seen). Signing follows
-either documented scheme (§1.11): ``v1`` sends ``t=<unix>,v1=<hex>`` with the HMAC-SHA256 over
+either scheme Sautikit documents: ``v1`` sends ``t=<unix>,v1=<hex>`` with the HMAC-SHA256 over
 ``body + "." + t``; ``hex`` sends the plain hex HMAC-SHA256 of the body.
 """
 

@@ -154,6 +154,9 @@ class ModelSession(ABC):
     """Sample rate of the PCM given to `send_audio`."""
     output_rate: int
     """Sample rate of the PCM in `AudioDelta`."""
+    supports_truncate: bool = True
+    """Whether `cancel_response` and `truncate` do anything. Gemini Live has neither: its server
+    drops an interrupted reply itself, and both commands are no-ops there."""
 
     @abstractmethod
     async def connect(self) -> None:

@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from mapokezi.profiles import Profile
@@ -100,7 +101,7 @@ def session_config(profile: Profile, instructions: str, tools: list[dict[str, An
                 },
                 "noise_reduction": {"type": "near_field"},
             },
-            "output": {"format": dict(PCM_FORMAT), "voice": profile.voice},
+            "output": {"format": dict(PCM_FORMAT), "voice": profile.model_voice},
         },
         "tools": [{"type": "function", **tool} for tool in tools],
         "tool_choice": "auto",
@@ -173,6 +174,23 @@ class OpenAIRealtimeProtocol:
         self.ready = False
         self.active_response: str | None = None
         self._calls_seen: set[str] = set()
+        # Server event type -> handler; events not listed here carry nothing the call needs.
+        self._handlers: dict[str, Callable[[dict[str, Any]], list[ModelEvent]]] = {
+            "session.created": self._on_session_created,
+            "session.updated": self._on_session_updated,
+            "error": self._on_error,
+            "input_audio_buffer.speech_started": self._on_speech_started,
+            "input_audio_buffer.speech_stopped": self._on_speech_stopped,
+            "conversation.item.input_audio_transcription.completed": self._on_caller_transcript,
+            "response.created": self._on_response_created,
+            "response.output_audio.delta": self._on_audio_delta,
+            "response.output_audio.done": self._on_audio_done,
+            "response.output_audio_transcript.delta": self._on_transcript_delta,
+            "response.output_audio_transcript.done": self._on_transcript_done,
+            "response.function_call_arguments.done": self._on_function_call_arguments_done,
+            "response.output_item.done": self._on_output_item_done,
+            "response.done": self._on_response_done,
+        }
 
     def data_to_send(self) -> list[str]:
         """Frames the protocol wants sent (and forgets them)."""
@@ -194,8 +212,8 @@ class OpenAIRealtimeProtocol:
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             log.warning("model sent a frame without a type: %.200r", text)
             return []
-        handler = getattr(self, "_on_" + event["type"].replace(".", "_"), None)
-        return handler(event) if handler else []
+        handler = self._handlers.get(event["type"])
+        return handler(event) if handler is not None else []
 
     # --- session -------------------------------------------------------------------------
 
@@ -220,15 +238,13 @@ class OpenAIRealtimeProtocol:
 
     # --- caller turns --------------------------------------------------------------------
 
-    def _on_input_audio_buffer_speech_started(self, event: dict[str, Any]) -> list[ModelEvent]:
+    def _on_speech_started(self, event: dict[str, Any]) -> list[ModelEvent]:
         return [SpeechStarted(event.get("item_id"))]
 
-    def _on_input_audio_buffer_speech_stopped(self, event: dict[str, Any]) -> list[ModelEvent]:
+    def _on_speech_stopped(self, event: dict[str, Any]) -> list[ModelEvent]:
         return [SpeechStopped(event.get("item_id"))]
 
-    def _on_conversation_item_input_audio_transcription_completed(
-        self, event: dict[str, Any]
-    ) -> list[ModelEvent]:
+    def _on_caller_transcript(self, event: dict[str, Any]) -> list[ModelEvent]:
         text = str(event.get("transcript") or "").strip()
         return [CallerTranscript(str(event.get("item_id") or ""), text)] if text else []
 
@@ -239,7 +255,7 @@ class OpenAIRealtimeProtocol:
         self.active_response = response_id
         return [ResponseStarted(response_id)]
 
-    def _on_response_output_audio_delta(self, event: dict[str, Any]) -> list[ModelEvent]:
+    def _on_audio_delta(self, event: dict[str, Any]) -> list[ModelEvent]:
         try:
             pcm = base64.b64decode(event.get("delta") or "", validate=True)
         except (binascii.Error, ValueError):
@@ -249,10 +265,10 @@ class OpenAIRealtimeProtocol:
             pcm = pcm[:-1]
         return [AudioDelta(str(event.get("response_id")), str(event.get("item_id")), pcm)]
 
-    def _on_response_output_audio_done(self, event: dict[str, Any]) -> list[ModelEvent]:
+    def _on_audio_done(self, event: dict[str, Any]) -> list[ModelEvent]:
         return [AudioDone(str(event.get("response_id")), str(event.get("item_id")))]
 
-    def _on_response_output_audio_transcript_delta(self, event: dict[str, Any]) -> list[ModelEvent]:
+    def _on_transcript_delta(self, event: dict[str, Any]) -> list[ModelEvent]:
         return [
             TranscriptDelta(
                 str(event.get("response_id")),
@@ -261,7 +277,7 @@ class OpenAIRealtimeProtocol:
             )
         ]
 
-    def _on_response_output_audio_transcript_done(self, event: dict[str, Any]) -> list[ModelEvent]:
+    def _on_transcript_done(self, event: dict[str, Any]) -> list[ModelEvent]:
         return [
             TranscriptDone(
                 str(event.get("response_id")),
@@ -270,10 +286,10 @@ class OpenAIRealtimeProtocol:
             )
         ]
 
-    def _on_response_function_call_arguments_done(self, event: dict[str, Any]) -> list[ModelEvent]:
+    def _on_function_call_arguments_done(self, event: dict[str, Any]) -> list[ModelEvent]:
         return self._function_call(str(event.get("response_id")), event)
 
-    def _on_response_output_item_done(self, event: dict[str, Any]) -> list[ModelEvent]:
+    def _on_output_item_done(self, event: dict[str, Any]) -> list[ModelEvent]:
         item = event.get("item")
         if isinstance(item, dict) and item.get("type") == "function_call":
             return self._function_call(str(event.get("response_id")), item)

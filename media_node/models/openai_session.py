@@ -54,11 +54,6 @@ class OpenAIRealtimeSession(ModelSession):
         self._ws: ClientConnection | None = None
         self._closed = False
 
-    @property
-    def response_in_progress(self) -> bool:
-        """Whether the server is generating a response (between created and done)."""
-        return self._protocol.active_response is not None
-
     async def connect(self) -> None:
         """Opens the socket; the session is configured once ``session.created`` arrives."""
         try:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import soxr
 
+from doubles.gemini_live import GeminiLiveDouble, LiveConnection
 from doubles.openai_realtime import (
     RealtimeDouble,
     RealtimeSession,
@@ -38,6 +39,7 @@ from mapokezi.profiles import load_profile_file
 from tests.e2e.stack_process import StackInfo, StackProcess
 
 MODEL_API_KEY = "sk-e2e-test-key"
+GEMINI_API_KEY = "gemini-e2e-test-key"
 WEBHOOK_SECRET = "e2e-webhook-secret"
 FRONT_DESK = "+254711000001"
 DEPARTMENTS = {"appointments": "+254711000002", "billing": "+254711000003"}
@@ -67,7 +69,11 @@ class ScenarioModel:
 
     def business_of(self, state: SessionState) -> str | None:
         """The business whose instructions the session carries (None before session.update)."""
-        instructions = str(state.config.get("instructions") or "")
+        config = state.config
+        instructions = str(config.get("instructions") or "")
+        if not instructions:  # a Gemini Live setup carries them as its system instruction
+            parts = (config.get("systemInstruction") or {}).get("parts") or []
+            instructions = " ".join(str(part.get("text") or "") for part in parts)
         for name in self.scripts:
             if f"answering the phone for {name}." in instructions:
                 return name
@@ -157,6 +163,24 @@ class E2E:
     info: StackInfo
     double: RealtimeDouble
     model: ScenarioModel
+    gemini: GeminiLiveDouble
+
+    async def gemini_connection_for(
+        self,
+        scenario: Scenario,
+        timeout: float = 10.0,  # noqa: ASYNC109 - every wait here is bounded
+    ) -> LiveConnection:
+        """The (first) Gemini Live connection of ``scenario``'s call, once set up."""
+
+        def find(double: GeminiLiveDouble) -> LiveConnection | None:
+            for connection in double.connections:
+                if connection.setup and self.model.business_of(connection.state) == (
+                    scenario.business_name
+                ):
+                    return connection
+            return None
+
+        return await self.gemini.wait_for(find, timeout)
 
     async def session_for(
         self,

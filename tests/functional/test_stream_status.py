@@ -7,10 +7,12 @@ import json
 import time
 from typing import Any
 
+import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 
 from mapokezi import keys, store
+from serverless import cdr_jobs
 from serverless.signature import sign_plain, sign_timestamped
 from tests.events_factory import FORM, JSON, FakeLambdaContext, form_body, http_event, json_body
 
@@ -148,3 +150,23 @@ def test_signature_checked_only_when_sent(table: Any, monkeypatch: pytest.Monkey
     response = post(raw=raw, headers={"X-Sautikit-Signature": bad})
     assert response["statusCode"] == 401
     assert json.loads(response["body"])["error"] == "unauthorized"
+
+
+def test_stream_status_sends_nothing_to_sqs(table: Any) -> None:
+    """template.yaml grants StreamStatusFunction no sqs:SendMessage: nothing here may need it."""
+    sqs_calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        sqs_calls.append(model.name)
+
+    cdr_jobs.reset_client()  # the next SQS client is made from the session watched here
+    session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
+    assert session is not None
+    session.events.register("before-call.sqs", record)
+    try:
+        for event in ("stream-started", "stream-error", "stream-stopped"):
+            post({"CallSid": UUID, "StreamEvent": event, "StreamSid": "s", "StreamError": "x"})
+    finally:
+        session.events.unregister("before-call.sqs", record)
+    assert stream_of(table)["state"] == "error"
+    assert sqs_calls == []

@@ -15,7 +15,6 @@ from media_node.inbound import DecodePlan, InboundAudio, decode_plan
 from media_node.metrics import CallMetrics, emf_line
 from media_node.playback import Playback
 from media_node.prompts import handoff_line_instructions, session_instructions, tool_specs
-from media_node.records import CallRecords
 from media_node.sautikit_protocol import parse_metadata
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -244,17 +243,3 @@ def test_reply_start_waits_briefly_for_a_cushion() -> None:
     ended.push("item_4", tone[:960], 10.0)
     ended.end_item("item_4")
     assert ended.hold_until(10.0) is None  # a short reply that already ended plays at once
-
-
-async def test_record_writes_never_raise_into_the_call() -> None:
-    class BrokenTable:
-        def update_item(self, **kwargs: object) -> None:
-            raise ConnectionError("DynamoDB unreachable")
-
-        def batch_writer(self) -> None:
-            raise ConnectionError("DynamoDB unreachable")
-
-    records = CallRecords(BrokenTable(), "CA-1", retention_days=1)
-    assert await records.handoff({"kind": "hangup", "reason": "x", "summary": ""}) is False
-    assert await records.turns([{"role": "caller", "text": "hi", "at_ms": 1}]) is False
-    await records.finish({"outcome": "failed"}, [], {})  # logged, not raised

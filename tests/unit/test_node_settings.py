@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import boto3
 import pytest
 
+from mapokezi import config
 from mapokezi.config import ConfigError
 from media_node.node_settings import NodeSettings, is_local_model_url
 
@@ -70,6 +72,33 @@ def test_openai_key_required_for_the_hosted_api_only() -> None:
         {"STREAM_TOKEN_SECRET": "s", "OPENAI_REALTIME_URL": "ws://127.0.0.1:8092/v1/realtime"}
     )
     assert local.openai_api_key is None
+    assert local.unavailable_reason("openai") is None
+    assert "GEMINI_API_KEY" in (local.unavailable_reason("gemini") or "")
+
+
+def test_gemini_settings_and_a_node_with_only_one_provider() -> None:
+    defaults = NodeSettings.from_env(BASE)
+    assert defaults.gemini_live_url == (
+        "wss://generativelanguage.googleapis.com/ws/"
+        "google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+    )
+    assert defaults.gemini_model == "gemini-2.5-flash-native-audio-preview-12-2025"
+    assert defaults.gemini_api_key is None
+    assert "GEMINI_API_KEY" in (defaults.unavailable_reason("gemini") or "")
+    # A node serving only Gemini numbers starts without the OpenAI key.
+    gemini_only = NodeSettings.from_env(
+        {
+            "STREAM_TOKEN_SECRET": "s",
+            "GEMINI_API_KEY": "g-key",
+            "GEMINI_MODEL": "gemini-3.1-flash-live-preview",
+            "GEMINI_LIVE_URL": "wss://example.test/live",
+        }
+    )
+    assert gemini_only.unavailable_reason("gemini") is None
+    assert "OPENAI_API_KEY" in (gemini_only.unavailable_reason("openai") or "")
+    assert gemini_only.gemini_model == "gemini-3.1-flash-live-preview"
+    assert gemini_only.gemini_live_url == "wss://example.test/live"
+    assert "g-key" not in repr(gemini_only)
 
 
 @pytest.mark.parametrize(
@@ -104,6 +133,41 @@ def test_local_model_urls(url: str, local: bool) -> None:
 def test_malformed_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         NodeSettings.from_env({**BASE, name: value})
+
+
+def test_an_unset_gemini_secret_leaves_gemini_unavailable(aws: None) -> None:
+    # Deployed, the secret exists before anyone stores a value in it.
+    config.clear_secret_cache()
+    config.secrets_client.cache_clear()
+    arn = boto3.client("secretsmanager").create_secret(Name="stack/gemini-api-key")["ARN"]
+    node = NodeSettings.from_env({**BASE, "GEMINI_API_KEY_ARN": arn})
+    assert node.unavailable_reason("openai") is None
+    reason = node.unavailable_reason("gemini") or ""
+    assert "cannot read GEMINI_API_KEY from Secrets Manager" in reason and arn in reason
+    config.secrets_client.cache_clear()
+
+
+def test_unset_secrets_of_both_providers_stop_the_node_with_both_reasons(aws: None) -> None:
+    config.clear_secret_cache()
+    config.secrets_client.cache_clear()
+    client = boto3.client("secretsmanager")
+    openai_arn = client.create_secret(Name="stack/openai-api-key")["ARN"]
+    gemini_arn = client.create_secret(Name="stack/gemini-api-key")["ARN"]
+    env = {
+        "STREAM_TOKEN_SECRET": "s",
+        "OPENAI_API_KEY_ARN": openai_arn,
+        "GEMINI_API_KEY_ARN": gemini_arn,
+    }
+    with pytest.raises(ConfigError) as caught:
+        NodeSettings.from_env(env)
+    assert openai_arn in str(caught.value) and gemini_arn in str(caught.value)
+    # A Gemini-only deployment starts once the Gemini key is stored.
+    client.put_secret_value(SecretId=gemini_arn, SecretString="g-key")
+    config.clear_secret_cache()
+    node = NodeSettings.from_env(env)
+    assert node.gemini_api_key == "g-key"
+    assert openai_arn in (node.unavailable_reason("openai") or "")
+    config.secrets_client.cache_clear()
 
 
 def test_event_loop_choice() -> None:

@@ -233,3 +233,38 @@ def test_hours_in_another_timezone_follow_its_dst() -> None:
     hours = OpeningHours("Europe/London", {"mon": ("09:00-17:00",)})
     assert hours.is_open(utc("2026-07-06T08:30:00"))  # 09:30 BST
     assert not hours.is_open(utc("2026-01-05T08:30:00"))  # 08:30 GMT
+
+
+def test_model_defaults_to_openai_with_the_top_level_voice() -> None:
+    profile = parse_profile({**MINIMAL, "voice": "cedar"}, number=NUMBER)
+    assert profile.model.provider == "openai" and profile.model.name is None
+    assert profile.model_voice == "cedar"
+
+
+def test_gemini_model_choice() -> None:
+    data = {**MINIMAL, "model": {"provider": "gemini", "name": "gemini-3.1-flash-live-preview"}}
+    profile = parse_profile(data, number=NUMBER)
+    assert profile.model.provider == "gemini"
+    assert profile.model.name == "gemini-3.1-flash-live-preview"
+    assert profile.model_voice == "Kore"  # the Gemini default, not the OpenAI top-level voice
+    voiced = parse_profile({**MINIMAL, "model": {"provider": "gemini", "voice": "Puck"}}, NUMBER)
+    assert voiced.model_voice == "Puck"
+    # The stored form reads back the same.
+    assert parse_profile(json.loads(json.dumps(profile.to_dict())), number=NUMBER) == profile
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ({"provider": "anthropic"}, "model.provider: must be one of openai, gemini"),
+        ({"provider": "gemini", "voice": "marin"}, "model.voice: 'marin' is not a gemini voice"),
+        ({"provider": "openai", "voice": "Puck"}, "model.voice: 'Puck' is not a openai voice"),
+        ({"name": "gemini-2.5"}, "model.provider: is required"),
+        ({"provider": "gemini", "temperature": 1}, "model.temperature: unknown field"),
+        ({"provider": "gemini", "name": "bad name!"}, "model.name: 'bad name!' is not a valid"),
+        ("gemini", "model: must be a mapping"),
+    ],
+)
+def test_model_choice_errors(model: Any, expected: str) -> None:
+    errors = errors_of({**MINIMAL, "model": model})
+    assert any(e.startswith(expected) for e in errors), errors

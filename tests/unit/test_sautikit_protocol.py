@@ -7,12 +7,9 @@ import json
 import pytest
 
 from media_node.sautikit_protocol import (
-    SUBPROTOCOLS,
     StreamMetadata,
     check_metadata,
-    choose_subprotocol,
     classify_text_frame,
-    disconnect,
     kill_audio,
     parse_metadata,
 )
@@ -218,19 +215,3 @@ def test_text_frames_are_classified(frame: str | bytes, kind: str, event: str | 
 
 def test_commands_are_exact() -> None:
     assert kill_audio() == '{"type":"killAudio"}'
-    assert json.loads(disconnect()) == {"type": "disconnect"}
-
-
-@pytest.mark.parametrize(
-    ("offered", "chosen"),
-    [
-        (["audio.drachtio.org"], "audio.drachtio.org"),
-        (["audio.jambonz.org"], "audio.jambonz.org"),
-        (["audio.jambonz.org", "audio.drachtio.org"], "audio.drachtio.org"),
-        (["chat", "AUDIO.DRACHTIO.ORG"], None),
-        ([], None),
-    ],
-)
-def test_subprotocol_choice(offered: list[str], chosen: str | None) -> None:
-    assert choose_subprotocol(offered) == chosen
-    assert chosen is None or chosen in SUBPROTOCOLS

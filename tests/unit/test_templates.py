@@ -1,7 +1,7 @@
 """Structural promises of the infrastructure: template.yaml, infra/*.yaml and the media-node image.
 
 cfn-lint (run by ``make test``) checks that the templates are valid CloudFormation; these tests
-check that they say what the code and design.md rely on: routes and handlers, IAM scope, queue
+check that they say what the code and the README rely on: routes and handlers, IAM scope, queue
 hygiene, secrets kept out of the templates, table keys, and a media-node image that can start.
 """
 
@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 
 from local.template import load_template, resources_of_type
 from mapokezi import keys
+from media_node import node_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
@@ -30,7 +31,7 @@ NETWORK = load_template(ROOT / "infra" / "network.yaml")
 MEDIA_NODE = load_template(ROOT / "infra" / "media-node.yaml")
 FUNCTION_RESOURCES = resources_of_type("AWS::Serverless::Function", TEMPLATE)
 
-# design.md, "Interfaces that stay stable", and the handler table of the contracts.
+# The routes and handlers the README documents as stable.
 ROUTES = {
     ("POST", "/voice"): ("VoiceFunction", "voice.app.lambda_handler"),
     ("POST", "/stream-status"): ("StreamStatusFunction", "stream_status.app.lambda_handler"),
@@ -40,6 +41,7 @@ ROUTES = {
 }
 SECRET_ENV = {
     "OPENAI_API_KEY_ARN": "OpenAiApiKeySecret",
+    "GEMINI_API_KEY_ARN": "GeminiApiKeySecret",
     "SAUTIKIT_API_KEY_ARN": "SautikitApiKeySecret",
     "SAUTIKIT_WEBHOOK_SECRET_ARN": "SautikitWebhookSecret",
     "STREAM_TOKEN_SECRET_ARN": "StreamTokenSecret",
@@ -342,11 +344,16 @@ def test_only_the_calls_api_reads_the_indexes() -> None:
         assert on_index == (function == "CallsApiFunction"), function
 
 
-def test_webhooks_and_the_fetcher_may_queue_call_record_fetches() -> None:
-    for function in ("VoiceFunction", "StreamStatusFunction", "EventsFunction", "CdrFunction"):
-        policies = FUNCTION_RESOURCES[function]["Policies"]
-        sends = [p["SQSSendMessagePolicy"] for p in policies if "SQSSendMessagePolicy" in p]
-        assert sends == [{"QueueName": {"Fn::GetAtt": ["CdrQueue", "QueueName"]}}], function
+def test_only_the_call_ending_webhooks_and_the_fetcher_queue_call_record_fetches() -> None:
+    queuing = ("VoiceFunction", "EventsFunction", "CdrFunction")
+    for function, props in FUNCTION_RESOURCES.items():
+        sends = [
+            p["SQSSendMessagePolicy"] for p in props["Policies"] if "SQSSendMessagePolicy" in p
+        ]
+        if function in queuing:
+            assert sends == [{"QueueName": {"Fn::GetAtt": ["CdrQueue", "QueueName"]}}], function
+        else:
+            assert sends == [], function
 
 
 # --------------------------------------------------------------------------- table
@@ -487,10 +494,7 @@ def test_container_drains_logs_without_blocking_and_gets_its_secrets() -> None:
     assert int(env["DRAIN_SECONDS"]) < container["StopTimeout"]
     assert env["MAX_CALLS"] == {"Ref": "MaxCallsPerTask"}
     secrets = {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
-    assert secrets == {
-        "OPENAI_API_KEY": {"Ref": "OpenAiApiKeySecretArn"},
-        "STREAM_TOKEN_SECRET": {"Ref": "StreamTokenSecretArn"},
-    }
+    assert secrets == {"STREAM_TOKEN_SECRET": {"Ref": "StreamTokenSecretArn"}}
     execution = MEDIA_NODE["Resources"]["ExecutionRole"]["Properties"]["Policies"]
     statement = execution[0]["PolicyDocument"]["Statement"][0]
     assert statement["Action"] == "secretsmanager:GetSecretValue"
@@ -534,6 +538,15 @@ def test_task_role_allows_what_the_node_does_and_protects_only_its_own_tasks() -
     granted = set(by_sid["CallsTable"]["Action"])
     for path in sorted((ROOT / "media_node").rglob("*.py")):
         assert _actions_needed(path) <= granted, path
+    # The node reads the model keys itself (an unset secret must not stop the task).
+    keys = by_sid["ModelApiKeys"]
+    assert keys["Action"] == "secretsmanager:GetSecretValue"
+    assert keys["Resource"] == [{"Ref": "OpenAiApiKeySecretArn"}, {"Ref": "GeminiApiKeySecretArn"}]
+    env = {e["Name"]: e["Value"] for e in _container()["Environment"]}
+    assert env["OPENAI_API_KEY_ARN"] == {"Ref": "OpenAiApiKeySecretArn"}
+    assert env["GEMINI_API_KEY_ARN"] == {"Ref": "GeminiApiKeySecretArn"}
+    assert env["GEMINI_LIVE_URL"] == node_settings.DEFAULT_GEMINI_LIVE_URL
+    assert env["GEMINI_MODEL"] == {"Ref": "GeminiModel"}
     protection = by_sid["TaskProtection"]
     assert set(protection["Action"]) == {"ecs:UpdateTaskProtection", "ecs:GetTaskProtection"}
     assert "Cluster" in _refs(protection["Resource"])
