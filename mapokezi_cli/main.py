@@ -7,6 +7,9 @@ signing requests with SigV4 when AWS credentials are available. ``numbers`` comm
 Sautikit REST API (``SAUTIKIT_API_URL``, ``SAUTIKIT_API_KEY``; see ``mapokezi.sautikit_api``).
 
 Exit codes: 0 success, 1 failure (not found, AWS or Sautikit error), 2 invalid input.
+
+Everything printed passes through :func:`mapokezi_cli.safe_text.terminal_safe` (text) or is
+ASCII-escaped JSON (``--json``), so no field of a call can drive the operator's terminal.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from calls_api.filters import FilterError, normalise_number, parse_filters
 from mapokezi import config, store
+from mapokezi.outcomes import call_outcome
 from mapokezi.profiles import ProfileError, load_profile_file, parse_profile
 from mapokezi.sautikit_api import SautikitApiError, SautikitClient
+from mapokezi_cli.safe_text import terminal_safe
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
 
@@ -49,9 +54,14 @@ def money(minor: Any, currency: str | None = "KES") -> str:
     return f"{currency or ''} {minor / 100:,.2f}".strip()
 
 
+def to_json(data: Any) -> str:
+    """Indented JSON with every non-ASCII and control character escaped (valid, inert)."""
+    return json.dumps(data, indent=2, ensure_ascii=True)
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain left-aligned text table."""
-    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    """A plain left-aligned text table (cells made terminal-safe)."""
+    cells = [[terminal_safe(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
@@ -73,12 +83,13 @@ def format_calls(calls: Sequence[dict[str, Any]]) -> str:
                 c.get("from", ""),
                 c.get("to", ""),
                 c.get("status", ""),
+                call_outcome(c).value,
                 handoff.get("target") or handoff.get("kind") or "",
                 cdr.get("duration_seconds", ""),
                 money(cdr.get("cost_minor"), cdr.get("cost_currency")),
             ]
         )
-    headers = ["STARTED", "CALL", "FROM", "TO", "STATUS", "HANDOFF", "SECONDS", "COST"]
+    headers = ["STARTED", "CALL", "FROM", "TO", "STATUS", "OUTCOME", "HANDOFF", "SECONDS", "COST"]
     return format_table(headers, rows)
 
 
@@ -88,36 +99,45 @@ def _clock(at_ms: Any) -> str:
 
 
 def format_call(record: dict[str, Any]) -> str:
-    """The readable ``calls show`` view: summary, transcript, handoff, metrics and CDR."""
+    """The readable ``calls show`` view: summary, transcript, handoff, metrics and CDR.
+
+    Every value from the record is made terminal-safe (one line each).
+    """
+    safe = terminal_safe
     out = [
-        f"call      {record.get('call_id')}",
-        f"from      {record.get('from')}",
-        f"to        {record.get('to')}",
-        f"status    {record.get('status')}",
-        f"started   {record.get('started_at')}",
-        f"ended     {record.get('ended_at') or '-'}",
-        "",
-        "transcript",
+        f"call      {safe(record.get('call_id'))}",
+        f"from      {safe(record.get('from'))}",
+        f"to        {safe(record.get('to'))}",
+        f"status    {safe(record.get('status'))}",
+        f"outcome   {call_outcome(record).value}",
+        f"answer    {safe(record.get('answer') or '-')}",
+        f"started   {safe(record.get('started_at'))}",
+        f"ended     {safe(record.get('ended_at') or '-')}",
     ]
+    if record.get("incomplete"):
+        missing = (record["incomplete"] or {}).get("missing") or []
+        out.append(f"incomplete  missing {safe(', '.join(map(str, missing)))}")
+    out += ["", "transcript"]
     turns = record.get("transcript") or []
     for turn in turns:
         note = " [interrupted]" if turn.get("interrupted") else ""
-        out.append(f"  [{_clock(turn.get('at_ms'))}] {turn.get('role')}: {turn.get('text')}{note}")
+        role, text = safe(turn.get("role")), safe(turn.get("text"))
+        out.append(f"  [{_clock(turn.get('at_ms'))}] {role}: {text}{note}")
     if not turns:
         out.append("  (none)")
     handoff = record.get("handoff")
     out += ["", "handoff"]
     if handoff:
-        out += [f"  {k}: {v}" for k, v in handoff.items()]
+        out += [f"  {safe(k)}: {safe(v)}" for k, v in handoff.items()]
     else:
         out.append("  (none)")
     metrics = record.get("metrics") or {}
     out += ["", "metrics"]
-    out += [f"  {k}: {json.dumps(v)}" for k, v in metrics.items()] or ["  (none)"]
+    out += [f"  {safe(k)}: {json.dumps(v)}" for k, v in metrics.items()] or ["  (none)"]
     cdr = record.get("cdr")
     out += ["", "cdr"]
     if cdr:
-        out += [f"  {k}: {v}" for k, v in cdr.items()]
+        out += [f"  {safe(k)}: {safe(v)}" for k, v in cdr.items()]
         if isinstance(cdr.get("cost_minor"), int):
             out.append(f"  cost: {money(cdr['cost_minor'], cdr.get('cost_currency'))}")
     else:
@@ -207,11 +227,11 @@ def cmd_calls_list(args: argparse.Namespace, out: TextIO) -> int:
     else:
         calls, cursor = store.query_calls(_table(args), **filters.query_kwargs())
     if args.json:
-        print(json.dumps({"calls": calls, "next_cursor": cursor}, indent=2), file=out)
+        print(to_json({"calls": calls, "next_cursor": cursor}), file=out)
         return EXIT_OK
     print(format_calls(calls), file=out)
     if cursor:
-        print(f"\nmore: add --cursor {cursor}", file=out)
+        print(f"\nmore: add --cursor {terminal_safe(cursor)}", file=out)
     return EXIT_OK
 
 
@@ -222,7 +242,7 @@ def cmd_calls_show(args: argparse.Namespace, out: TextIO) -> int:
         record = store.call_record(_table(args), args.call_id)
         if record is None:
             raise CliError(f"call {args.call_id!r} not found")
-    print(json.dumps(record, indent=2) if args.json else format_call(record), file=out)
+    print(to_json(record) if args.json else format_call(record), file=out)
     return EXIT_OK
 
 
@@ -233,7 +253,8 @@ def cmd_profile_put(args: argparse.Namespace, out: TextIO) -> int:
     except OSError as exc:
         raise CliError(f"cannot read {args.file}: {exc.strerror or exc}", EXIT_INVALID) from None
     store.put_profile(_table(args), profile)
-    print(f"stored profile for {profile.number} ({profile.business_name})", file=out)
+    name = terminal_safe(profile.business_name)
+    print(f"stored profile for {terminal_safe(profile.number)} ({name})", file=out)
     return EXIT_OK
 
 
@@ -244,11 +265,12 @@ def cmd_profile_show(args: argparse.Namespace, out: TextIO) -> int:
         raise CliError(f"no profile for {number}")
     data = profile.to_dict()
     if args.json:
-        print(json.dumps(data, indent=2, ensure_ascii=False), file=out)
+        print(to_json(data), file=out)
     else:
         import yaml  # available where the CLI runs; never imported by the Lambda functions
 
-        print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip(), file=out)
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip()
+        print(terminal_safe(text, keep_newlines=True), file=out)
     return EXIT_OK
 
 
@@ -266,7 +288,7 @@ def cmd_numbers_claim(args: argparse.Namespace, out: TextIO) -> int:
             f"(number id {number.get('id')}, status {number.get('status')})\n"
             f"next: mapokezi numbers route {number.get('id')} --url https://<your api>/voice"
         )
-    print(json.dumps(result, indent=2) if args.json else text, file=out)
+    print(to_json(result) if args.json else terminal_safe(text, keep_newlines=True), file=out)
     return EXIT_OK
 
 
@@ -278,19 +300,19 @@ def cmd_numbers_route(args: argparse.Namespace, out: TextIO) -> int:
         args.number_id, args.url, events_url=args.events_url
     )
     if args.json:
-        print(json.dumps(number, indent=2), file=out)
+        print(to_json(number), file=out)
     else:
-        print(
+        text = (
             f"routed {number.get('number') or number.get('e164') or args.number_id} to "
-            f"{args.url}" + (f" (events: {args.events_url})" if args.events_url else ""),
-            file=out,
+            f"{args.url}" + (f" (events: {args.events_url})" if args.events_url else "")
         )
+        print(terminal_safe(text), file=out)
     return EXIT_OK
 
 
 def cmd_numbers_list(args: argparse.Namespace, out: TextIO) -> int:
     numbers = SautikitClient.from_env().list_numbers()
-    print(json.dumps(numbers, indent=2) if args.json else format_numbers(numbers), file=out)
+    print(to_json(numbers) if args.json else format_numbers(numbers), file=out)
     return EXIT_OK
 
 
@@ -359,25 +381,30 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         return args.handler(args, out)
     except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(f"error: {exc}")
         return exc.exit_code
     except ProfileError as exc:
-        print(f"error: invalid profile {getattr(args, 'file', '')}".rstrip(), file=sys.stderr)
+        _error(f"error: invalid profile {getattr(args, 'file', '')}".rstrip())
         for line in exc.errors:
-            print(f"  {line}", file=sys.stderr)
+            _error(f"  {line}")
         return EXIT_INVALID
     except FilterError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(f"error: {exc}")
         return EXIT_INVALID
     except SautikitApiError as exc:
-        print(f"error: Sautikit API: {exc}", file=sys.stderr)
+        _error(f"error: Sautikit API: {exc}")
         return EXIT_FAILURE
     except config.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(f"error: {exc}")
         return EXIT_FAILURE
     except (ClientError, BotoCoreError) as exc:
-        print(f"error: AWS: {exc}", file=sys.stderr)
+        _error(f"error: AWS: {exc}")
         return EXIT_FAILURE
+
+
+def _error(message: str) -> None:
+    # Error texts can quote what a server or a record said.
+    print(terminal_safe(message), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ class Settings:
     cdr_delay_seconds: int
     heartbeat_max_age_seconds: int
     retention_days: int
+    fallback_front_desk: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +69,7 @@ class Settings:
             cdr_delay_seconds=env_int(env, "CDR_DELAY_SECONDS", 30),
             heartbeat_max_age_seconds=env_int(env, "HEARTBEAT_MAX_AGE_SECONDS", 30),
             retention_days=env_int(env, "RETENTION_DAYS", 90),
+            fallback_front_desk=env.get("FALLBACK_FRONT_DESK", "").strip() or None,
         )
 
 

@@ -19,6 +19,7 @@ sorting on ``<started_at ISO>#<call id>`` and querying with ``ScanIndexForward=F
 
 from __future__ import annotations
 
+import hashlib
 from typing import Final
 
 PK: Final = "pk"
@@ -44,6 +45,8 @@ _PROFILE_PREFIX: Final = "PROFILE#"
 _NODES_PK: Final = "NODES"
 _NODE_PREFIX: Final = "NODE#"
 _ALL_CALLS: Final = "CALLS"
+#: Longest dedupe key kept as it is in an event's sort key.
+MAX_DEDUPE_KEY_BYTES: Final = 256
 
 Key = dict[str, str]
 
@@ -81,7 +84,15 @@ def index_partition(index: str, value: str | None = None) -> str:
 
 
 def event_key(call_id: str, source: str, dedupe_key: str) -> Key:
-    """Key of one recorded webhook delivery; the same delivery retried maps to the same key."""
+    """Key of one recorded webhook delivery; the same delivery retried maps to the same key.
+
+    A dedupe key longer than :data:`MAX_DEDUPE_KEY_BYTES` (a sender's field can be long, and
+    DynamoDB caps a sort key at 1024 bytes) keeps its start and gets a digest of the whole.
+    """
+    raw = dedupe_key.encode("utf-8", "surrogatepass")
+    if len(raw) > MAX_DEDUPE_KEY_BYTES:
+        start = raw[:64].decode("utf-8", "ignore")
+        dedupe_key = f"{start}#sha256:{hashlib.sha256(raw).hexdigest()[:32]}"
     return {PK: _CALL_PREFIX + call_id, SK: f"{_EVENT_PREFIX}{source}#{dedupe_key}"}
 
 

@@ -69,4 +69,8 @@ def call_outcome(record: Mapping[str, Any]) -> CallOutcome:
         return CallOutcome.ACTIVE
     if answer == "fallback" or (record.get("media") or {}).get("outcome") in _BROKEN:
         return CallOutcome.FAILED
+    if record.get("incomplete") and not answer:
+        # The first answer could not be recorded (the table was down): the caller got the
+        # degraded front-desk answer at best.
+        return CallOutcome.FAILED
     return CallOutcome.HANDLED

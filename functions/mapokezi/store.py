@@ -30,6 +30,8 @@ STATUS_ACTIVE = "active"
 STATUS_ENDED = "ended"
 HANDOFF_PENDING = "pending"
 HANDOFF_DIALLED = "dialled"
+#: What an ``incomplete`` record lacks when no first voice POST of the call was recorded.
+MISSING_FIRST_ANSWER = "first_answer"
 
 
 class CursorError(ValueError):
@@ -182,6 +184,68 @@ def claim_stream_token(table: Any, call_id: str, nonce: str, node_id: str) -> bo
     )
 
 
+def claim_first_answer(
+    table: Any,
+    call_id: str,
+    answer: str,
+    *,
+    reason: str | None = None,
+    stream_token: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Record the kind of the call's first answer once; return the call record as it stands.
+
+    Concurrent or retried first POSTs race on this conditional write: the first one wins, and
+    every other reads back its ``answer`` (and ``stream_token``), so all of them answer alike.
+    ``answer`` is ``stream``, ``fallback``, ``after_hours`` or ``unknown_number``.
+    """
+    values: dict[str, Any] = {":a": answer, ":at": now_iso()}
+    expression = "SET #answer = :a, answered_at = :at"
+    if reason:
+        expression += ", answer_reason = :r"
+        values[":r"] = reason
+    if stream_token is not None:
+        expression += ", stream_token = :t"
+        values[":t"] = dict(stream_token)
+    try:
+        result = table.update_item(
+            Key=keys.call_key(call_id),
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#answer)",
+            ExpressionAttributeNames={"#answer": "answer"},
+            ExpressionAttributeValues=to_dynamo(values),
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if not _conditional_failed(exc):
+            raise
+        return get_call(table, call_id) or {}
+    record: dict[str, Any] = from_dynamo(result["Attributes"])
+    return record
+
+
+def renew_stream_token(table: Any, call_id: str, nonce: str, expires_at: int) -> bool:
+    """Move an unclaimed token's expiry (a retry long after the first answer); False if it was
+    claimed or replaced meanwhile."""
+    return _update(
+        table,
+        call_id,
+        "SET stream_token.expires_at = :e",
+        {":e": expires_at, ":n": nonce},
+        condition="stream_token.nonce = :n AND attribute_not_exists(stream_token.claimed_at)",
+    )
+
+
+def mark_incomplete(table: Any, call_id: str, missing: Iterable[str]) -> bool:
+    """Say that parts of the call were never recorded (the table was unreachable then)."""
+    return _update(
+        table,
+        call_id,
+        "SET incomplete = :i",
+        {":i": {"missing": sorted(set(missing)), "noted_at": now_iso()}},
+        condition="attribute_not_exists(incomplete)",
+    )
+
+
 def set_stream_state(
     table: Any, call_id: str, state: str, *, error: str | None = None, sid: str | None = None
 ) -> bool:
@@ -244,6 +308,25 @@ def take_pending_handoff(table: Any, call_id: str) -> dict[str, Any] | None:
             return None
         raise
     return from_dynamo(result["Attributes"]["handoff"])
+
+
+def set_handoff_state(
+    table: Any, call_id: str, *, expected: str, state: str, detail: str | None = None
+) -> bool:
+    """Move the handoff from ``expected`` to ``state`` (``stranded``, ``failed``…) once."""
+    expression = "SET handoff.#state = :s, handoff.state_at = :at"
+    values: dict[str, Any] = {":s": state, ":e": expected, ":at": now_iso()}
+    if detail:
+        expression += ", handoff.state_detail = :d"
+        values[":d"] = detail[:500]
+    return _update(
+        table,
+        call_id,
+        expression,
+        values,
+        condition="handoff.#state = :e",
+        ExpressionAttributeNames={"#state": "state"},
+    )
 
 
 def put_metrics(table: Any, call_id: str, metrics: Mapping[str, Any]) -> bool:

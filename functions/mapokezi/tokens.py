@@ -58,6 +58,11 @@ def _sign(secret: str, signed_part: str) -> str:
     return _b64(digest)
 
 
+def new_nonce() -> str:
+    """A fresh per-call nonce (16 hex characters)."""
+    return secrets.token_hex(8)
+
+
 def mint_stream_token(
     secret: str,
     call_id: str,
@@ -65,12 +70,24 @@ def mint_stream_token(
     *,
     ttl_seconds: int = DEFAULT_TTL_SECONDS,
     now: float | None = None,
+    nonce: str | None = None,
+    expires_at: int | None = None,
 ) -> tuple[str, StreamClaims]:
-    """Mint a token for ``call_id``; returns the token and the claims it carries."""
+    """Mint a token for ``call_id``; returns the token and the claims it carries.
+
+    Minting is deterministic: the same secret, call, number, nonce and expiry give the same
+    token, which is how a retried first answer repeats the token of the first one. Without
+    ``nonce`` a fresh one is drawn; without ``expires_at`` the token lives ``ttl_seconds``.
+    """
     if not secret:
         raise ValueError("a stream token secret is required")
     issued = int(time.time() if now is None else now)
-    claims = StreamClaims(call_id, profile_number, issued + ttl_seconds, secrets.token_hex(8))
+    claims = StreamClaims(
+        call_id,
+        profile_number,
+        issued + ttl_seconds if expires_at is None else int(expires_at),
+        nonce or new_nonce(),
+    )
     payload = {"c": claims.call_id, "p": claims.profile_number, "e": claims.expires_at}
     payload["n"] = claims.nonce
     body = _b64(json.dumps(payload, separators=(",", ":")).encode())

@@ -21,6 +21,7 @@ from serverless.webhook import (
     PlatformEvent,
     StreamStatus,
     first,
+    phone_number,
 )
 
 logger = Logger(child=True)
@@ -41,12 +42,15 @@ class CallbackResult:
 
 
 def handle_stream_status(
-    status: StreamStatus, *, table: Any, retention_days: int
+    status: StreamStatus, *, table: Any, retention_days: int, trusted: bool = True
 ) -> CallbackResult:
     """Record a stream status event once and move the call's stream state forward.
 
     A late or re-ordered ``stream-started`` never overwrites ``stopped`` or ``error``, and a
-    ``stream-stopped`` keeps an earlier error (its text is what the operator needs).
+    ``stream-stopped`` keeps an earlier error (its text is what the operator needs). An
+    untrusted callback (unsigned, accepted only because signatures on status callbacks are
+    switched off) is recorded but cannot mark the stream failed: that state turns a retried
+    first POST into a fallback, so only a signed callback or the voice webhook may set it.
     """
     call = store.get_call(table, status.call_id)
     if call is None:
@@ -59,7 +63,8 @@ def handle_stream_status(
         table,
         status.call_id,
         source=STREAM_STATUS_SOURCE,
-        dedupe_key=status.dedupe_key(),
+        # Apart from signed ones, so an unsigned copy can never pre-empt a signed delivery.
+        dedupe_key=status.dedupe_key() if trusted else f"unsigned#{status.dedupe_key()}",
         payload=dict(status.fields),
         retention_days=retention_days,
     )
@@ -67,7 +72,12 @@ def handle_stream_status(
         return CallbackResult(known_call=True, first_delivery=False, duplicate=True)
     current = (call.get("stream") or {}).get("state")
     applied: str | None = None
-    if status.event == STREAM_ERROR:
+    if status.event == STREAM_ERROR and not trusted:
+        logger.warning(
+            "unsigned stream error recorded without changing the stream state",
+            extra={"call_id": status.call_id, "error": status.error},
+        )
+    elif status.event == STREAM_ERROR:
         applied = STREAM_ERROR
         detail = status.error or status.raw_event or "stream error"
         store.set_stream_state(table, status.call_id, "error", error=detail, sid=status.stream_sid)
@@ -94,8 +104,9 @@ def handle_platform_event(
     """Record an ``events_url`` delivery once (deduplicated on ``event_id``).
 
     ``call.completed`` and ``call.failed`` end the call and queue its CDR fetch, unless a
-    ``Completed`` voice POST already did. Events without a call id (workspace events) are
-    logged, as there is no call to file them under.
+    ``Completed`` voice POST already did; a call with no record yet gets one (ended, marked
+    incomplete). Events without a call id (workspace events) are logged, as there is no call
+    to file them under.
     """
     if not event.call_id:
         logger.info(
@@ -115,15 +126,27 @@ def handle_platform_event(
         },
         retention_days=retention_days,
     )
+    if event.kind not in CALL_ENDING_KINDS:
+        known = store.get_call(table, event.call_id) is not None
+        return CallbackResult(known, first_delivery, duplicate=not first_delivery)
+    # Ending a call is idempotent, so a retried delivery (after a failure half-way through the
+    # first one) still ends it; only the first end queues the CDR fetch.
     call = store.get_call(table, event.call_id)
     if call is None:
+        # The platform's hangup came before (or instead of) any voice POST we recorded: keep
+        # the call, ended and marked incomplete, rather than losing it.
         logger.warning(
-            "event for an unknown call", extra={"call_id": event.call_id, "kind": event.kind}
+            "call ended before any voice POST was recorded",
+            extra={"call_id": event.call_id, "kind": event.kind},
         )
-    if not first_delivery or call is None or event.kind not in CALL_ENDING_KINDS:
-        return CallbackResult(
-            known_call=call is not None, first_delivery=first_delivery, duplicate=not first_delivery
+        store.create_call(
+            table,
+            call_id=event.call_id,
+            caller=phone_number(event.data, ("from", "caller")) or "unknown",
+            to=phone_number(event.data, ("to",)) or "unknown",
+            retention_days=retention_days,
         )
+        store.mark_incomplete(table, event.call_id, [store.MISSING_FIRST_ANSWER])
     reason = event.kind
     failure = first(event.data, ("failure_reason", "hangup_cause"))
     if event.kind == "call.failed" and failure:
@@ -137,4 +160,6 @@ def handle_platform_event(
         delay_seconds=cdr_delay_seconds,
         enqueue=enqueue_cdr,
     )
-    return CallbackResult(True, True, applied="ended" if ended else None)
+    return CallbackResult(
+        True, first_delivery, applied="ended" if ended else None, duplicate=not first_delivery
+    )

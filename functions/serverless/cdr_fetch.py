@@ -6,9 +6,12 @@ The platform computes cost at hangup, and ``GET /v1/calls/{id}`` may still show 
 - :class:`Store`: the record is final, or we give up, or the failure needs an operator (401/403):
   write ``cdr`` on the call record and stop.
 - :class:`Retry`: re-enqueue with ``attempt + 1`` after a delay (not final yet, 202, 404 while
-  the platform may not have the row, 429 with its ``Retry-After``).
-- :class:`Redeliver`: a transient failure (5xx, timeout, connection error, malformed JSON): fail
-  the SQS record so SQS redelivers it, and the queue's DLQ catches it after ``maxReceiveCount``.
+  the platform may not have the row, 429 with its ``Retry-After``, and transient failures: 5xx,
+  timeout, connection error, malformed JSON). Transient failures back off like a not-final
+  record and stop only when the job is older than ``max_age_seconds`` (``failed``), so an
+  outage of the platform of an hour or more loses no CDR.
+- :class:`Redeliver`: this invocation ran out of time: fail the SQS record so SQS redelivers it
+  to a fresh one (the queue's DLQ catches it after ``maxReceiveCount``).
 
 :func:`decide_on_call` and :func:`decide_on_error` are pure; :func:`run_fetch` does the I/O
 through the table, client and enqueue function it is given.
@@ -20,6 +23,7 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from mapokezi import store
@@ -34,6 +38,10 @@ STATE_QUEUED = "queued"
 STATE_DONE = "done"
 STATE_GAVE_UP = "gave_up"
 STATE_ERROR = "error"
+#: The fetch could not be completed (platform down past the age bound, or dead-lettered).
+STATE_FAILED = "failed"
+#: Error code for "no time left in this invocation": redelivered, not counted as a failure.
+OUT_OF_TIME = "invocation.out_of_time"
 
 #: Platform CDR fields copied onto our call record's ``cdr``.
 _COPIED_FIELDS = (
@@ -63,16 +71,19 @@ class FetchPolicy:
         max_delay_seconds: cap on a delay (SQS allows at most 900 s).
         max_attempts: fetches of a not-final record before giving up.
         not_found_attempts: fetches answered 404 before giving up with ``not_found``.
+        max_age_seconds: how long after the first queueing transient failures are retried.
     """
 
     base_delay_seconds: int = 30
     max_delay_seconds: int = MAX_SQS_DELAY_SECONDS
     max_attempts: int = 8
     not_found_attempts: int = 3
+    max_age_seconds: int = 6 * 3600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FetchPolicy:
-        """Read ``CDR_RETRY_BASE_SECONDS``, ``CDR_MAX_ATTEMPTS``, ``CDR_NOT_FOUND_ATTEMPTS``."""
+        """Read ``CDR_RETRY_BASE_SECONDS``, ``CDR_MAX_ATTEMPTS``, ``CDR_NOT_FOUND_ATTEMPTS``,
+        ``CDR_MAX_AGE_SECONDS``."""
         env = os.environ if environ is None else environ
         d = cls()
         return cls(
@@ -80,6 +91,7 @@ class FetchPolicy:
             max_delay_seconds=d.max_delay_seconds,
             max_attempts=env_int(env, "CDR_MAX_ATTEMPTS", d.max_attempts, low=1),
             not_found_attempts=env_int(env, "CDR_NOT_FOUND_ATTEMPTS", d.not_found_attempts, low=1),
+            max_age_seconds=env_int(env, "CDR_MAX_AGE_SECONDS", d.max_age_seconds, low=1),
         )
 
     def backoff(self, attempt: int) -> int:
@@ -168,13 +180,25 @@ def decide_on_call(
 
 
 def decide_on_error(
-    error: SautikitApiError, attempt: int, policy: FetchPolicy, *, fetched_at: str
+    error: SautikitApiError,
+    attempt: int,
+    policy: FetchPolicy,
+    *,
+    fetched_at: str,
+    age_seconds: float = 0.0,
 ) -> Decision:
-    """What to do when fetching the CDR failed with ``error``."""
+    """What to do when fetching the CDR failed with ``error``, ``age_seconds`` after the job
+    was first queued."""
     attempts = attempt + 1
     described = f"{error.code}: {error.message}"
-    if error.transient:
+    if error.code == OUT_OF_TIME:
         return Redeliver(described)
+    if error.transient:
+        if age_seconds >= policy.max_age_seconds:
+            failed = f"{described} (still failing {int(age_seconds)} s after the hangup)"
+            return Store(_error_cdr(STATE_FAILED, failed, attempts=attempts, fetched_at=fetched_at))
+        cdr = _error_cdr(STATE_QUEUED, described, attempts=attempts, fetched_at=fetched_at)
+        return Retry(attempts, policy.backoff(attempt), cdr)
 
     def queued_or_gave_up(limit: int, give_up_as: str, delay: int) -> Decision:
         if attempts >= limit:
@@ -243,21 +267,61 @@ def run_fetch(
     if existing.get("fetch_state") == STATE_QUEUED and existing.get("attempts", 0) > job.attempt:
         # A redelivered copy of a job that already re-enqueued its successor.
         return Outcome("duplicate", STATE_QUEUED, f"attempt {job.attempt} is stale")
+    fetched_at = now()
     try:
         call = get_call(job.call_id)
     except SautikitApiError as exc:
-        decision = decide_on_error(exc, job.attempt, policy, fetched_at=now())
+        age = job_age_seconds(job, fetched_at)
+        decision = decide_on_error(exc, job.attempt, policy, fetched_at=fetched_at, age_seconds=age)
     else:
-        decision = decide_on_call(call, job.attempt, policy, fetched_at=now())
+        decision = decide_on_call(call, job.attempt, policy, fetched_at=fetched_at)
     if isinstance(decision, Redeliver):
         raise RedeliverError(decision.reason)
     if isinstance(decision, Retry):
         # Record first: if enqueueing then fails, the redelivered job (same attempt) is not
         # stale and retries; enqueueing first could leave two jobs for one call.
         store.record_cdr(table, job.call_id, decision.cdr)
-        enqueue(job.call_id, delay_seconds=decision.delay_seconds, attempt=decision.attempt)
+        enqueue(
+            job.call_id,
+            delay_seconds=decision.delay_seconds,
+            attempt=decision.attempt,
+            first_queued_at=job.first_queued_at,
+        )
         return Outcome(
             "retried", STATE_QUEUED, f"attempt {decision.attempt} in {decision.delay_seconds} s"
         )
     store.record_cdr(table, job.call_id, decision.cdr)
+    status = decision.cdr.get("status")
+    if ours.get("status") == store.STATUS_ACTIVE and status in TERMINAL_STATUSES:
+        # The platform's record is the truth: a call whose hangup we never saw is over.
+        store.mark_ended(
+            table,
+            job.call_id,
+            reason=f"cdr:{status}",
+            duration_seconds=decision.cdr.get("duration_seconds"),
+        )
+        store.set_handoff_state(
+            table,
+            job.call_id,
+            expected=store.HANDOFF_PENDING,
+            state="stranded",
+            detail="the call ended before the handoff was dialled",
+        )
     return Outcome("stored", decision.cdr["fetch_state"], decision.cdr.get("error") or "")
+
+
+def job_age_seconds(job: CdrJob, now_iso: str) -> float:
+    """Seconds between the job's first queueing and ``now_iso`` (0 when unknown)."""
+    try:
+        first = datetime.fromisoformat(job.first_queued_at.replace("Z", "+00:00"))
+        current = datetime.fromisoformat(now_iso.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return max(0.0, (current - first).total_seconds())
+
+
+def mark_failed(table: Any, call_id: str, reason: str, *, attempts: int, at: str) -> None:
+    """Record on the call that its CDR fetch is abandoned (the job goes to the dead letters)."""
+    store.record_cdr(
+        table, call_id, _error_cdr(STATE_FAILED, reason[:500], attempts=attempts, fetched_at=at)
+    )

@@ -1,15 +1,12 @@
 """What the voice webhook answers: one decoded POST in, XML plus call-table writes out.
 
 The first POST of a call answers ``<Stream>`` to the media node (or a spoken fallback when no
-node is healthy, the stream already failed, or the business is closed). Later POSTs are
-lifecycle edges (``callSessionState``) and are idempotent: each is recorded once, and only
-the edges that need an action get one:
+node is healthy or the business is closed, or a polite refusal for an unknown number). The kind
+of that first answer is written once, conditionally, on the call record (``answer``) together
+with the stream token's nonce and expiry, so concurrent or retried first POSTs all give the same
+answer and the same token: a retry never invalidates the answer the platform acted on.
 
-- ``StreamStopped`` (or a stream error): dial the pending handoff, or hang up for ``end_call``,
-  or — if the caller is still there and nothing is pending — speak the fallback line and dial
-  the front desk, so the caller never sits in dead air. At most one such answer per call.
-- ``Completed``: mark the call ended and queue the CDR fetch (first time only).
-- ``DialCompleted``: a failed dial gets an apology and a hangup.
+Later POSTs are lifecycle edges (``callSessionState``), handled in :mod:`serverless.voice_edges`.
 
 Opening hours use the injected ``now`` clock; tokens and heartbeats use real time, because the
 media node checks them against its own clock.
@@ -17,7 +14,7 @@ media node checks them against its own clock.
 
 from __future__ import annotations
 
-import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -27,47 +24,50 @@ from urllib.parse import quote
 from aws_lambda_powertools import Logger
 
 from mapokezi import store, tokens
-from mapokezi.profiles import E164, Profile
-from serverless import cdr_jobs
-from serverless.sautikit_xml import Dial, Hangup, Say, Stream, Verb, empty_response, render
-from serverless.webhook import (
-    STREAM_ERROR,
-    STREAM_ERROR_FIELDS,
-    VoiceRequest,
-    WebhookError,
-    first,
-    stream_event_kind,
+from mapokezi.profiles import Profile
+from serverless import cdr_jobs, profile_cache, voice_edges
+from serverless.sautikit_xml import Stream, render
+from serverless.voice_answers import (
+    AFTER_HOURS,
+    DIAL_FAILED,
+    EMPTY,
+    FALLBACK,
+    HANGUP,
+    NO_MEDIA_NODE,
+    NOT_CONFIGURED,
+    STREAM,
+    STREAM_FAILED,
+    TRANSFER,
+    UNKNOWN_CALL,
+    UNKNOWN_NUMBER,
+    VoiceAnswer,
+    after_hours_verbs,
+    empty,
+    fallback,
+    unknown_number_xml,
 )
+from serverless.webhook import VoiceRequest, WebhookError
 
 logger = Logger(child=True)
 
-UNKNOWN_NUMBER_TEXT = "Sorry, this number is not in service. Please check the number and try again."
-UNKNOWN_NUMBER_LANGUAGE = "en-KE"
-DIAL_FAILED_TEXT = "Sorry, nobody is available to take your call right now. Please try again later."
+__all__ = [
+    "AFTER_HOURS",
+    "DIAL_FAILED",
+    "EMPTY",
+    "FALLBACK",
+    "HANGUP",
+    "STREAM",
+    "TRANSFER",
+    "UNKNOWN_CALL",
+    "UNKNOWN_NUMBER",
+    "VoiceAnswer",
+    "VoiceSettings",
+    "handle_voice",
+    "stream_url",
+]
 
-EVENT_SOURCE = "voice"
-_SETUP_KEY = "setup"
-#: Event key claimed once per call by the answer given after the stream ends.
-_AFTER_STREAM_KEY = "answer#after-stream"
-
-# Outcomes (what the answer does); the handler turns them into metrics.
-STREAM = "stream"
-EMPTY = "empty"
-FALLBACK = "fallback"
-AFTER_HOURS = "after_hours"
-TRANSFER = "transfer"
-HANGUP = "hangup"
-DIAL_FAILED = "dial_failed"
-UNKNOWN_NUMBER = "unknown_number"
-UNKNOWN_CALL = "unknown_call"
-
-# Fallback reasons (a metric dimension: keep this set small and fixed).
-NO_MEDIA_NODE = "no_media_node"
-STREAM_FAILED = "stream_error"
-STREAM_STOPPED = "stream_stopped"
-NOT_CONFIGURED = "not_configured"
-
-_FAILED_DIAL = re.compile(r"noanswer|busy|fail")
+#: A stored token this close to expiry is renewed before it is handed out again.
+_RENEW_MARGIN_SECONDS = 15
 
 
 @dataclass(frozen=True)
@@ -81,17 +81,7 @@ class VoiceSettings:
     cdr_delay_seconds: int = 30
     retention_days: int = 90
     token_ttl_seconds: int = tokens.DEFAULT_TTL_SECONDS
-
-
-@dataclass(frozen=True)
-class VoiceAnswer:
-    """The XML to return and what it does."""
-
-    xml: str
-    outcome: str
-    reason: str | None = None
-    call_created: bool = False
-    handoff_stranded: bool = False
+    fallback_front_desk: str | None = None
 
 
 def _utc_now() -> datetime:
@@ -123,74 +113,23 @@ def handle_voice(
         request = replace(request, call_id=keyed_on)
     state = (request.state or "").strip()
     lowered = state.lower()
-    if call is None and lowered in ("", "completed"):
+    if call is None and (not state or (lowered == "completed" and not _hangs_up(request))):
         # A first POST that already says Completed has been seen carrying set-up fields:
         # treat it as the set-up, so the real hangup later is still recognised.
         return _set_up(request, None, table, settings, now)
     if call is None:
-        logger.warning(
-            "lifecycle POST for an unknown call", extra={"call_id": request.call_id, "state": state}
-        )
-        _record(table, request, state, settings.retention_days)
-        return VoiceAnswer(empty_response(), UNKNOWN_CALL)
+        return voice_edges.unknown_call(request, table, settings, enqueue_cdr)
     if not state:
-        _record(table, request, _SETUP_KEY, settings.retention_days)
+        voice_edges.record_post(table, request, voice_edges.SETUP_KEY, settings.retention_days)
         return _set_up(request, call, table, settings, now)
-    _record(table, request, state, settings.retention_days)
-    if lowered == "streamstarted":
-        if (call.get("stream") or {}).get("state") not in ("stopped", "error"):
-            store.set_stream_state(table, request.call_id, "started")
-        return VoiceAnswer(empty_response(), EMPTY)
-    if lowered == "completed":
-        return _completed(request, call, table, settings, enqueue_cdr)
-    if lowered == "dialcompleted":
-        return _dial_completed(request, call, table)
-    kind = stream_event_kind(state)
-    if kind == "stopped" or kind == STREAM_ERROR:
-        return _after_stream(request, call, table, settings, error=kind == STREAM_ERROR)
-    return VoiceAnswer(empty_response(), EMPTY)
+    return voice_edges.lifecycle(request, call, table, settings, enqueue_cdr)
 
 
-def _record(table: Any, request: VoiceRequest, key: str, retention_days: int) -> bool:
-    """Store this POST once under ``key``; False when it was already stored (a retry)."""
-    return store.record_event(
-        table,
-        request.call_id,
-        source=EVENT_SOURCE,
-        dedupe_key=key,
-        payload=dict(request.fields),
-        retention_days=retention_days,
-    )
-
-
-def _say(profile: Profile, text: str) -> Say:
-    return Say(text, voice=profile.say.voice, language=profile.say.language)
-
-
-def _dial(profile: Profile, number: str) -> Dial:
-    return Dial(
-        number,
-        caller_id=profile.caller_id or profile.number,
-        timeout_seconds=profile.dial_timeout_seconds,
-    )
-
-
-def fallback_verbs(profile: Profile) -> list[Verb]:
-    """Speak the fallback line and dial the front desk."""
-    return [_say(profile, profile.lines.fallback), _dial(profile, profile.front_desk)]
-
-
-def after_hours_verbs(profile: Profile) -> list[Verb]:
-    """Speak the after-hours line, then dial the after-hours number or hang up."""
-    last: Verb = (
-        _dial(profile, profile.after_hours_number) if profile.after_hours_number else Hangup()
-    )
-    return [_say(profile, profile.lines.after_hours), last]
-
-
-def unknown_number_xml() -> str:
-    """The polite answer for a dialled number with no profile."""
-    return render([Say(UNKNOWN_NUMBER_TEXT, language=UNKNOWN_NUMBER_LANGUAGE), Hangup()])
+def _hangs_up(request: VoiceRequest) -> bool:
+    """Whether a ``Completed`` POST reports a hangup (not set-up fields under that state)."""
+    if request.is_active is not None:
+        return not request.is_active
+    return request.duration_seconds is not None
 
 
 def stream_url(media_stream_url: str, token: str) -> str:
@@ -209,183 +148,105 @@ def _set_up(
     to = request.to or (call or {}).get("to")
     if not to:
         raise WebhookError("no dialled number (expected To, to or destinationNumber)")
-    profile = store.get_profile(table, to)
-    if profile is None:
-        logger.warning("call to an unknown number", extra={"call_id": request.call_id, "to": to})
-        return VoiceAnswer(unknown_number_xml(), UNKNOWN_NUMBER)
+    profile = profile_cache.get_profile(table, to)
     created = False
     if call is None:
+        retention = profile.retention_days if profile else settings.retention_days
         attributes = {"session_id": request.session_id} if request.session_id else {}
         created = store.create_call(
             table,
             call_id=request.call_id,
             caller=request.caller or "unknown",
             to=to,
-            retention_days=profile.retention_days,
+            retention_days=retention,
             attributes=attributes,
         )
         if created:
-            _record(table, request, _SETUP_KEY, profile.retention_days)
-        else:  # a concurrent retry created it first
-            call = store.get_call(table, request.call_id)
-    if call is not None:
-        retry = _retried_set_up(call, profile)
-        if retry is not None:
-            return retry
-    answer = _fresh_answer(request, profile, table, settings, now)
-    return VoiceAnswer(answer.xml, answer.outcome, answer.reason, call_created=created)
-
-
-def _retried_set_up(call: Mapping[str, Any], profile: Profile) -> VoiceAnswer | None:
-    """The answer to a repeated first POST, or None to answer it like a new one."""
+            voice_edges.record_post(table, request, voice_edges.SETUP_KEY, retention)
+        call = store.get_call(table, request.call_id) or {}
     if call.get("status") == store.STATUS_ENDED:
-        return VoiceAnswer(empty_response(), EMPTY)
-    stream_state = (call.get("stream") or {}).get("state", "pending")
-    claimed = "claimed_at" in (call.get("stream_token") or {})
-    if stream_state == "error" and not claimed:
-        return VoiceAnswer(render(fallback_verbs(profile)), FALLBACK, STREAM_FAILED)
-    if stream_state != "pending" or claimed:
-        # The media socket is (or was) up: another <Stream> would fork the call twice.
-        return VoiceAnswer(empty_response(), EMPTY)
-    return None
+        return empty()
+    if not call.get("answer"):
+        kind, reason, token = _first_answer(request, profile, table, settings, now)
+        call = store.claim_first_answer(
+            table, request.call_id, kind, reason=reason, stream_token=token
+        )
+    answer = _answer_for(request, call, profile, table, settings)
+    return replace(answer, call_created=created)
 
 
-def _fresh_answer(
+def _first_answer(
     request: VoiceRequest,
-    profile: Profile,
+    profile: Profile | None,
     table: Any,
     settings: VoiceSettings,
     now: Callable[[], datetime],
-) -> VoiceAnswer:
+) -> tuple[str, str | None, dict[str, Any] | None]:
+    """The kind of the call's first answer, its reason, and the stream token to store."""
+    if profile is None:
+        logger.warning(
+            "call to an unknown number", extra={"call_id": request.call_id, "to": request.to}
+        )
+        return UNKNOWN_NUMBER, None, None
     if not profile.is_open(now()):
-        return VoiceAnswer(render(after_hours_verbs(profile)), AFTER_HOURS)
+        return AFTER_HOURS, None, None
     if not store.healthy_nodes(table, settings.heartbeat_max_age_seconds):
         logger.warning("no healthy media node; falling back", extra={"call_id": request.call_id})
-        return VoiceAnswer(render(fallback_verbs(profile)), FALLBACK, NO_MEDIA_NODE)
+        return FALLBACK, NO_MEDIA_NODE, None
     if not settings.stream_token_secret or not settings.media_stream_url:
         logger.error("STREAM_TOKEN_SECRET or MEDIA_STREAM_URL is not configured; falling back")
-        return VoiceAnswer(render(fallback_verbs(profile)), FALLBACK, NOT_CONFIGURED)
-    token, claims = tokens.mint_stream_token(
+        return FALLBACK, NOT_CONFIGURED, None
+    token = {
+        "nonce": tokens.new_nonce(),
+        "expires_at": int(time.time()) + settings.token_ttl_seconds,
+        "minted_at": store.now_iso(),
+    }
+    return STREAM, None, token
+
+
+def _answer_for(
+    request: VoiceRequest,
+    call: Mapping[str, Any],
+    profile: Profile | None,
+    table: Any,
+    settings: VoiceSettings,
+) -> VoiceAnswer:
+    """The answer the stored first answer calls for (the same for every retry)."""
+    kind = call.get("answer")
+    if kind == UNKNOWN_NUMBER or profile is None:
+        return VoiceAnswer(unknown_number_xml(), UNKNOWN_NUMBER)
+    if kind == AFTER_HOURS:
+        return VoiceAnswer(render(after_hours_verbs(profile)), AFTER_HOURS)
+    if kind != STREAM:
+        return fallback(profile, str(call.get("answer_reason") or NO_MEDIA_NODE))
+    stream_state = (call.get("stream") or {}).get("state", "pending")
+    token = call.get("stream_token") or {}
+    claimed = "claimed_at" in token
+    if stream_state == "error" and not claimed:
+        return fallback(profile, STREAM_FAILED)
+    if stream_state != "pending" or claimed or not token.get("nonce"):
+        # The media socket is (or was) up: another <Stream> would fork the call twice.
+        return empty()
+    if not settings.stream_token_secret or not settings.media_stream_url:
+        return fallback(profile, NOT_CONFIGURED)
+    expires_at = int(token.get("expires_at") or 0)
+    if expires_at - time.time() < _RENEW_MARGIN_SECONDS:
+        # A retry long after the first answer: same nonce (so one token stays single use),
+        # later expiry. Renewal fails only when the token was claimed meanwhile.
+        expires_at = int(time.time()) + settings.token_ttl_seconds
+        if not store.renew_stream_token(table, request.call_id, token["nonce"], expires_at):
+            return empty()
+    minted, _claims = tokens.mint_stream_token(
         settings.stream_token_secret,
         request.call_id,
         profile.number,
-        ttl_seconds=settings.token_ttl_seconds,
+        nonce=str(token["nonce"]),
+        expires_at=expires_at,
     )
-    # Replacing the nonce invalidates any token from an earlier, lost answer.
-    store.set_stream_token(table, request.call_id, claims.nonce)
     stream = Stream(
-        url=stream_url(settings.media_stream_url, token),
+        url=stream_url(settings.media_stream_url, minted),
         track=profile.audio.track,
         sample_rate=profile.audio.sample_rate,
         status_callback=f"{settings.public_base_url}/stream-status",
     )
     return VoiceAnswer(render([stream]), STREAM)
-
-
-def _profile_of(table: Any, call: Mapping[str, Any]) -> Profile | None:
-    to = call.get("to")
-    return store.get_profile(table, to) if to else None
-
-
-def _after_stream(
-    request: VoiceRequest,
-    call: Mapping[str, Any],
-    table: Any,
-    settings: VoiceSettings,
-    *,
-    error: bool,
-) -> VoiceAnswer:
-    current = (call.get("stream") or {}).get("state")
-    if error:
-        detail = first(request.fields, STREAM_ERROR_FIELDS) or request.state
-        store.set_stream_state(table, request.call_id, "error", error=detail)
-    elif current != "error":
-        store.set_stream_state(table, request.call_id, "stopped")
-    # One answer per call after the stream: a repeated StreamStopped, or an error edge followed
-    # by a stop edge, must not dial twice.
-    first_answer = store.record_event(
-        table,
-        request.call_id,
-        source=EVENT_SOURCE,
-        dedupe_key=_AFTER_STREAM_KEY,
-        payload={"state": request.state},
-        retention_days=settings.retention_days,
-    )
-    if not first_answer:
-        return VoiceAnswer(empty_response(), EMPTY)
-    profile = _profile_of(table, call)
-    handoff = store.take_pending_handoff(table, request.call_id)
-    if handoff is not None:
-        return _handoff_answer(request, handoff, profile)
-    caller_gone = (
-        call.get("status") == store.STATUS_ENDED
-        or request.is_active is False
-        or (call.get("media") or {}).get("outcome") == "caller_hangup"
-    )
-    if caller_gone:
-        return VoiceAnswer(empty_response(), EMPTY)
-    if profile is None:
-        logger.warning("profile vanished during the call", extra={"call_id": request.call_id})
-        return VoiceAnswer(unknown_number_xml(), UNKNOWN_NUMBER)
-    reason = STREAM_FAILED if error or current == "error" else STREAM_STOPPED
-    logger.warning(
-        "stream ended with nothing pending; dialling the front desk",
-        extra={"call_id": request.call_id, "reason": reason},
-    )
-    return VoiceAnswer(render(fallback_verbs(profile)), FALLBACK, reason)
-
-
-def _handoff_answer(
-    request: VoiceRequest, handoff: Mapping[str, Any], profile: Profile | None
-) -> VoiceAnswer:
-    if handoff.get("kind") == "hangup":
-        return VoiceAnswer(render([Hangup()]), HANGUP, str(handoff.get("reason") or ""))
-    if profile is None:
-        logger.warning("handoff for a number with no profile", extra={"call_id": request.call_id})
-        return VoiceAnswer(unknown_number_xml(), UNKNOWN_NUMBER)
-    target = str(handoff.get("target") or "")
-    if not E164.match(target):
-        target = profile.transfer_target(handoff.get("department"))
-    logger.info(
-        "dialling handoff",
-        extra={"call_id": request.call_id, "target": target, "reason": handoff.get("reason")},
-    )
-    verbs = [_say(profile, profile.lines.handoff), _dial(profile, target)]
-    return VoiceAnswer(render(verbs), TRANSFER, str(handoff.get("reason") or ""))
-
-
-def _completed(
-    request: VoiceRequest,
-    call: Mapping[str, Any],
-    table: Any,
-    settings: VoiceSettings,
-    enqueue_cdr: cdr_jobs.Enqueue,
-) -> VoiceAnswer:
-    ended = cdr_jobs.finish_call(
-        table,
-        request.call_id,
-        reason="completed",
-        duration_seconds=request.duration_seconds,
-        delay_seconds=settings.cdr_delay_seconds,
-        enqueue=enqueue_cdr,
-    )
-    stranded = ended and (call.get("handoff") or {}).get("state") == store.HANDOFF_PENDING
-    if stranded:
-        # The handoff was written but no StreamStopped POST came to act on it.
-        logger.warning(
-            "call ended with a handoff still pending", extra={"call_id": request.call_id}
-        )
-    return VoiceAnswer(empty_response(), EMPTY, handoff_stranded=stranded)
-
-
-def dial_failed(statuses: tuple[str, ...]) -> bool:
-    """Whether any status field says the dial did not connect (no answer, busy, failed)."""
-    return any(_FAILED_DIAL.search(re.sub(r"[^a-z]", "", s.lower())) for s in statuses)
-
-
-def _dial_completed(request: VoiceRequest, call: Mapping[str, Any], table: Any) -> VoiceAnswer:
-    if not dial_failed(request.dial_statuses):
-        return VoiceAnswer(empty_response(), EMPTY)
-    profile = _profile_of(table, call)
-    say = _say(profile, DIAL_FAILED_TEXT) if profile else Say(DIAL_FAILED_TEXT, language="en-KE")
-    return VoiceAnswer(render([say, Hangup()]), DIAL_FAILED, "dial_failed")

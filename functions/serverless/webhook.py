@@ -12,11 +12,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
+
+from serverless.bounds import (
+    MAX_BODY_BYTES,
+    MAX_FORM_FIELDS,
+    MAX_JSON_DEPTH,
+    clean_text,
+    json_too_deep,
+    storable_fields,
+)
 
 CALL_ID_FIELDS = ("CallSid", "CallId", "callSid", "callId", "call_sid", "call_id", "sessionId")
 SESSION_ID_FIELDS = ("sessionId", "session_id", "SessionId")
@@ -46,26 +56,43 @@ TIMESTAMP_FIELDS = ("Timestamp", "timestamp", "occurred_at", "time")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _MAX_ID_LENGTH = 128
 _ID_CHARS = re.compile(r"^[\w.:@+\-]+$")
+#: Longest value read from any field (a state, a status, an error text).
+MAX_FIELD_LENGTH = 256
+#: Longest caller or dialled number kept; they key indexes and profile lookups.
+MAX_NUMBER_LENGTH = 64
+_NOT_NUMBER_CHARS = re.compile(r"[^\w+*#.:@\-]")
 
 
 class WebhookError(ValueError):
     """The request cannot be understood; the message is safe to return to the sender."""
 
 
+class BodyTooLargeError(WebhookError):
+    """The body is larger than any webhook of the platform (answered 413)."""
+
+
 def raw_body(body: str | None, is_base64_encoded: bool) -> bytes:
     """The request body as the sender sent it (undoing API Gateway's base64 if applied).
 
     Raises:
+        BodyTooLargeError: over :data:`~serverless.bounds.MAX_BODY_BYTES`.
         WebhookError: the body claims base64 but is not.
     """
     if body is None:
         return b""
+    # Checked on the encoded length first, so an oversized body is never decoded.
+    if len(body) > (MAX_BODY_BYTES * 4 // 3 + 4 if is_base64_encoded else MAX_BODY_BYTES * 4):
+        raise BodyTooLargeError(f"body is larger than {MAX_BODY_BYTES} bytes")
     if not is_base64_encoded:
-        return body.encode("utf-8")
-    try:
-        return base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError):
-        raise WebhookError("body is marked base64 but cannot be decoded") from None
+        raw = body.encode("utf-8", "surrogatepass")
+    else:
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise WebhookError("body is marked base64 but cannot be decoded") from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise BodyTooLargeError(f"body is larger than {MAX_BODY_BYTES} bytes")
+    return raw
 
 
 def parse_body(raw: bytes, content_type: str | None = None) -> dict[str, Any]:
@@ -75,8 +102,12 @@ def parse_body(raw: bytes, content_type: str | None = None) -> dict[str, Any]:
     read as ``application/x-www-form-urlencoded`` (first value of each repeated key).
 
     Raises:
-        WebhookError: empty, not UTF-8, malformed JSON, or JSON that is not an object.
+        BodyTooLargeError: over :data:`~serverless.bounds.MAX_BODY_BYTES`.
+        WebhookError: empty, not UTF-8, malformed or too deeply nested JSON, JSON that is not
+            an object, or more than :data:`~serverless.bounds.MAX_FORM_FIELDS` form fields.
     """
+    if len(raw) > MAX_BODY_BYTES:
+        raise BodyTooLargeError(f"body is larger than {MAX_BODY_BYTES} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -86,35 +117,67 @@ def parse_body(raw: bytes, content_type: str | None = None) -> dict[str, Any]:
         raise WebhookError("empty body")
     kind = (content_type or "").split(";")[0].strip().lower()
     if kind.endswith("json") or stripped.startswith("{"):
+        if json_too_deep(stripped):
+            raise WebhookError(f"JSON body nests deeper than {MAX_JSON_DEPTH} levels")
         try:
             data = json.loads(stripped)
         except json.JSONDecodeError as exc:
             raise WebhookError(f"body is not valid JSON ({exc.msg})") from None
+        except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+            raise WebhookError(f"body is not usable JSON ({str(exc)[:100]})") from None
+        except RecursionError:  # the depth check above should make this unreachable
+            raise WebhookError("JSON body nests too deeply") from None
         if not isinstance(data, dict):
             raise WebhookError("JSON body must be an object")
         return data
     try:
-        pairs = parse_qsl(stripped, keep_blank_values=True, strict_parsing=True)
+        pairs = parse_qsl(
+            stripped,
+            keep_blank_values=True,
+            strict_parsing=True,
+            max_num_fields=MAX_FORM_FIELDS,
+        )
     except ValueError:
-        raise WebhookError("body is neither JSON nor form-encoded") from None
+        raise WebhookError(
+            f"body is neither JSON nor form-encoded (with at most {MAX_FORM_FIELDS} fields)"
+        ) from None
     fields: dict[str, Any] = {}
     for key, value in pairs:
         fields.setdefault(key, value)
     return fields
 
 
-def first(fields: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
-    """The first non-empty value among ``names``, as text (scalars only)."""
+def first(
+    fields: Mapping[str, Any], names: tuple[str, ...], limit: int = MAX_FIELD_LENGTH
+) -> str | None:
+    """The first non-empty value among ``names``, as valid text of at most ``limit`` characters
+    (scalars only)."""
     for name in names:
         value = fields.get(name)
         if value is None or isinstance(value, dict | list):
             continue
         if isinstance(value, bool):
             return "true" if value else "false"
-        text = str(value).strip()
+        if isinstance(value, float) and not math.isfinite(value):
+            continue
+        if isinstance(value, int) and abs(value) >= 10**limit:
+            continue  # str() of a huge int is slow and useless as a field value
+        text = clean_text(str(value).strip(), limit).strip()
         if text:
             return text
     return None
+
+
+def phone_number(fields: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
+    """A caller or dialled number: cut to :data:`MAX_NUMBER_LENGTH`, odd characters dropped.
+
+    Numbers key the call indexes and the profile lookup, whose keys DynamoDB caps at 2 KB, so
+    whatever a sender puts there must stay short; an unusual value is kept readable, not refused.
+    """
+    value = first(fields, names, MAX_FIELD_LENGTH)
+    if value is None:
+        return None
+    return _NOT_NUMBER_CHARS.sub("", value)[:MAX_NUMBER_LENGTH] or None
 
 
 def _valid_id(value: str) -> bool:
@@ -187,13 +250,13 @@ def parse_voice_request(fields: Mapping[str, Any]) -> VoiceRequest:
     return VoiceRequest(
         call_id=call_id,
         session_id=session_id,
-        caller=first(fields, CALLER_FIELDS),
-        to=first(fields, DIALLED_FIELDS),
+        caller=phone_number(fields, CALLER_FIELDS),
+        to=phone_number(fields, DIALLED_FIELDS),
         state=first(fields, STATE_FIELDS),
         duration_seconds=_optional_int(first(fields, DURATION_FIELDS)),
         is_active=_optional_bool(first(fields, ACTIVE_FIELDS)),
         dial_statuses=statuses,
-        fields=dict(fields),
+        fields=storable_fields(fields),
     )
 
 
@@ -259,7 +322,7 @@ def parse_stream_status(fields: Mapping[str, Any]) -> StreamStatus:
         error=first(fields, STREAM_ERROR_FIELDS),
         name=first(fields, STREAM_NAME_FIELDS),
         timestamp=first(fields, TIMESTAMP_FIELDS),
-        fields=dict(fields),
+        fields=storable_fields(fields),
     )
 
 
@@ -299,7 +362,7 @@ def parse_platform_event(body: Mapping[str, Any]) -> PlatformEvent:
         event_id=event_id,
         call_id=call_id if call_id and _valid_id(call_id) else None,
         occurred_at=first(body, ("occurred_at",)) or first(data, ("occurred_at",)),
-        data=dict(data),
+        data=storable_fields(data),
         workspace_id=first(body, ("workspace_id",)),
     )
 

@@ -28,8 +28,11 @@ def stream_status() -> Response:
     """Acknowledge a stream status callback (2xx even for unknown calls: no endless retries)."""
     event = app.current_event
     body = lambda_http.request_bytes(event)
-    # Whether the platform signs these is undocumented: check only when a signature is sent.
-    lambda_http.authenticate(event, body, header_required=False)
+    # Whether the platform signs these is undocumented; unsigned ones are accepted only when
+    # VERIFY_STREAM_STATUS_SIGNATURES=false says this platform does not sign them.
+    scheme = lambda_http.authenticate(
+        event, body, header_required=lambda_http.stream_status_signatures_required()
+    )
     status = parse_stream_status(parse_body(body, lambda_http.content_type(event)))
     logger.append_keys(call_id=status.call_id, stream_event=status.raw_event)
     settings = config.Settings.from_env()
@@ -37,6 +40,7 @@ def stream_status() -> Response:
         status,
         table=config.dynamodb_table(settings.calls_table),
         retention_days=settings.retention_days,
+        trusted=scheme != lambda_http.UNSIGNED,
     )
     if result.applied == STREAM_ERROR:
         metrics.add_metric(name="StreamErrors", unit=MetricUnit.Count, value=1)

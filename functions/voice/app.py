@@ -1,4 +1,10 @@
-"""POST /voice: decode the POST, let :mod:`serverless.voice_flow` decide, answer XML."""
+"""POST /voice: decode the POST, let :mod:`serverless.voice_flow` decide, answer XML.
+
+A 500 on this route is dead air for a live caller, so the route has a last-resort guard: a body
+that is not a call is a 4xx with a reason; anything else that goes wrong (the table, Secrets
+Manager, a bug) is logged and answered with the fallback line and a ``<Dial>`` to the front desk,
+from the profile remembered in the function or ``FALLBACK_FRONT_DESK``.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +19,18 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mapokezi import config
-from serverless import lambda_http, voice_flow
+from serverless import cdr_jobs, lambda_http, profile_cache, voice_answers, voice_flow
 from serverless.sautikit_xml import CONTENT_TYPE
-from serverless.webhook import parse_body, parse_voice_request
+from serverless.signature import SignatureError
+from serverless.webhook import (
+    STREAM_ERROR,
+    STREAM_STOPPED,
+    VoiceRequest,
+    WebhookError,
+    parse_body,
+    parse_voice_request,
+    stream_event_kind,
+)
 
 logger = Logger()
 tracer = Tracer()
@@ -43,11 +58,22 @@ def settings_for(event: Any) -> voice_flow.VoiceSettings:
     return voice_flow.VoiceSettings(
         media_stream_url=settings.media_stream_url,
         public_base_url=lambda_http.public_base_url(os.environ.get("PUBLIC_BASE_URL", ""), event),
-        stream_token_secret=config.get_secret("STREAM_TOKEN_SECRET"),
+        stream_token_secret=_stream_token_secret(),
         heartbeat_max_age_seconds=settings.heartbeat_max_age_seconds,
         cdr_delay_seconds=settings.cdr_delay_seconds,
         retention_days=settings.retention_days,
+        fallback_front_desk=settings.fallback_front_desk,
     )
+
+
+def _stream_token_secret() -> str | None:
+    """The token secret, or None when Secrets Manager cannot give it: the call then gets the
+    profile's fallback (and is recorded as such) instead of failing as a whole."""
+    try:
+        return config.get_secret("STREAM_TOKEN_SECRET")
+    except config.ConfigError:
+        logger.exception("cannot read STREAM_TOKEN_SECRET; answering the fallback")
+        return None
 
 
 def _count(answer: voice_flow.VoiceAnswer) -> None:
@@ -74,19 +100,58 @@ def _count(answer: voice_flow.VoiceAnswer) -> None:
 def voice() -> Response:
     """Answer one voice webhook POST with Sautikit XML."""
     event = app.current_event
-    body = lambda_http.request_bytes(event)
-    lambda_http.authenticate(event, body)
-    request = parse_voice_request(parse_body(body, lambda_http.content_type(event)))
-    logger.append_keys(call_id=request.call_id, call_state=request.state or "setup")
-    answer = voice_flow.handle_voice(
-        request,
-        table=config.dynamodb_table(config.Settings.from_env().calls_table),
-        settings=settings_for(event),
-        now=clock,
-    )
+    request: VoiceRequest | None = None
+    try:
+        body = lambda_http.request_bytes(event)
+        lambda_http.authenticate(event, body)
+        request = parse_voice_request(parse_body(body, lambda_http.content_type(event)))
+        logger.append_keys(call_id=request.call_id, call_state=request.state or "setup")
+        answer = voice_flow.handle_voice(
+            request,
+            table=config.dynamodb_table(config.Settings.from_env().calls_table),
+            settings=settings_for(event),
+            now=clock,
+        )
+    except (WebhookError, SignatureError):
+        raise
+    except Exception:
+        logger.exception("voice webhook failed; answering from what is known")
+        metrics.add_metric(name="VoiceDegraded", unit=MetricUnit.Count, value=1)
+        answer = last_resort_answer(request)
     logger.info("voice answer", extra={"outcome": answer.outcome, "reason": answer.reason})
     _count(answer)
     return Response(200, CONTENT_TYPE, answer.xml)
+
+
+def _front_desk() -> str | None:
+    try:
+        return config.Settings.from_env().fallback_front_desk
+    except config.ConfigError:
+        return os.environ.get("FALLBACK_FRONT_DESK") or None
+
+
+def last_resort_answer(request: VoiceRequest | None) -> voice_answers.VoiceAnswer:
+    """The answer when deciding failed: reach a person if a caller may be waiting.
+
+    A first POST (or one that could not even be read) and a stream that ended with the caller
+    still there get the fallback line and the front desk; a ``Completed`` gets its CDR fetch
+    queued (the fetcher reconciles the record once the table is back) and an empty answer.
+    """
+    state = ((request.state if request else None) or "").strip().lower()
+    if request is not None and state == "completed" and request.is_active is not True:
+        try:
+            cdr_jobs.enqueue_cdr_fetch(
+                request.call_id, delay_seconds=config.Settings.from_env().cdr_delay_seconds
+            )
+        except Exception:
+            logger.exception("could not queue the CDR fetch either")
+        return voice_answers.empty()
+    setup = request is None or state in ("", "completed")
+    stream_ended = stream_event_kind(state) in (STREAM_STOPPED, STREAM_ERROR)
+    if not setup and not (stream_ended and request.is_active is not False):
+        return voice_answers.empty()
+    profile = profile_cache.remembered(request.to if request else None)
+    return voice_answers.front_desk_answer(profile, _front_desk())
 
 
 @logger.inject_lambda_context(

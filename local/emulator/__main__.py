@@ -61,6 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
     flow.add_argument("--no-restream-post", action="store_true", help="model the field finding")
     flow.add_argument("--post-stream-started", action="store_true")
     flow.add_argument(
+        "--first-post-copies",
+        type=int,
+        default=1,
+        metavar="N",
+        help="send the first POST N times at once (the platform retrying in parallel)",
+    )
+    flow.add_argument(
+        "--retry-first-post-after",
+        type=float,
+        metavar="SECONDS",
+        help="send the first POST again this long after its answer (a late retry)",
+    )
+    flow.add_argument(
+        "--drop-media-after",
+        type=float,
+        metavar="SECONDS",
+        help="drop the media socket this long after it opened, without a close frame",
+    )
+    flow.add_argument(
         "--dial-outcome", choices=["answered", "no-answer", "busy"], default="answered"
     )
     flow.add_argument("--dial-answer-seconds", type=float, default=5.0)
@@ -103,6 +122,11 @@ def options_from_args(args: argparse.Namespace) -> CallOptions:
     options.status_dialect, options.status_encoding = args.status_dialect, args.status_encoding
     options.restream_post = not args.no_restream_post
     options.post_stream_started = args.post_stream_started
+    if args.first_post_copies < 1:
+        raise ValueError("--first-post-copies must be at least 1")
+    options.first_post_copies = args.first_post_copies
+    options.first_post_retry_after = args.retry_first_post_after
+    options.drop_media_after = args.drop_media_after
     options.dial_outcome, options.dial_answer_seconds = args.dial_outcome, args.dial_answer_seconds
     options.realtime_verbs, options.record_wait_seconds = args.realtime_verbs, args.record_wait
     return options

@@ -8,6 +8,11 @@ dead air and hangs up); run
 ``<Say>``, ``<Dial>`` (then POST ``DialCompleted``) and ``<Hangup>`` with simulated durations;
 finally POST ``Completed`` with ``durationInSeconds`` and, when ``SAUTIKIT_API_URL`` points at
 the API double, register and complete the call there so the CDR fetcher finds it.
+
+Faults of the platform's side can be played: the first POST sent several times at once and again
+later (``first_post_copies``, ``first_post_retry_after``; see :mod:`local.emulator.retries`),
+and the media socket dropped without a close frame (``drop_media_after``), after which the
+platform reports a stream error and re-POSTs ``StreamStopped`` with the caller still there.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from local.emulator import retries
 from local.emulator.answer import StreamSpec, Verb, VoiceAnswer, parse_voice_answer
 from local.emulator.media_leg import MediaLeg, MediaLegResult
 from local.emulator.options import CallOptions
@@ -104,6 +110,7 @@ class CallRunner:
         self._simulated = 0.0
         self._dialled: list[dict[str, Any]] = []
         self._api: str | None = None
+        self._late_retry: asyncio.Task[None] | None = None
 
     async def run(self) -> CallResult:
         """Place the call and return the result."""
@@ -111,11 +118,47 @@ class CallRunner:
         if self.options.stream_url:
             answer = self._direct_stream_answer()
         else:
-            answer = await self._voice_post("initial", self.options.initial_state)
+            answer = await self._first_answer()
         if answer is not None:
             await self._execute(answer)
+        await self._end_late_retry()
         await self._hang_up()
         return self.result
+
+    async def _first_answer(self) -> VoiceAnswer | None:
+        """The first POST, with the platform's retries when the options ask for them."""
+        state, copies = self.options.initial_state, max(1, self.options.first_post_copies)
+        labels = ["initial"] + [f"initial-copy-{n}" for n in range(1, copies)]
+        answers = await asyncio.gather(*(self._voice_post(label, state) for label in labels))
+        sent = {x.label: x for x in self.result.exchanges if x.label in labels}
+        first = sent["initial"]
+        self.result.errors += retries.concurrent_copies_disagree(
+            first, [sent[label] for label in labels[1:]]
+        )
+        if self.options.first_post_retry_after is not None and first.ok:
+            self._late_retry = asyncio.create_task(self._retry_first_post_later(first))
+        return answers[0]
+
+    async def _retry_first_post_later(self, first: HttpExchange) -> None:
+        await asyncio.sleep(self.options.first_post_retry_after or 0.0)
+        fields = voice_fields(self.call, self.options.dialect, self.options.initial_state)
+        late = await post_fields(
+            "initial-late-copy",
+            self.options.voice_url,
+            fields,
+            self.signer,
+            self.options.http_timeout,
+        )
+        self.result.exchanges.append(late)
+        self.result.errors += retries.late_copy_problems(first, late)
+
+    async def _end_late_retry(self) -> None:
+        if self._late_retry is None:
+            return
+        if not self._late_retry.done():
+            self.result.warnings.append("the call ended before the late copy of the first POST")
+            self._late_retry.cancel()
+        await asyncio.gather(self._late_retry, return_exceptions=True)
 
     # -- webhooks ------------------------------------------------------------------------------
 
@@ -206,7 +249,10 @@ class CallRunner:
                     await self._simulate(self.options.dead_air_hangup_seconds)
                     self.result.verbs.append(log)
                     return
-                follow_up = await self._voice_post("StreamStopped", "StreamStopped")
+                # The caller is still on the line (a hang-up returned above).
+                follow_up = await self._voice_post(
+                    "StreamStopped", "StreamStopped", {"isActive": "true"}
+                )
             elif verb.name == "Say":
                 self._mark_answered()
                 seconds = say_seconds(verb.text, int(verb.attributes.get("loop", "1") or 1))
@@ -324,12 +370,18 @@ class CallRunner:
             max_seconds=options.max_call_seconds,
             heard_wav=options.heard_wav,
             on_open=on_open,
+            drop_after_seconds=options.drop_media_after,
         )
         connect_started = time.monotonic()
         media = self.result.media = await leg.run()
         if media.error:
             self.result.errors.append(f"media stream failed: {media.error}")
             await self._status(spec, "stream-error", stream_sid, media.error)
+            return
+        if media.ended_by == "dropped":
+            self.result.warnings.append("the media socket was dropped (no close frame)")
+            await self._status(spec, "stream-error", stream_sid, "media connection lost")
+            self._judge_media(media, connect_started)
             return
         await self._status(spec, "stream-stopped", stream_sid)
         self._judge_media(media, connect_started)

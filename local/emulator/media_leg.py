@@ -36,6 +36,7 @@ from local.emulator.script import CallerTrack
 from local.emulator.timeline import (
     HeardLog,
     KillEvent,
+    barge_in_kill,
     barge_in_stats,
     merge_runs,
     reply_latencies,
@@ -63,7 +64,7 @@ class MediaLegResult:
     subprotocol: str | None = None
     connected: bool = False
     error: str | None = None
-    ended_by: str | None = None  # server | caller | timeout | error
+    ended_by: str | None = None  # server | caller | timeout | error | dropped
     close_code: int | None = None
     close_reason: str | None = None
     metadata: dict[str, Any] | None = None
@@ -86,6 +87,8 @@ class MediaLegResult:
     kills: list[KillEvent] = field(default_factory=list)
     played_bytes: int = 0
     stale_audio_bytes: int = 0
+    #: Kills with the caller silent: the node cut its reply to play another line.
+    line_changes: int = 0
     peak_buffered_ms: float = 0.0
     unheard_at_close_bytes: int = 0
     heard_wav: str | None = None
@@ -133,6 +136,8 @@ class MediaLeg:
         stale_window_ms: See ``timeline.stale_audio_after_kills``.
         gap_merge_ms: Silences shorter than this inside a reply count as stutters.
         on_open: Awaited in the background once the socket is open (status callbacks).
+        drop_after_seconds: Drop the connection this long after it opened, without a close
+            frame (``ended_by="dropped"``), as a broken network path does.
     """
 
     def __init__(
@@ -157,6 +162,7 @@ class MediaLeg:
         open_timeout: float = 5.0,
         on_open: Callable[[], Awaitable[None]] | None = None,
         frame_ms: float = 20.0,
+        drop_after_seconds: float | None = None,
     ) -> None:
         if both_tracks_mix not in MIXES:
             raise ValueError(f"both_tracks_mix must be one of {MIXES}")
@@ -180,6 +186,7 @@ class MediaLeg:
         self.open_timeout = open_timeout
         self.on_open = on_open
         self.frame_ms = frame_ms
+        self.drop_after_ms = None if drop_after_seconds is None else drop_after_seconds * 1000
         self.heard = HeardLog()
         self._samples = int(rate * frame_ms / 1000)
         self._heard_frames: list[bytes] = []
@@ -285,6 +292,11 @@ class MediaLeg:
             if self._hangup.is_set() or self.caller.hangup_requested:
                 self.result.ended_by = "caller"
                 await ws.close(1000, "caller hung up")
+                return
+            if self.drop_after_ms is not None and due * 1000 >= self.drop_after_ms:
+                # A broken network path: the TCP connection goes, no close frame is sent.
+                self.result.ended_by = "dropped"
+                ws.transport.abort()
                 return
             self._play_until(index)  # the heard log and playback channel are current
             caller = np.frombuffer(self.caller.frame(index, self.heard), dtype="<i2")
@@ -395,6 +407,9 @@ class MediaLeg:
         result.barge_ins = barge_in_stats(utterances, segments, result.kills)
         result.stale_audio_bytes = stale_audio_after_kills(
             result.kills, self._arrivals, utterances, self.stale_window_ms
+        )
+        result.line_changes = sum(
+            not barge_in_kill(k, utterances, self.stale_window_ms) for k in result.kills
         )
         result.notes = list(self.caller.notes)
         result.heard_pcm = b"".join(self._heard_frames)

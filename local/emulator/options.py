@@ -57,6 +57,12 @@ class CallOptions:
     status_dialect: str = "telnyx"
     status_encoding: str = "form"
     restream_post: bool = True
+    #: Copies of the first POST sent at once (the platform retrying in parallel); 1 = no retry.
+    first_post_copies: int = 1
+    #: Send the first POST once more this many seconds after its answer (a late retry).
+    first_post_retry_after: float | None = None
+    #: Drop the media socket this many seconds after it opened, with no close frame.
+    drop_media_after: float | None = None
     post_stream_started: bool = False
     dial_outcome: str = "answered"  # answered | no-answer | busy
     dial_answer_seconds: float = 5.0

@@ -81,7 +81,7 @@ def format_summary(result: CallResult) -> str:
             dropped = sum(k.dropped_bytes for k in media.kills)
             lines.append(
                 f"  killAudio x{len(media.kills)}: dropped {dropped} B; stale after kill"
-                f" {media.stale_audio_bytes} B"
+                f" {media.stale_audio_bytes} B; new lines after a kill {media.line_changes}"
             )
         if media.heard_wav:
             lines.append(f"  heard audio: {media.heard_wav}")

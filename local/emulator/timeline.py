@@ -135,31 +135,43 @@ def barge_in_stats(
     return results
 
 
+def barge_in_kill(kill: KillEvent, utterances: list[Utterance], window_ms: float) -> bool:
+    """Whether ``kill`` answers the caller's speech (in progress, or ended within ``window_ms``).
+
+    A ``killAudio`` with the caller silent is the node cutting its own reply to play another
+    line (the apology after a model failure, the drain or time-limit line): what follows it is
+    that new line, not a leftover.
+    """
+    return any(u.start_ms <= kill.at_ms < u.end_ms + window_ms for u in utterances)
+
+
 def stale_audio_after_kills(
     kills: list[KillEvent],
     arrivals: list[tuple[float, int, int]],
     utterances: list[Utterance],
     window_ms: float,
 ) -> int:
-    """Bytes of playback audio that arrived after a ``killAudio`` but belong to the old reply.
+    """Bytes of playback audio that arrived after a barge-in ``killAudio`` but belong to the
+    reply it killed.
 
     A new reply cannot legitimately start before the caller who interrupted has finished
-    speaking, so audio arriving after a kill and before the end of the caller utterance in
-    progress (or within ``window_ms`` when the caller was silent) is left over from the
-    reply that was killed.
+    speaking, so audio arriving after such a kill and before the end of the caller's utterance
+    (or within ``window_ms`` of the kill) is left over from the killed reply. Kills that answer
+    no caller speech (see :func:`barge_in_kill`) start a new line and are not counted.
 
     Args:
         kills: The ``killAudio`` events in arrival order.
         arrivals: ``(at_ms, bytes, kills_before)`` per binary frame, where ``kills_before``
             counts the kills received before it (message order, immune to clock ties).
         utterances: The caller's speech.
-        window_ms: Grace window after a kill while the caller is silent.
+        window_ms: Grace window after a kill.
     """
     stale = 0
     for index, kill in enumerate(kills):
-        boundary = kill.at_ms + window_ms
-        for utterance in utterances:
-            if utterance.start_ms <= kill.at_ms < utterance.end_ms:
-                boundary = max(boundary, utterance.end_ms)
-        stale += sum(n for at, n, before in arrivals if before > index and at < boundary)
+        speaking = [u for u in utterances if u.start_ms <= kill.at_ms < u.end_ms + window_ms]
+        if not speaking:
+            continue
+        boundary = max([kill.at_ms + window_ms] + [u.end_ms for u in speaking])
+        # Only what arrived between this kill and the next one: a later kill has its own verdict.
+        stale += sum(n for at, n, before in arrivals if before == index + 1 and at < boundary)
     return stale

@@ -2,7 +2,9 @@
 
 Each test serves `CallSession` from a minimal websockets server (subprotocol
 ``audio.drachtio.org``) on 127.0.0.1, points it at the GA Realtime double, keeps the call record
-in moto, and plays the caller with real PCM (espeak-ng WAVs) through real soxr.
+in moto, and plays the caller with real PCM (espeak-ng WAVs) through real soxr. These check the
+wiring (audio both ways, records, closes); the call's decisions (every ending, deadline and
+barge-in case) are unit tests of the core on an explicit clock in tests/unit/call.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from local.emulator.script import BargeIn, CallerTrack, Say, WaitReply
 from local.emulator.wav import load_mono
 from mapokezi import store
 from mapokezi.config import Settings
-from mapokezi.profiles import Limits, Profile, load_profile_file, parse_profile
+from mapokezi.profiles import Profile, load_profile_file, parse_profile
 from media_node.assets import APOLOGY, DRAIN, load_line
 from media_node.call import CallSession
 from media_node.context import CallTimeouts, NodeContext, openai_factory
@@ -407,7 +409,6 @@ async def test_barge_in_kills_audio_and_truncates_at_heard_ms(make_harness: Any)
             "transfer",
             "+254711000002",
         ),
-        ("end_call", {"reason": "caller said goodbye"}, "hangup", None),
     ],
 )
 async def test_tool_writes_handoff_before_the_socket_closes(
@@ -471,13 +472,36 @@ async def test_caller_hangup_mid_reply_closes_the_model_session(make_harness: An
     assert greeting["interrupted"] and greeting["heard_ms"] < greeting["generated_ms"]
 
 
+async def test_broken_media_socket_is_stream_lost_and_closes_the_model(make_harness: Any) -> None:
+    h = await make_harness(Script(greeting=Reply(LONG_REPLY)))
+    caller = await h.call()
+    await caller.wait(lambda: caller.received_ms > 500)
+    caller.ws.transport.abort()  # no close frame: a reset, as when the platform's side dies
+    assert await h.outcome() == "stream_lost"
+    session = h.double.sessions[0]
+    await session.wait_for(lambda s: s.closed, timeout=5)
+    media = h.record()["media"]
+    assert media["outcome"] == "stream_lost"
+    assert media["close"] == {"code": 1006, "by": "network", "reason": "no close frame"}
+
+
+async def test_caller_close_frame_is_recorded_as_a_hang_up(make_harness: Any) -> None:
+    h = await make_harness()
+    caller = await h.call()
+    await caller.quiet_after_audio()
+    await caller.ws.close(1001, "caller left")
+    assert await h.outcome() == "caller_hangup"
+    media = h.record()["media"]
+    assert media["close"] == {"code": 1001, "by": "peer", "reason": "caller left"}
+
+
 def apology_heard(caller: Caller, since: int) -> bool:
     apology = load_line(APOLOGY, caller.rate)
     tail = bytes(caller.audio[since:])
     return len(tail) >= len(apology) and tail.find(apology[: caller.rate]) >= 0
 
 
-@pytest.mark.parametrize("fault", ["drop", "expire", "rate_limit", "fatal_error"])
+@pytest.mark.parametrize("fault", ["drop", "fatal_error"])
 async def test_model_failure_mid_call_apologises_and_transfers(
     make_harness: Any, fault: str
 ) -> None:
@@ -507,17 +531,6 @@ async def test_model_failure_mid_call_apologises_and_transfers(
     assert record["media"]["outcome"] == "failed"
 
 
-async def test_model_that_never_answers_gets_the_apology(make_harness: Any) -> None:
-    h = await make_harness(on_session=lambda s: s.never_answer())
-    h.timeouts = dataclasses.replace(TIMEOUTS, greeting=1.0)
-    caller = await h.call()
-    async with asyncio.timeout(20):
-        await caller.closed.wait()
-    assert apology_heard(caller, 0)
-    assert await h.outcome() == "failed"
-    assert h.record()["handoff"]["reason"] == "model_unavailable"
-
-
 async def test_model_unreachable_gets_the_apology(make_harness: Any) -> None:
     h = await make_harness()
     h.node = dataclasses.replace(
@@ -530,60 +543,36 @@ async def test_model_unreachable_gets_the_apology(make_harness: Any) -> None:
     assert await h.outcome() == "failed"
 
 
-async def test_silent_model_after_caller_speech_gets_the_apology(make_harness: Any) -> None:
-    h = await make_harness(turn_script(Turn("Hello?", Reply("Hello there."))))
-    h.timeouts = dataclasses.replace(TIMEOUTS, reply=1.0)
+class StalledWrites(OpenAIRealtimeSession):
+    """The Realtime session whose socket stops taking commands (a send that never completes,
+    as when the model's side stops reading and the write buffer stays full)."""
+
+    async def create_response(self, instructions: str | None = None) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_model_that_stops_taking_commands_does_not_hold_up_the_apology(
+    make_harness: Any,
+) -> None:
+    h = await make_harness()
+    h.timeouts = dataclasses.replace(TIMEOUTS, greeting=1.0)
+
+    def stalled(profile: Profile, instructions: str) -> m.ModelSession:
+        return StalledWrites(
+            url=h.double.url, model="gpt-realtime", api_key="sk-test", profile=profile,
+            instructions=instructions,
+        )  # fmt: skip
+
+    h.node = dataclasses.replace(h.node, model_factory=stalled)
     caller = await h.call()
-    await caller.quiet_after_audio()
-    session = h.double.sessions[0]
-    session.delay_first_audio(30.0)
-    since = len(caller.audio)
-    await caller.say("hello_saturday")
     async with asyncio.timeout(20):
         await caller.closed.wait()
-    assert apology_heard(caller, since)
+    assert apology_heard(caller, 0)  # the greeting's request is stuck; the apology is not
     assert await h.outcome() == "failed"
+    assert h.record()["handoff"]["reason"] == "model_unavailable"
 
 
 # --- limits and drain -------------------------------------------------------------------------
-
-
-async def test_idle_caller_is_prompted_then_said_goodbye_to(make_harness: Any) -> None:
-    h = await make_harness()
-    h.profile = make_profile(limits=Limits(max_call_seconds=600, idle_prompt_seconds=1,
-                                           idle_end_seconds=1))  # fmt: skip
-    caller = await h.call()
-    async with asyncio.timeout(30):
-        await caller.closed.wait()
-    assert await h.outcome() == "idle"
-    session = h.double.sessions[0]
-    instructions = [
-        e.payload.get("response", {}).get("instructions", "")
-        for e in session.client_events
-        if e.type == "response.create"
-    ]
-    assert any("still there" in i for i in instructions)
-    assert any("goodbye" in i for i in instructions)
-    handoff = h.record()["handoff"]
-    assert handoff["kind"] == "hangup" and handoff["reason"] == "idle"
-
-
-async def test_length_limit_warns_then_transfers(make_harness: Any) -> None:
-    h = await make_harness()
-    h.profile = make_profile(limits=Limits(max_call_seconds=3, idle_prompt_seconds=60,
-                                           idle_end_seconds=60))  # fmt: skip
-    h.timeouts = dataclasses.replace(TIMEOUTS, time_warning=1.5)
-    caller = await h.call()
-    sender = asyncio.create_task(caller.silence(20000, speed=1.0))
-    async with asyncio.timeout(30):
-        await caller.closed.wait()
-    sender.cancel()
-    assert await h.outcome() == "max_duration"
-    session = h.double.sessions[0]
-    types = session.client_event_types()
-    assert "conversation.item.create" in types  # the system note about the limit
-    handoff = h.record()["handoff"]
-    assert handoff["kind"] == "transfer" and handoff["reason"] == "max_duration"
 
 
 async def test_drain_plays_the_drain_line_and_transfers(make_harness: Any) -> None:

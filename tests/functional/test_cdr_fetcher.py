@@ -109,7 +109,10 @@ def deliver(
 ) -> tuple[list[str], list[str]]:
     """One event-source-mapping poll: returns (message ids delivered, ids reported failed)."""
     messages = queues.sqs.receive_message(
-        QueueUrl=queues.url, MaxNumberOfMessages=10, VisibilityTimeout=0
+        QueueUrl=queues.url,
+        MaxNumberOfMessages=10,
+        VisibilityTimeout=0,
+        MessageSystemAttributeNames=["ApproximateReceiveCount"],
     ).get("Messages", [])
     if not messages:
         return [], []
@@ -240,48 +243,99 @@ def test_rate_limit_honours_retry_after(
     assert deliver(fetcher, queues)[1] == []
     requeued = queues.sent[-1]
     assert requeued["DelaySeconds"] == 120
-    assert json.loads(requeued["MessageBody"]) | {"queued_at": None} == {
+    assert json.loads(requeued["MessageBody"]) | {"queued_at": None, "first_queued_at": None} == {
         "call_id": "HD_ratelimit01",
         "attempt": 3,
         "queued_at": None,
+        "first_queued_at": None,
     }
     cdr = store.get_call(calls_table, "HD_ratelimit01")["cdr"]
     assert cdr["fetch_state"] == "queued" and cdr["error"].startswith("rate_limited")
 
 
-def test_server_error_fails_only_that_record(
+def test_server_error_is_requeued_with_backoff_not_failed(
     fetcher: Any, queues: Queues, calls_table: Any, double: SautikitApiDouble
 ) -> None:
     new_call(calls_table, double, "HD_broken00001")
     new_call(calls_table, double, "HD_healthy0001")
     double.script(ScriptedResponse.server_error(503), call_id="HD_broken00001")
     queue_job("HD_broken00001")
+    first_queued = json.loads(queues.sent[-1]["MessageBody"])["first_queued_at"]
     queue_job("HD_healthy0001")
     delivered, failed = deliver(fetcher, queues)
-    assert len(delivered) == 2 and len(failed) == 1
-    bodies = queues.sqs.receive_message(QueueUrl=queues.url, MaxNumberOfMessages=10)["Messages"]
-    assert failed == [bodies[0]["MessageId"]]
-    assert json.loads(bodies[0]["Body"])["call_id"] == "HD_broken00001"
+    assert len(delivered) == 2 and failed == []
+    requeued = json.loads(queues.sent[-1]["MessageBody"])
+    assert (requeued["call_id"], requeued["attempt"]) == ("HD_broken00001", 1)
+    assert requeued["first_queued_at"] == first_queued
+    assert queues.sent[-1]["DelaySeconds"] == 30
     assert store.get_call(calls_table, "HD_healthy0001")["cdr"]["fetch_state"] == "done"
-    assert store.get_call(calls_table, "HD_broken00001").get("cdr") is None
+    cdr = store.get_call(calls_table, "HD_broken00001")["cdr"]
+    assert cdr["fetch_state"] == "queued" and cdr["error"].startswith("internal_error")
 
 
-def test_persistent_server_error_ends_in_dead_letter_queue(
+def test_platform_outage_loses_no_cdr(
     fetcher: Any, queues: Queues, calls_table: Any, double: SautikitApiDouble
 ) -> None:
-    new_call(calls_table, double, "HD_alwaysdown1")
-    double.script(ScriptedResponse.server_error(500), call_id="HD_alwaysdown1", times=None)
-    queue_job("HD_alwaysdown1")
-    for _ in range(MAX_RECEIVES):
-        delivered, failed = deliver(fetcher, queues)
+    new_call(calls_table, double, "HD_outage00001")
+    double.script(ScriptedResponse.server_error(500), call_id="HD_outage00001", times=6)
+    queue_job("HD_outage00001")
+    for _ in range(7):  # six failures, each re-queued with a longer delay, then the fetch
+        sends = len(queues.sent)
+        assert deliver(fetcher, queues)[1] == []
+        if len(queues.sent) > sends:  # play the delay out: the re-queued job, due now
+            body = queues.sent[-1]["MessageBody"]
+            queues.sqs.send_message(QueueUrl=queues.url, MessageBody=body)
+    delays = [m["DelaySeconds"] for m in queues.sent if m["DelaySeconds"]]
+    assert delays == [30, 60, 120, 240, 480, 900]
+    assert store.get_call(calls_table, "HD_outage00001")["cdr"]["fetch_state"] == "done"
+    assert "Messages" not in queues.sqs.receive_message(QueueUrl=queues.dlq_url)
+
+
+def test_outage_past_the_age_bound_marks_the_call_failed(
+    fetcher: Any,
+    queues: Queues,
+    calls_table: Any,
+    double: SautikitApiDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CDR_MAX_AGE_SECONDS", "3600")
+    new_call(calls_table, double, "HD_longdown001")
+    double.script(ScriptedResponse.server_error(502), call_id="HD_longdown001", times=None)
+    old = "2026-01-01T00:00:00.000Z"
+    body = cdr_jobs.message_body("HD_longdown001", attempt=9, first_queued_at=old)
+    queues.sqs.send_message(QueueUrl=queues.url, MessageBody=body)
+    sends = len(queues.sent)
+    assert deliver(fetcher, queues)[1] == []
+    assert len(queues.sent) == sends  # not re-queued
+    cdr = store.get_call(calls_table, "HD_longdown001")["cdr"]
+    assert cdr["fetch_state"] == "failed" and "still failing" in cdr["error"]
+
+
+def test_dead_letter_path_marks_the_call_failed(
+    fetcher: Any,
+    queues: Queues,
+    calls_table: Any,
+    double: SautikitApiDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CDR_MAX_RECEIVE_COUNT", str(MAX_RECEIVES))
+    new_call(calls_table, double, "HD_nodeadline1")
+    queue_job("HD_nodeadline1")
+    for receive in range(1, MAX_RECEIVES + 1):
+        delivered, failed = deliver(fetcher, queues, FakeContext(remaining_ms=2_500))
         assert failed == delivered and len(failed) == 1
-    assert deliver(fetcher, queues) == ([], [])  # moto moves it to the DLQ on the next receive
+        cdr = store.get_call(calls_table, "HD_nodeadline1").get("cdr")
+        if receive < MAX_RECEIVES:
+            assert cdr is None
+    assert cdr["fetch_state"] == "failed"
+    assert cdr["error"].startswith(f"dead-lettered after {MAX_RECEIVES} receives")
+    assert deliver(fetcher, queues) == ([], [])
     dead = queues.sqs.receive_message(QueueUrl=queues.dlq_url)["Messages"]
-    assert json.loads(dead[0]["Body"])["call_id"] == "HD_alwaysdown1"
+    assert json.loads(dead[0]["Body"])["call_id"] == "HD_nodeadline1"
 
 
 @pytest.mark.parametrize("fault", ["slow", "malformed", "connection"])
-def test_transport_faults_fail_the_record(
+def test_transport_faults_are_requeued(
     fetcher: Any,
     queues: Queues,
     calls_table: Any,
@@ -297,10 +351,30 @@ def test_transport_faults_fail_the_record(
     else:
         monkeypatch.setenv("SAUTIKIT_API_URL", "http://127.0.0.1:9")  # discard port: refused
     queue_job("HD_fault000001")
-    delivered, failed = deliver(fetcher, queues)
-    assert failed == delivered and len(failed) == 1
-    assert queues.sent[-1]["DelaySeconds"] == 0  # only the original job; nothing re-enqueued
-    assert store.get_call(calls_table, "HD_fault000001").get("cdr") is None
+    assert deliver(fetcher, queues)[1] == []
+    assert queues.sent[-1]["DelaySeconds"] == 30
+    assert json.loads(queues.sent[-1]["MessageBody"])["attempt"] == 1
+    assert store.get_call(calls_table, "HD_fault000001")["cdr"]["fetch_state"] == "queued"
+
+
+def test_final_cdr_ends_a_call_whose_hangup_was_never_seen(
+    fetcher: Any, queues: Queues, calls_table: Any, double: SautikitApiDouble
+) -> None:
+    store.create_call(
+        calls_table,
+        call_id="HD_nohangup001",
+        caller="+254711000001",
+        to="+254700000100",
+        retention_days=1,
+    )
+    store.record_handoff(calls_table, "HD_nohangup001", {"kind": "transfer", "target": "+1"})
+    double.register_call(session_id="HD_nohangup001", answered_at="2026-11-21T09:00:05Z")
+    double.complete_call("HD_nohangup001", duration_seconds=40)
+    queue_job("HD_nohangup001")
+    assert deliver(fetcher, queues)[1] == []
+    record = store.get_call(calls_table, "HD_nohangup001")
+    assert (record["status"], record["end_reason"]) == ("ended", "cdr:completed")
+    assert record["handoff"]["state"] == "stranded"
 
 
 @pytest.mark.parametrize(

@@ -106,12 +106,42 @@ def test_calls_list_table(calls: Any, capsys: pytest.CaptureFixture[str]) -> Non
         "FROM",
         "TO",
         "STATUS",
+        "OUTCOME",
         "HANDOFF",
         "SECONDS",
         "COST",
     ]
     assert [line.split()[1] for line in lines[1:]] == ["HD_cli2", "HD_cli1", "HD_cli0"]
     assert "+254711000002" in lines[2] and "KES 6.00" in lines[2] and "ended" in lines[2]
+    # A handoff left pending when the call ended was never dialled: the outcome says so.
+    assert [line.split()[5] for line in lines[1:]] == ["active", "stranded", "active"]
+
+
+HOSTILE = "+2547\x1b[2J\x1b]0;pwned\x07\u202e1100\x9b31m\nFAKE LINE\u2028x"
+
+
+def test_control_characters_never_reach_the_terminal(
+    calls_table: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostile = HOSTILE
+    store.create_call(
+        calls_table, call_id="HD_evil", caller=hostile, to=NUMBER, retention_days=1, at=BASE
+    )
+    store.add_turns(
+        calls_table, "HD_evil", [{"role": "caller", "text": hostile, "at_ms": 1}], retention_days=1
+    )
+    store.record_handoff(calls_table, "HD_evil", {"kind": "transfer", "summary": hostile})
+    for argv in (("calls", "list"), ("calls", "show", "HD_evil")):
+        code, out, _ = run(capsys, *argv)
+        assert code == 0
+        unsafe = [c for c in out if (ord(c) < 32 and c != "\n") or 0x7F <= ord(c) <= 0x9F]
+        assert unsafe == [], argv
+        assert "\u202e" not in out and "\u2028" not in out
+        assert "\\x1b[2J" in out and "\\u202e" in out  # shown, escaped
+        assert "FAKE LINE" not in [line.strip() for line in out.splitlines()]
+    code, out, _ = run(capsys, "calls", "show", "HD_evil", "--json")
+    assert json.loads(out)["from"] == hostile  # --json stays exact and valid
+    assert all(32 <= ord(c) < 127 or c == "\n" for c in out)
 
 
 def test_calls_list_json_filters_and_cursor(calls: Any, capsys: pytest.CaptureFixture[str]) -> None:

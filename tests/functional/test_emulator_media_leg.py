@@ -198,7 +198,38 @@ async def test_kill_audio_empties_the_buffer_and_nothing_stale_follows(tmp_path:
     assert kill.last_heard_end_ms <= kill.at_ms + 20
 
 
-async def test_audio_after_kill_is_reported_as_stale() -> None:
+async def test_audio_after_a_barge_in_kill_is_reported_as_stale() -> None:
+    rate = 16000
+    wav = CALLER_AUDIO_DIR / "wait_stop.wav"
+
+    async def handler(ws: ServerConnection) -> None:
+        recorder = Recorder()
+        await recorder.read(ws, frames=2)
+        await ws.send(tone(3000, rate))
+        while True:  # until the caller talks over the reply (a VAD would notice it too)
+            frame = await ws.recv()
+            if isinstance(frame, bytes) and np.abs(np.frombuffer(frame, "<i2")).max() > 1000:
+                break
+        await ws.send(json.dumps({"type": "killAudio"}))
+        await ws.send(tone(100, rate))  # leftover of the killed reply: a server bug
+        await recorder.read(ws, frames=30)
+        await ws.close()
+
+    async with asyncio.timeout(10), media_server(handler) as url:
+        caller = CallerTrack([BargeIn(300, wav)], rate)
+        result = await MediaLeg(url, rate=rate, caller=caller).run()
+
+    [kill] = result.kills
+    [utterance] = result.utterances
+    assert utterance["start_ms"] <= kill.at_ms < utterance["end_ms"] + 250  # a barge-in kill
+    assert result.stale_audio_bytes == 3200
+    assert result.line_changes == 0
+    heard = np.frombuffer(result.heard_pcm, dtype="<i2")
+    after_kill = heard[int((kill.at_ms + 20) * rate / 1000) :]
+    assert np.abs(after_kill).max() > 4000  # the caller heard the stale audio
+
+
+async def test_a_new_line_after_a_kill_with_the_caller_silent_is_not_stale() -> None:
     rate = 16000
 
     async def handler(ws: ServerConnection) -> None:
@@ -206,18 +237,21 @@ async def test_audio_after_kill_is_reported_as_stale() -> None:
         await recorder.read(ws, frames=2)
         await ws.send(tone(600, rate))
         await recorder.read(ws, frames=12)
+        # The model failed: the node cuts its reply and plays its apology at once.
         await ws.send(json.dumps({"type": "killAudio"}))
-        await ws.send(tone(100, rate))  # leftover of the killed reply: a server bug
+        await ws.send(tone(300, rate, 440))
         await recorder.read(ws, frames=30)
         await ws.close()
 
     async with asyncio.timeout(10), media_server(handler) as url:
         result = await MediaLeg(url, rate=rate).run()
 
-    assert result.stale_audio_bytes == 3200
+    assert len(result.kills) == 1 and result.utterances == []
+    assert result.stale_audio_bytes == 0
+    assert result.line_changes == 1
     heard = np.frombuffer(result.heard_pcm, dtype="<i2")
     after_kill = heard[int((result.kills[0].at_ms + 20) * rate / 1000) :]
-    assert np.abs(after_kill).max() > 4000  # the caller heard the stale audio
+    assert np.abs(after_kill).max() > 4000  # the new line was heard
 
 
 async def test_both_tracks_sends_stereo_caller_left_playback_right() -> None:
@@ -681,3 +715,25 @@ async def test_a_broken_answer_fails_the_call_without_streaming() -> None:
     assert result.media is None
     assert app.states() == [None, "Completed"]
     assert "FAILED" in format_summary(result)
+
+
+async def test_dropped_leg_closes_without_a_close_frame() -> None:
+    rate = 16000
+    recorder = Recorder()
+
+    async def handler(ws: ServerConnection) -> None:
+        await recorder.read(ws, frames=2)
+        await ws.send(tone(2000, rate))
+        await recorder.drain(ws)
+
+    async with asyncio.timeout(10), media_server(handler) as url:
+        result = await MediaLeg(url, rate=rate, drop_after_seconds=0.5).run()
+        for _ in range(100):
+            if recorder.close_code is not None:
+                break
+            await asyncio.sleep(0.01)
+
+    assert result.ended_by == "dropped" and result.error is None
+    assert recorder.close_code == 1006  # the server saw the connection go, no close frame
+    assert 20 <= len(recorder.frames) <= 30  # about half a second of caller frames
+    assert result.first_audio_heard_ms is not None

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 
 UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 SECRET = "whsec_events_test"
+NUMBER = "+254700000100"
 
 
 @pytest.fixture
@@ -129,12 +130,25 @@ def test_recording_guide_envelope(table: Any) -> None:
     assert item["payload"]["data"]["recording_duration_seconds"] == 60
 
 
-def test_unknown_call_is_recorded_under_its_call_id(table: Any) -> None:
-    response = post(envelope("call.completed", "01JB0008") | {"data": {"call_id": "other-call"}})
+def test_completed_before_any_voice_post_ends_a_new_incomplete_record(table: Any) -> None:
+    data = {"call_id": "other-call", "from": "+254712000222", "to": "+254700000100"}
+    payload = envelope("call.completed", "01JB0008") | {"data": data}
+    response = post(payload)
     assert response["statusCode"] == 200
     assert len(recorded(table, "other-call")) == 1
+    record = store.get_call(table, "other-call")
+    assert (record["status"], record["from"], record["to"]) == ("ended", "+254712000222", NUMBER)
+    assert record["incomplete"]["missing"] == ["first_answer"]
+    assert record["cdr"]["fetch_state"] == "queued"
+    post(payload)  # the platform's retry
+    assert [job["call_id"] for job in queued_jobs()] == ["other-call"]
+
+
+def test_unknown_call_other_events_are_recorded_without_a_record(table: Any) -> None:
+    payload = envelope("call.started", "01JB0018") | {"data": {"call_id": "other-call"}}
+    assert post(payload)["statusCode"] == 200
+    assert len(recorded(table, "other-call")) == 1
     assert store.get_call(table, "other-call") is None
-    assert queued_jobs() == []
 
 
 def test_workspace_event_without_a_call_is_acknowledged(table: Any) -> None:

@@ -14,6 +14,7 @@ from boto3.dynamodb.conditions import Key
 from mapokezi import keys, store
 from serverless import cdr_jobs
 from serverless.signature import sign_plain, sign_timestamped
+from tests import faults
 from tests.events_factory import FORM, JSON, FakeLambdaContext, form_body, http_event, json_body
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -138,10 +139,16 @@ def test_malformed_is_400(table: Any, raw: bytes) -> None:
     assert json.loads(response["body"])["reason"]
 
 
-def test_signature_checked_only_when_sent(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_signature_required_when_a_secret_is_configured(
+    table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SAUTIKIT_WEBHOOK_SECRET", SECRET)
+    monkeypatch.delenv("VERIFY_STREAM_STATUS_SIGNATURES", raising=False)
     raw = form_body({"CallSid": UUID, "StreamEvent": "stream-started", "StreamSid": "a"})
-    assert post(raw=raw)["statusCode"] == 200  # unsigned: accepted
+    unsigned = post(raw=raw)
+    assert unsigned["statusCode"] == 401
+    assert json.loads(unsigned["body"])["error"] == "unauthorized"
+    assert stream_of(table)["state"] == "pending"
     good = sign_timestamped(SECRET, raw, int(time.time()))
     assert post(raw=raw, headers={"X-Sautikit-Signature": good}, b64=True)["statusCode"] == 200
     plain = sign_plain(SECRET, raw)
@@ -150,6 +157,46 @@ def test_signature_checked_only_when_sent(table: Any, monkeypatch: pytest.Monkey
     response = post(raw=raw, headers={"X-Sautikit-Signature": bad})
     assert response["statusCode"] == 401
     assert json.loads(response["body"])["error"] == "unauthorized"
+
+
+def test_unsigned_status_accepted_only_when_switched_off(
+    table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAUTIKIT_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("VERIFY_STREAM_STATUS_SIGNATURES", "false")
+    raw = form_body({"CallSid": UUID, "StreamEvent": "stream-started", "StreamSid": "a"})
+    assert post(raw=raw)["statusCode"] == 200
+    assert stream_of(table)["state"] == "started"
+    bad = sign_plain("whsec_wrong", raw)  # a signature that is sent is still checked
+    assert post(raw=raw, headers={"X-Sautikit-Signature": bad})["statusCode"] == 401
+    # Unsigned, a stream error is kept for the operator but cannot mark the stream failed.
+    error = form_body({"CallSid": UUID, "StreamEvent": "stream-error", "error": "unsigned"})
+    assert post(raw=error)["statusCode"] == 200
+    assert stream_of(table)["state"] == "started"
+    assert len(status_events(table)) == 2
+    signed = sign_plain(SECRET, error + b"&x=1")
+    assert post(raw=error + b"&x=1", headers={"X-Sautikit-Signature": signed})["statusCode"] == 200
+    assert stream_of(table)["state"] == "error"
+
+
+def test_forged_stream_error_cannot_turn_a_retry_into_a_fallback(
+    table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAUTIKIT_WEBHOOK_SECRET", SECRET)
+    monkeypatch.delenv("VERIFY_STREAM_STATUS_SIGNATURES", raising=False)
+    forged = form_body({"CallSid": UUID, "StreamEvent": "stream-error", "error": "forged"})
+    assert post(raw=forged)["statusCode"] == 401
+    assert stream_of(table)["state"] == "pending"
+    assert status_events(table) == []
+
+
+@pytest.mark.parametrize("error", [faults.unreachable(), faults.throttled("GetItem")])
+def test_dependency_failure_is_503_not_500(table: Any, error: Exception) -> None:
+    with faults.dynamodb_failing(["GetItem"], error) as refused:
+        response = post({"CallSid": UUID, "StreamEvent": "stream-started"})
+    assert refused == ["GetItem"]
+    assert response["statusCode"] == 503
+    assert json.loads(response["body"])["error"] == "unavailable"
 
 
 def test_stream_status_sends_nothing_to_sqs(table: Any) -> None:

@@ -218,17 +218,32 @@ def test_narrowband_both_tracks_profile(table: Any) -> None:
     assert stream.get("outputSamplingRate") == stream.get("bidirectionalSamplingRate") == "8000"
 
 
-def test_retried_first_post_gets_a_fresh_token(table: Any) -> None:
-    first_token = parse_qs(urlsplit(xml_of(first_post())[0].get("url")).query)["token"][0]
-    again = xml_of(first_post())
-    assert [c.tag for c in again] == ["Stream"]
-    second_token = parse_qs(urlsplit(again[0].get("url")).query)["token"][0]
-    first_nonce = tokens.verify_stream_token(TOKEN_SECRET, first_token).nonce
-    second_nonce = tokens.verify_stream_token(TOKEN_SECRET, second_token).nonce
-    assert first_nonce != second_nonce
-    assert store.get_call(table, UUID)["stream_token"]["nonce"] == second_nonce
-    assert not store.claim_stream_token(table, UUID, first_nonce, "node-1")
+def test_retried_first_post_repeats_the_same_token(table: Any) -> None:
+    first_answer = first_post()
+    again = first_post()
+    assert again["body"] == first_answer["body"]
+    token = parse_qs(urlsplit(xml_of(again)[0].get("url")).query)["token"][0]
+    nonce = tokens.verify_stream_token(TOKEN_SECRET, token).nonce
+    record = store.get_call(table, UUID)
+    assert record["stream_token"]["nonce"] == nonce
+    assert record["answer"] == "stream"
+    assert store.claim_stream_token(table, UUID, nonce, "node-1")
+    assert not store.claim_stream_token(table, UUID, nonce, "node-2")  # still single use
     assert len(events_of(table)) == 1
+
+
+def test_retry_after_the_token_expired_renews_it_with_the_same_nonce(table: Any) -> None:
+    first_token = parse_qs(urlsplit(xml_of(first_post())[0].get("url")).query)["token"][0]
+    first = tokens.verify_stream_token(TOKEN_SECRET, first_token)
+    table.update_item(
+        Key=keys.call_key(UUID),
+        UpdateExpression="SET stream_token.expires_at = :e",
+        ExpressionAttributeValues={":e": 1},
+    )
+    later_token = parse_qs(urlsplit(xml_of(first_post())[0].get("url")).query)["token"][0]
+    later = tokens.verify_stream_token(TOKEN_SECRET, later_token)
+    assert later.nonce == first.nonce and later.expires_at >= first.expires_at
+    assert store.get_call(table, UUID)["stream_token"]["expires_at"] == later.expires_at
 
 
 def test_retried_first_post_after_the_socket_connected_is_empty(table: Any) -> None:
@@ -334,7 +349,14 @@ def test_unknown_number_is_told_politely(table: Any, caplog: pytest.LogCaptureFi
     assert root[0].get("language") == "en-KE" and root[0].text
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert any("unknown number" in r.getMessage() for r in warnings)
-    assert store.get_call(table, UUID) is None
+    record = store.get_call(table, UUID)
+    assert (record["answer"], record["to"], record["status"]) == (
+        "unknown_number",
+        "+254799999999",
+        "active",
+    )
+    lifecycle("Completed", durationInSeconds="4")
+    assert store.get_call(table, UUID)["status"] == "ended"
 
 
 def test_unknown_number_metric(table: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -572,6 +594,8 @@ def test_dial_completed(table: Any, fields: dict[str, str], failed: bool) -> Non
         assert verbs(lifecycle("DialCompleted", **fields)) == ["Say", "Hangup"]
 
 
-def test_lifecycle_post_for_an_unknown_call_is_acknowledged(table: Any) -> None:
-    assert verbs(lifecycle("StreamStopped", call_id="never-seen")) == []
-    assert store.get_call(table, "never-seen") is None
+def test_lifecycle_post_for_an_unknown_call_is_recorded_incomplete(table: Any) -> None:
+    assert verbs(lifecycle("DialCompleted", call_id="never-seen")) == []
+    record = store.get_call(table, "never-seen")
+    assert record["incomplete"]["missing"] == ["first_answer"]
+    assert record["status"] == "active" and "answer" not in record

@@ -9,6 +9,7 @@ import pytest
 from mapokezi.config import ConfigError
 from mapokezi.sautikit_api import SautikitApiError
 from serverless.cdr_fetch import (
+    OUT_OF_TIME,
     FetchPolicy,
     Redeliver,
     Retry,
@@ -141,10 +142,42 @@ def error(status: int | None, code: str, retry_after: float | None = None) -> Sa
         error(200, "response.malformed"),
     ],
 )
-def test_transient_failures_are_redelivered(exc: SautikitApiError) -> None:
-    decision = decide_on_error(exc, 0, POLICY, fetched_at=AT)
+def test_transient_failures_back_off_like_a_not_final_record(exc: SautikitApiError) -> None:
+    delays = []
+    for attempt in range(6):
+        decision = decide_on_error(exc, attempt, POLICY, fetched_at=AT, age_seconds=600)
+        assert isinstance(decision, Retry)
+        assert decision.attempt == attempt + 1
+        assert decision.cdr["fetch_state"] == "queued"
+        assert decision.cdr["error"] == f"{exc.code}: why"
+        delays.append(decision.delay_seconds)
+    assert delays == [30, 60, 120, 240, 480, 900]
+
+
+def test_transient_failures_stop_only_past_the_age_bound() -> None:
+    exc = error(503, "http.503")
+    late = decide_on_error(exc, 40, POLICY, fetched_at=AT, age_seconds=POLICY.max_age_seconds - 1)
+    assert isinstance(late, Retry)  # attempts alone never end an outage's retries
+    over = decide_on_error(exc, 41, POLICY, fetched_at=AT, age_seconds=POLICY.max_age_seconds)
+    assert isinstance(over, Store)
+    assert over.cdr["fetch_state"] == "failed"
+    assert over.cdr["error"].startswith("http.503: why (still failing")
+
+
+def test_an_hour_of_outage_stays_within_the_age_bound() -> None:
+    elapsed, attempt = 0, 0
+    while elapsed < 3600:
+        decision = decide_on_error(
+            error(500, "internal_error"), attempt, POLICY, fetched_at=AT, age_seconds=elapsed
+        )
+        assert isinstance(decision, Retry)
+        elapsed += decision.delay_seconds
+        attempt = decision.attempt
+
+
+def test_running_out_of_invocation_time_is_redelivered() -> None:
+    decision = decide_on_error(error(None, OUT_OF_TIME), 0, POLICY, fetched_at=AT)
     assert isinstance(decision, Redeliver)
-    assert decision.reason == f"{exc.code}: why"
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,8 @@ ENDED = {"status": "ended"}
         ({**ENDED, "media": {"outcome": "failed"}}, CallOutcome.FAILED),
         ({**ENDED, "media": {"outcome": "stream_lost"}}, CallOutcome.FAILED),
         ({**ENDED, "answer": "fallback"}, CallOutcome.FAILED),
+        ({**ENDED, "incomplete": {"missing": ["first_answer"]}}, CallOutcome.FAILED),
+        ({"status": "active", "incomplete": {"missing": ["first_answer"]}}, CallOutcome.ACTIVE),
         ({**ENDED, "handoff": {"kind": "transfer", "state": "dialled"}}, "transferred"),
         ({**ENDED, "handoff": {"kind": "transfer", "state": "connected"}}, "transferred"),
         ({**ENDED, "handoff": {"kind": "transfer", "state": "pending"}}, CallOutcome.STRANDED),

@@ -669,3 +669,33 @@ def test_build_script_is_executable_and_parses() -> None:
     assert script.stat().st_mode & 0o111
     subprocess.run(["bash", "-n", str(script)], check=True)
     assert "media_node/Dockerfile" in script.read_text()
+
+
+# --------------------------------------------------------------------------- reliability switches
+
+
+def test_stream_status_signatures_are_verified_unless_switched_off() -> None:
+    parameter = TEMPLATE["Parameters"]["VerifyStreamStatusSignatures"]
+    assert parameter["Default"] == "true"
+    assert set(parameter["AllowedValues"]) == {"true", "false"}
+    env = _environment("StreamStatusFunction")
+    assert env["VERIFY_STREAM_STATUS_SIGNATURES"] == {"Ref": "VerifyStreamStatusSignatures"}
+    assert _refs(env["SAUTIKIT_WEBHOOK_SECRET_ARN"]) == {"SautikitWebhookSecret"}
+
+
+def test_voice_function_knows_the_fallback_front_desk() -> None:
+    env = _environment("VoiceFunction")
+    assert env["FALLBACK_FRONT_DESK"] == {"Ref": "FallbackFrontDesk"}
+    pattern = re.compile(TEMPLATE["Parameters"]["FallbackFrontDesk"]["AllowedPattern"])
+    assert pattern.match("") and pattern.match("+254711000001")
+    assert not pattern.match("0711000001")
+
+
+def test_cdr_fetcher_knows_the_queue_receive_limit_and_retry_horizon() -> None:
+    queue = resources_of_type("AWS::SQS::Queue", TEMPLATE)["CdrQueue"]
+    env = _environment("CdrFunction")
+    assert int(env["CDR_MAX_RECEIVE_COUNT"]) == queue["RedrivePolicy"]["maxReceiveCount"]
+    assert env["CDR_MAX_AGE_SECONDS"] == {"Ref": "CdrMaxAgeSeconds"}
+    horizon = TEMPLATE["Parameters"]["CdrMaxAgeSeconds"]
+    assert horizon["MinValue"] >= 3600  # an hour's outage loses nothing
+    assert horizon["MaxValue"] <= queue["MessageRetentionPeriod"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from media_node import call_logic as logic
+from media_node.call.watchdog import Deadline, Watchdog
 from media_node.playback import Playback
 
 
-def make_watchdog() -> logic.Watchdog:
-    return logic.Watchdog(
+def make_watchdog() -> Watchdog:
+    return Watchdog(
         started=100.0,
         max_call_seconds=300,
         idle_prompt_seconds=15,
@@ -23,7 +23,7 @@ def test_next_deadline_is_when_check_next_fires() -> None:
     dog = make_watchdog()
     assert dog.next_deadline() == 108.0  # the greeting bound
     assert dog.check(107.99) is None
-    assert dog.check(108.0) == logic.WATCH_GREETING
+    assert dog.check(108.0) == Deadline.GREETING
     assert dog.check(108.1) is None  # fires once, like every other deadline
     assert dog.next_deadline() == 340.0  # then the time warning (300 s limit, 60 s lead)
     dog.first_audio()
@@ -32,13 +32,13 @@ def test_next_deadline_is_when_check_next_fires() -> None:
     dog.first_audio()  # the reply came: no reply is due
     dog.agent_finished(170.0)
     assert dog.next_deadline() == 185.0
-    assert dog.check(185.0) == logic.WATCH_IDLE_PROMPT
+    assert dog.check(185.0) == Deadline.IDLE_PROMPT
     assert dog.next_deadline() == 215.0  # the prompt restarts the silence: idle end next
     dog.caller_spoke()
     assert dog.next_deadline() == 340.0
-    assert dog.check(340.0) == logic.WATCH_TIME_WARNING
+    assert dog.check(340.0) == Deadline.TIME_WARNING
     assert dog.next_deadline() == 400.0
-    assert dog.check(400.0) == logic.WATCH_TIME_LIMIT
+    assert dog.check(400.0) == Deadline.TIME_LIMIT
     assert dog.check(400.1) is None
     assert dog.next_deadline() is None
 
@@ -57,10 +57,10 @@ def test_every_deadline_is_reported_by_next_deadline_first() -> None:
         assert fired is not None
         seen.append((fired, now))
     assert seen == [
-        (logic.WATCH_IDLE_PROMPT, 115.0),
-        (logic.WATCH_IDLE_END, 145.0),
-        (logic.WATCH_TIME_WARNING, 340.0),
-        (logic.WATCH_TIME_LIMIT, 400.0),
+        (Deadline.IDLE_PROMPT, 115.0),
+        (Deadline.IDLE_END, 145.0),
+        (Deadline.TIME_WARNING, 340.0),
+        (Deadline.TIME_LIMIT, 400.0),
     ]
 
 

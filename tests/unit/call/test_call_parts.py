@@ -1,4 +1,4 @@
-"""Pure call decisions: truncation, heard text, transcript, handoff, watchdog, playback, metrics."""
+"""Pure call parts: truncation, heard text, transcript, handoff, watchdog, playback, metrics."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ from pathlib import Path
 import numpy as np
 
 from mapokezi.profiles import AudioSettings, load_profile_file, parse_profile
-from media_node import call_logic as logic
 from media_node.assets import APOLOGY, DRAIN, LINES, TIME_LIMIT, load_line
 from media_node.audio import PacerStats
+from media_node.call import transcript as logic
+from media_node.call.watchdog import Deadline, Watchdog
 from media_node.inbound import DecodePlan, InboundAudio, decode_plan
 from media_node.metrics import CallMetrics, emf_line
 from media_node.playback import Playback
 from media_node.prompts import handoff_line_instructions, session_instructions, tool_specs
 from media_node.sautikit_protocol import parse_metadata
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PROFILE = parse_profile(
     load_profile_file(ROOT / "profiles" / "example.yaml"), number="+254700000100"
 )
@@ -89,8 +90,8 @@ def test_handoff_resolution_and_summary() -> None:
     assert hangup == {"kind": "hangup", "reason": "caller said goodbye", "summary": ""}
 
 
-def make_watchdog() -> logic.Watchdog:
-    return logic.Watchdog(
+def make_watchdog() -> Watchdog:
+    return Watchdog(
         started=0.0,
         max_call_seconds=300,
         idle_prompt_seconds=15,
@@ -103,13 +104,13 @@ def make_watchdog() -> logic.Watchdog:
 def test_watchdog_greeting_and_reply_bounds() -> None:
     dog = make_watchdog()
     assert dog.check(7.9) is None
-    assert dog.check(8.0) == logic.WATCH_GREETING
+    assert dog.check(8.0) == Deadline.GREETING
     dog = make_watchdog()
     dog.first_audio()
     assert dog.check(8.0) is None
     dog.caller_stopped(20.0)
     assert dog.check(29.9) is None
-    assert dog.check(30.0) == logic.WATCH_REPLY
+    assert dog.check(30.0) == Deadline.REPLY
     assert dog.check(30.1) is None  # fires once
     dog.caller_stopped(40.0)
     dog.first_audio()
@@ -121,19 +122,19 @@ def test_watchdog_limit_warning_and_idle() -> None:
     dog.first_audio()
     dog.agent_finished(10.0)
     assert dog.check(24.9) is None
-    assert dog.check(25.0) == logic.WATCH_IDLE_PROMPT
+    assert dog.check(25.0) == Deadline.IDLE_PROMPT
     dog.agent_busy()
     dog.agent_finished(27.0)
     assert dog.check(56.9) is None
-    assert dog.check(57.0) == logic.WATCH_IDLE_END
+    assert dog.check(57.0) == Deadline.IDLE_END
     dog = make_watchdog()
     dog.first_audio()
     dog.agent_finished(10.0)
     dog.caller_spoke()  # speech resets idle timing
     assert dog.check(26.0) is None
-    assert dog.check(240.0) == logic.WATCH_TIME_WARNING
+    assert dog.check(240.0) == Deadline.TIME_WARNING
     assert dog.check(241.0) is None
-    assert dog.check(300.0) == logic.WATCH_TIME_LIMIT
+    assert dog.check(300.0) == Deadline.TIME_LIMIT
 
 
 def test_playback_flushes_each_item_into_exact_frames_and_clears_on_barge_in() -> None:
