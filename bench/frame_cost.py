@@ -33,7 +33,6 @@ import shutil
 import subprocess
 import sys
 import time
-import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,8 +51,8 @@ VARIANTS: dict[str, str] = {
     "uplink/python-masking": "websockets masking in Python (no C speedups)",
     "uplink/20ms-appends": "one append per caller frame",
     "uplink/100ms-appends": "one append per 100 ms",
-    "downlink": "as the node runs it (base64.b64decode of deltas)",
-    "downlink/pybase64-decode": "deltas decoded with pybase64",
+    "downlink": "as the node runs it (deltas decoded with pybase64)",
+    "downlink/stdlib-decode": "deltas decoded with binascii instead of pybase64",
 }
 
 
@@ -71,7 +70,7 @@ def _lever(variant: str) -> Iterator[None]:
     """Switches the variant's lever on for the duration (module attributes, restored after)."""
     from websockets import frames, utils
 
-    from media_node.models import openai_protocol, pcm_base64
+    from media_node.models import pcm_base64
 
     saved: list[tuple[Any, str, Any]] = []
 
@@ -83,10 +82,8 @@ def _lever(variant: str) -> Iterator[None]:
         swap(pcm_base64, "encode", pcm_base64.ENCODERS["stdlib"])
     elif variant.endswith("python-masking"):
         swap(frames, "apply_mask", utils.apply_mask)
-    elif variant.endswith("pybase64-decode"):
-        decode = pcm_base64.DECODERS["pybase64"]
-        shim = types.SimpleNamespace(b64decode=lambda text, validate: decode(text))
-        swap(openai_protocol, "base64", shim)
+    elif variant.endswith("stdlib-decode"):
+        swap(pcm_base64, "decode", pcm_base64.DECODERS["stdlib"])
     try:
         yield
     finally:

@@ -13,7 +13,6 @@ voice and formats are in force.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import logging
@@ -257,7 +256,7 @@ class OpenAIRealtimeProtocol:
 
     def _on_audio_delta(self, event: dict[str, Any]) -> list[ModelEvent]:
         try:
-            pcm = base64.b64decode(event.get("delta") or "", validate=True)
+            pcm = pcm_base64.decode(event.get("delta") or "")
         except (binascii.Error, ValueError):
             log.warning("model sent undecodable audio for item %s", event.get("item_id"))
             return []

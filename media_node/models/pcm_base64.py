@@ -6,9 +6,10 @@ library's codecs cost about 4 µs per 40 ms append and 50 µs per 120 ms delta (
 pybase64's are 8 to 40 times faster and produce the same text and bytes. pybase64 is a pinned
 dependency of the node; without it (it is only an optimisation) the standard library is used.
 
-Decoding is strict in both: characters outside the standard alphabet, whitespace and missing
-padding raise `binascii.Error` (a `ValueError`). pybase64 also rejects padding beyond the
-needed ``=``, which the standard library ignores.
+Decoding is strict: characters outside the standard alphabet, whitespace and missing padding
+raise `binascii.Error` (a `ValueError`). It accepts exactly what ``base64.b64decode(text,
+validate=True)`` accepts: text pybase64 refuses (it also refuses padding beyond the needed
+``=``, which the standard library ignores) is decided by the standard library's decoder.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ def _decode_stdlib(text: str | bytes) -> bytes:
 
 
 def _decode_pybase64(text: str | bytes) -> bytes:
-    return pybase64.b64decode(text, validate=True)
+    try:
+        return pybase64.b64decode(text, validate=True)
+    except ValueError:
+        return binascii.a2b_base64(text, strict_mode=True)  # raises on what is truly invalid
 
 
 # encode(pcm: bytes) -> str: base64 text (standard alphabet, padded).

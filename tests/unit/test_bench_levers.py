@@ -62,12 +62,12 @@ def test_downlink_loop_releases_exact_20_ms_frames(monkeypatch: pytest.MonkeyPat
 def test_every_variant_runs_and_restores_its_lever(variant: str) -> None:
     from websockets import frames
 
-    from media_node.models import openai_protocol, pcm_base64
+    from media_node.models import pcm_base64
 
-    before = (pcm_base64.encode, frames.apply_mask, openai_protocol.base64)
+    before = (pcm_base64.encode, pcm_base64.decode, frames.apply_mask)
     with frame_cost._lever(variant):
         assert frame_cost.build(variant, 12)(None) > 0
-    assert (pcm_base64.encode, frames.apply_mask, openai_protocol.base64) == before
+    assert (pcm_base64.encode, pcm_base64.decode, frames.apply_mask) == before
 
 
 def test_quota_arithmetic_and_throttling() -> None:

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -37,6 +38,23 @@ def test_encode_and_decode_match_the_standard_library(backend: str, pcm: bytes) 
 def test_decoding_is_strict(backend: str, bad: str) -> None:
     with pytest.raises(binascii.Error):
         pcm_base64.DECODERS[backend](bad)
+
+
+@pytest.mark.parametrize("backend", sorted(pcm_base64.DECODERS))
+def test_decoding_accepts_what_b64decode_validate_accepts(backend: str) -> None:
+    def outcome(decode: Callable[[str], bytes], text: str) -> bytes | str:
+        try:
+            return decode(text)
+        except binascii.Error:
+            return "refused"
+
+    def reference(text: str) -> bytes:
+        return base64.b64decode(text, validate=True)
+
+    texts = ["AQI=", "AQI==", "AQID", "AQID==", "AQID====", "AQ=I", "=AQI"]
+    outcomes = [outcome(pcm_base64.DECODERS[backend], text) for text in texts]
+    assert outcomes == [outcome(reference, text) for text in texts]
+    assert "refused" in outcomes and b"\x01\x02\x03" in outcomes  # both kinds are covered
 
 
 def test_append_audio_is_exact_json_with_the_pcm() -> None:
