@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 
+from local import running
 from local.stack import LocalStack, StackConfig
 
 
@@ -24,11 +25,19 @@ def main() -> int:
     except Exception as exc:  # a port in use, a missing dependency: say it in one line
         print(f"mapokezi: the local stack did not start: {exc}", file=sys.stderr)
         return 1
+    running.write(stack.settings())  # `make call` and `mapokezi --local` find these ports
     print(stack.status_page(), flush=True)
-    print("Ready. In another terminal: make call    (Ctrl-C stops everything)", flush=True)
-    stop.wait()
-    print("\nStopping…", flush=True)
-    stack.stop()
+    print(
+        f"Ready. Open {stack.console_url} or, in another terminal: make call"
+        "    (Ctrl-C stops everything)",
+        flush=True,
+    )
+    try:
+        stop.wait()
+    finally:
+        running.remove()
+        print("\nStopping…", flush=True)
+        stack.stop()
     return 0
 
 

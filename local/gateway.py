@@ -184,6 +184,8 @@ class Gateway:
         self.routes = routes if routes is not None else routes_from_template()
         self.registry = HandlerRegistry()
         self.status_page = status_page or (lambda: "Mapokezi local gateway\n")
+        #: Where GET / redirects (the console), instead of the plain-text status page.
+        self.home_url: str | None = None
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -250,6 +252,12 @@ class Gateway:
                     return
                 body = self.rfile.read(length) if length else b""
                 if method == "GET" and parts.path == "/":
+                    if gateway.home_url:  # the console shows the stack live
+                        self.send_response(HTTPStatus.FOUND)
+                        self.send_header("Location", gateway.home_url)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                     self._reply_raw(200, "text/plain; charset=utf-8", gateway.status_page())
                     return
                 route, params, path_known = gateway.match(method, parts.path)

@@ -11,6 +11,8 @@ What runs (all on loopback unless ``LOCAL_HOST`` says otherwise):
   ``GEMINI_API_KEY`` is set; the offline model stands in for each one whose key is missing.
 - The example profile, seeded for ``DEMO_NUMBER`` and, answered by Gemini Live, for
   ``DEMO_GEMINI_NUMBER``, plus any ``StackConfig.profiles``.
+- The operator's console (``mapokezi console``) on ``CONSOLE_PORT``; the gateway's ``GET /``
+  redirects to it.
 
 Tests drive it through :class:`StackConfig`: ``openai_api_key`` + ``openai_realtime_url`` (and
 ``gemini_api_key`` + ``gemini_live_url``) point the media node at models the test runs (doubles
@@ -30,6 +32,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PROFILE = ROOT / "profiles" / "example.yaml"
 LOCAL_SAUTIKIT_KEY = "local-sautikit-api-key"
 LOCAL_STREAM_TOKEN_SECRET = "local-stream-token-secret"
+CONSOLE_HOST = "127.0.0.1"
 
 
 def free_port(host: str) -> int:
@@ -70,6 +74,7 @@ class StackConfig:
     sautikit_double_port: int = 8091
     model_double_port: int = 8092
     gemini_double_port: int = 8093
+    console_port: int = 8099
     demo_number: str = "+254700000100"
     demo_gemini_number: str = "+254700000200"
     table_name: str = "mapokezi-calls"
@@ -92,9 +97,9 @@ class StackConfig:
     heartbeat_max_age_seconds: int | None = None
 
     @classmethod
-    def from_env(cls) -> StackConfig:
-        """Defaults overridden by the documented environment variables."""
-        env = os.environ
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:
+        """Defaults overridden by the documented environment variables (or ``environ``)."""
+        env = os.environ if environ is None else environ
         return cls(
             host=env.get("LOCAL_HOST", "127.0.0.1"),
             gateway_port=env_int(env, "GATEWAY_PORT", 3000, low=0, high=65535),
@@ -103,6 +108,7 @@ class StackConfig:
             sautikit_double_port=env_int(env, "SAUTIKIT_DOUBLE_PORT", 8091, low=0, high=65535),
             model_double_port=env_int(env, "MODEL_DOUBLE_PORT", 8092, low=0, high=65535),
             gemini_double_port=env_int(env, "GEMINI_DOUBLE_PORT", 8093, low=0, high=65535),
+            console_port=env_int(env, "CONSOLE_PORT", 8099, low=0, high=65535),
             demo_number=env.get("DEMO_NUMBER", "+254700000100"),
             demo_gemini_number=env.get("DEMO_GEMINI_NUMBER", "+254700000200"),
             table_name=env.get("CALLS_TABLE", DEFAULT_CALLS_TABLE),
@@ -136,6 +142,7 @@ class StackConfig:
                 "sautikit_double_port",
                 "model_double_port",
                 "gemini_double_port",
+                "console_port",
             )
         }
         return cls(host=host, **{**ports, **overrides})
@@ -154,6 +161,7 @@ class LocalStack:
         self.sautikit: Any = None
         self.model: Any = None
         self.media_node: subprocess.Popen[bytes] | None = None
+        self.console: Any = None
         self._log_thread: threading.Thread | None = None
         self._saved_env: dict[str, str | None] = {}
 
@@ -168,6 +176,7 @@ class LocalStack:
             self._start_model()
             self._seed_profile()
             self._start_media_node()
+            self._start_console()
             self._start_gateway()
         except BaseException:
             self.stop()
@@ -176,6 +185,9 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything that runs (safe to call more than once)."""
+        if self.console:
+            self.console.stop()
+            self.console = None
         if self.gateway:
             self.gateway.stop()
             self.gateway = None
@@ -223,18 +235,20 @@ class LocalStack:
             "SAUTIKIT_DOUBLE_PORT": None if cfg.sautikit_api_url else cfg.sautikit_double_port,
             "MODEL_DOUBLE_PORT": cfg.model_double_port if cfg.needs_offline_model else None,
             "GEMINI_DOUBLE_PORT": cfg.gemini_double_port if cfg.needs_offline_model else None,
+            "CONSOLE_PORT": cfg.console_port,
         }
         for name, port in wanted.items():
             if port is None:
                 continue
+            host = CONSOLE_HOST if name == "CONSOLE_PORT" else cfg.host
             with socket.socket() as sock:
                 # Like the servers themselves: leftover TIME_WAIT connections are no conflict.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
-                    sock.bind((cfg.host, port))
+                    sock.bind((host, port))
                 except OSError:
                     raise RuntimeError(
-                        f"port {port} ({name}) is in use on {cfg.host}: is `make run` already "
+                        f"port {port} ({name}) is in use on {host}: is `make run` already "
                         f"running? Stop it, or set {name} to another port."
                     ) from None
 
@@ -404,11 +418,26 @@ class LocalStack:
         _wait_http_ok(f"http://{cfg.host}:{cfg.media_node_port}/healthz", self.media_node)
         self.parts["Media node (python -m media_node)"] = self.media_url
 
+    @property
+    def console_url(self) -> str:
+        return f"http://{CONSOLE_HOST}:{self.cfg.console_port}"
+
+    def _start_console(self) -> None:
+        from mapokezi_cli.console import ConsoleServer, local_settings
+
+        settings = local_settings(self.cfg)
+        # Loopback whatever LOCAL_HOST says: the console shows callers' data and has no login
+        # (`mapokezi console --listen-anywhere` is the explicit way to share it).
+        self.console = ConsoleServer(settings, CONSOLE_HOST, self.cfg.console_port).start()
+        self.parts["Console (mapokezi console)"] = self.console_url
+
     def _start_gateway(self) -> None:
         cfg = self.cfg
         self.gateway = Gateway(cfg.host, cfg.gateway_port, status_page=self.status_page).start(
             warm=True
         )
+        if self.console:
+            self.gateway.home_url = self.console_url
         self.parts["HTTP API gateway"] = self.gateway_url
         if getattr(self, "_cdr", None):
             function, handler, queue_url = self._cdr
@@ -420,11 +449,48 @@ class LocalStack:
             ).start()
             self.parts["CDR queue poller"] = queue_url
 
+    def settings(self) -> dict[str, str]:
+        """The variables another terminal needs to reach this stack (``local/running.py``)."""
+        cfg = self.cfg
+        values = {
+            "LOCAL_HOST": cfg.host,
+            "GATEWAY_PORT": str(cfg.gateway_port),
+            "MEDIA_NODE_PORT": str(cfg.media_node_port),
+            "MOTO_PORT": str(cfg.moto_port),
+            "SAUTIKIT_DOUBLE_PORT": str(cfg.sautikit_double_port),
+            "MODEL_DOUBLE_PORT": str(cfg.model_double_port),
+            "GEMINI_DOUBLE_PORT": str(cfg.gemini_double_port),
+            "CONSOLE_PORT": str(cfg.console_port),
+            "CALLS_TABLE": cfg.table_name,
+            "DEMO_NUMBER": cfg.demo_number,
+            "DEMO_GEMINI_NUMBER": cfg.demo_gemini_number,
+        }
+        if cfg.webhook_secret:
+            values["SAUTIKIT_WEBHOOK_SECRET"] = cfg.webhook_secret
+        if cfg.sautikit_api_url:
+            values["SAUTIKIT_API_URL"] = cfg.sautikit_api_url
+        return values
+
+    def call_command(self) -> str:
+        """The exact ``make call`` for this stack (variables that differ from the defaults)."""
+        defaults = LocalStack(StackConfig()).settings()
+        changed = {
+            k: v for k, v in self.settings().items() if defaults.get(k) != v and "SECRET" not in k
+        }
+        prefix = " ".join(f"{k}={v}" for k, v in changed.items())
+        return f"{prefix} make call".strip()
+
     def status_page(self) -> str:
-        """Plain-text page listing the running parts (GET / on the gateway)."""
+        """Plain-text summary of the running parts (printed by ``make run``)."""
         lines = ["Mapokezi local stack", ""]
         lines += [f"  {name:<38} {where}" for name, where in self.parts.items()]
-        lines += ["", f"  Voice webhook: {self.gateway_url}/voice", "  Place a call: make call"]
+        lines += [
+            "",
+            f"  Console:       {self.console_url if self.console else '(not running)'}",
+            f"  Voice webhook: {self.gateway_url}/voice",
+            f"  Place a call:  {self.call_command()}",
+            "  Operator CLI:  .venv/bin/mapokezi --local calls list",
+        ]
         return "\n".join(lines) + "\n"
 
 

@@ -246,6 +246,30 @@ def cmd_calls_show(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_calls_delete(args: argparse.Namespace, out: TextIO) -> int:
+    deleted = store.delete_call(_table(args), args.call_id)
+    if not deleted:
+        raise CliError(f"call {args.call_id!r} not found")
+    if args.json:
+        print(json.dumps({"call_id": args.call_id, "deleted_items": deleted}), file=out)
+    else:
+        print(
+            f"deleted call {args.call_id} ({deleted} items: record, transcript, events)", file=out
+        )
+    return EXIT_OK
+
+
+def cmd_console(args: argparse.Namespace, out: TextIO) -> int:
+    from mapokezi_cli import console  # aiohttp is loaded only for the console
+
+    try:
+        return console.run(args, out)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_INVALID) from None
+    except OSError as exc:
+        raise CliError(f"cannot listen on port {args.port}: {exc.strerror or exc}") from None
+
+
 def cmd_profile_put(args: argparse.Namespace, out: TextIO) -> int:
     number = normalise_number("--number", args.number)
     try:
@@ -325,6 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mapokezi", description="Operator command line for calls, profiles and numbers."
     )
     parser.add_argument("--table", help="calls table (default: $CALLS_TABLE)")
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="use the local stack (`make run`): its moto table and Sautikit API double",
+    )
     groups = parser.add_subparsers(dest="group", required=True)
 
     def command(sub: Any, name: str, handler: Callable[..., int], help_text: str) -> Any:
@@ -350,6 +379,20 @@ def build_parser() -> argparse.ArgumentParser:
     show = command(calls, "show", cmd_calls_show, "show one call's full record")
     show.add_argument("call_id", metavar="ID")
     show.add_argument("--api", default=os.environ.get("MAPOKEZI_API_URL"), help=api_help)
+
+    delete = command(calls, "delete", cmd_calls_delete, "delete every stored item of a call")
+    delete.add_argument("call_id", metavar="ID")
+
+    console = groups.add_parser(
+        "console",
+        help="the operator's web console on 127.0.0.1",
+        description="Serve the operator's web console (calls, messages, numbers, overview, "
+        "talk to the receptionist) on 127.0.0.1.",
+    )
+    console.set_defaults(handler=cmd_console)
+    from mapokezi_cli.console_args import add_console_arguments
+
+    add_console_arguments(console)
 
     profile = groups.add_parser("profile", help="receptionist profiles").add_subparsers(
         dest="command", required=True
@@ -379,6 +422,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     args = build_parser().parse_args(argv)
     try:
+        if args.local:
+            from mapokezi_cli.local_target import use_local_stack
+
+            use_local_stack()
         return args.handler(args, out)
     except CliError as exc:
         _error(f"error: {exc}")

@@ -57,7 +57,10 @@ def _language_rule(profile: Profile) -> str:
 
 def greeting_instructions(profile: Profile) -> str:
     """Per-reply instructions that make the model open the call with the profile's greeting."""
-    return _reply(profile, f'Greet the caller now by saying exactly: "{profile.greeting}"')
+    line = profile.greeting
+    if profile.disclosure:  # the notice goes with the greeting, before the caller says anything
+        line = f"{line} {profile.disclosure}"
+    return _reply(profile, f'Greet the caller now by saying exactly: "{line}"')
 
 
 def handoff_line_instructions(profile: Profile, kind: str) -> str:

@@ -20,6 +20,10 @@ A completed call reads as not final (``status`` still ``answered``, ``ended_at``
 ``duration_seconds`` and ``cost_minor`` null) for ``not_final_reads`` reads and at least
 ``not_final_seconds`` seconds, which is what a CDR fetcher must retry on.
 
+Recordings: ``GET /v1/calls/{id}/recording`` answers 302 to a download URL (on the double)
+for a call given one with ``POST /_double/calls/{id}/recording`` (WAV bytes), else 404 with the
+proxy's bare ``{code, reason}``; a scripted ``ScriptedResponse.pending()`` gives the 202.
+
 Sautikit documents no CDR for a ``<Dial>`` leg. The double folds the dialled leg's cost (outbound
 rate) into the inbound call's ``cost_minor``, records it as a ``dial.completed`` event, and also
 stores it as a child ``outbound`` call row whose ``metadata.parent_call_id`` names the parent.
@@ -40,7 +44,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from doubles.sautikit_api.state import (
     ApiError,
@@ -172,6 +176,8 @@ class SautikitApiDouble:
         self.calls = CallLedger(self.workspace_id, billing, not_final_reads, not_final_seconds)
         self.number_book = NumberBook(inventory, wallet_balance_minor, insufficient_funds_code)
         self.requests: list[RecordedRequest] = []
+        #: Recordings by call id (UUID or ``HD_…``): WAV bytes ``/recording`` redirects to.
+        self.recordings: dict[str, bytes] = {}
         self._lock = threading.RLock()
         self._scripts: dict[tuple[str, str], deque[list[Any]]] = {}
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
@@ -291,6 +297,9 @@ class SautikitApiDouble:
             time.sleep(scripted.delay)
         if scripted and scripted.status is not None:
             return scripted.status, scripted.body, scripted.headers
+        recording = re.fullmatch(r"/v1/calls/([^/]+)/recording", request.path)
+        if recording and request.method == "GET":
+            return self._recording_redirect(unquote(recording.group(1)))
         for method, pattern, scope, handler in _ROUTES:
             match = re.fullmatch(pattern, request.path)
             if match and method == request.method:
@@ -303,10 +312,29 @@ class SautikitApiDouble:
                 return status, body, {}
         return 404, _error_body("not_found", f"no route for {request.method} {request.path}"), {}
 
+    def _recording_redirect(self, ident: str) -> tuple[int, Any, dict[str, str]]:
+        """302 to the recording's (here: the double's own) download URL, as the platform does;
+        the proxy's terminal states answer a bare ``{code, reason}``."""
+        row = self.calls.find(ident)
+        ids = [ident] + ([row.row["id"], row.row["session_id"] or ""] if row else [])
+        found = next((i for i in ids if i in self.recordings), None)
+        if found is None:
+            return 404, {"code": "recording_not_found", "reason": "no recording"}, {}
+        location = f"{self.url}/_double/recordings/{quote(found, safe='')}?X-Amz-Expires=900"
+        return 302, b"", {"Location": location}
+
     def _handle_double(self, request: RecordedRequest) -> tuple[int, Any, dict[str, str]]:
         path, method = request.path, request.method
         if path == "/_double/ping" and method == "GET":
             return 200, {"double": "sautikit", "version": 1}, {}
+        stored = re.fullmatch(r"/_double/(?:recordings|calls)/([^/]+)(/recording)?", path)
+        if stored and (stored.group(2) or path.startswith("/_double/recordings/")):
+            ident = unquote(stored.group(1))
+            if method == "POST" and stored.group(2):  # test setup: the call's WAV bytes
+                self.recordings[ident] = request.body
+                return 201, {"stored": len(request.body)}, {}
+            if method == "GET" and not stored.group(2) and ident in self.recordings:
+                return 200, self.recordings[ident], {"Content-Type": "audio/wav"}
         if path == "/_double/calls" and method == "POST":
             body = _json_body(request)
             row = self.register_call(

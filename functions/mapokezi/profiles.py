@@ -154,6 +154,9 @@ class Profile:
     limits: Limits = Limits()
     retention_days: int = 90
     model: ModelChoice = ModelChoice()
+    #: Spoken right after the greeting, e.g. "You are speaking with an automated assistant;
+    #: this call is recorded." (the notice Kenya's Data Protection Act expects).
+    disclosure: str | None = None
 
     @property
     def model_voice(self) -> str:
@@ -189,21 +192,25 @@ class Profile:
 def load_profile_file(path: str | Path) -> dict[str, Any]:
     """Read a profile file (``.yaml``/``.yml`` or ``.json``) into a mapping, unvalidated."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml  # only the operator's CLI reads YAML; Lambda stores and loads JSON
+    return load_profile_text(path.read_text(encoding="utf-8"), path.name)
+
+
+def load_profile_text(text: str, name: str) -> dict[str, Any]:
+    """Parse a profile file's text (YAML when ``name`` ends in .yaml/.yml, else JSON)."""
+    if Path(name).suffix.lower() in (".yaml", ".yml"):
+        import yaml  # only the operator's tools read YAML; Lambda stores and loads JSON
 
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ProfileError([f"{path.name}: not valid YAML ({exc})"]) from None
+            raise ProfileError([f"{name}: not valid YAML ({exc})"]) from None
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ProfileError([f"{path.name}: not valid JSON ({exc})"]) from None
+            raise ProfileError([f"{name}: not valid JSON ({exc})"]) from None
     if not isinstance(data, dict):
-        raise ProfileError([f"{path.name}: the top level must be a mapping of fields"])
+        raise ProfileError([f"{name}: the top level must be a mapping of fields"])
     return data
 
 
@@ -274,6 +281,7 @@ def parse_profile(data: Mapping[str, Any], number: str | None = None) -> Profile
         ),
         "retention_days": v.integer("retention_days", 1, 3650, default=90),
         "model": v.model_choice("model"),
+        "disclosure": text("disclosure", max_len=300),
     }
     if v.errors:
         raise ProfileError(v.errors)

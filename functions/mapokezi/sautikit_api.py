@@ -224,6 +224,45 @@ class SautikitClient:
             raise SautikitApiError(200, "response.malformed", "response holds no call record")
         return call
 
+    def get_recording(self, call_id: str) -> dict[str, Any]:
+        """Where a call's recording can be fetched: ``GET /v1/calls/{id}/recording``.
+
+        Returns ``{"state": "ready", "url": …}`` (the 302's presigned URL, valid about 15
+        minutes; the redirect is not followed, so the API key never travels with it) or
+        ``{"state": "pending", "retry_after_seconds": …}`` (202 while it is being prepared).
+
+        Raises:
+            SautikitApiError: 404/410 (no recording), or any other failure.
+        """
+        path = f"/v1/calls/{urllib.parse.quote(call_id, safe='')}/recording"
+        request = urllib.request.Request(self.base_url + path, method="GET")
+        request.add_header("Authorization", f"Bearer {self.api_key}")
+        request.add_header("User-Agent", _USER_AGENT)
+        try:
+            with _NO_REDIRECTS.open(request, timeout=self.timeout) as response:
+                status, raw = response.status, response.read()
+                headers = {k.lower(): v for k, v in response.headers.items()}
+        except urllib.error.HTTPError as exc:
+            with exc:
+                raw = exc.read()
+            headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+            if exc.code in (301, 302, 303, 307, 308) and headers.get("location"):
+                url = urllib.parse.urljoin(self.base_url + path, headers["location"])
+                return {"state": "ready", "url": url}
+            raise error_from_response(exc.code, raw, headers) from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise SautikitApiError(None, "transport.connection", f"GET {path}: {reason}") from None
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {}
+        if status == 200 and isinstance(body, dict) and isinstance(body.get("url"), str):
+            return {"state": "ready", "url": body["url"]}
+        hint = body.get("retry_after_seconds") if isinstance(body, dict) else None
+        retry = parse_retry_after(headers.get("retry-after")) or _number(hint)
+        return {"state": "pending", "retry_after_seconds": retry}
+
     # -- numbers -------------------------------------------------------------------------
 
     def list_available(self, country: str = "KE", currency: str = "KES") -> list[dict[str, Any]]:
@@ -293,6 +332,16 @@ class SautikitClient:
                 status, "response.malformed", f"{method} {path}: body is not JSON ({exc})"
             ) from None
         return ApiResponse(status, parsed, headers)
+
+
+class _KeepRedirects(urllib.request.HTTPRedirectHandler):
+    """Hands a redirect back as an HTTPError instead of following it."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_KeepRedirects)
 
 
 def response_retry_after(response: ApiResponse) -> float | None:

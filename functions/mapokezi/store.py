@@ -405,6 +405,35 @@ def call_record(table: Any, call_id: str) -> dict[str, Any] | None:
     return record
 
 
+def delete_call(table: Any, call_id: str) -> int:
+    """Delete every item of a call (record, transcript turns, events) and its session alias.
+
+    Returns how many items were deleted (0 when the call is unknown). Used to honour a
+    caller's request to erase their data.
+    """
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": Key(keys.PK).eq(keys.call_partition(call_id)),
+        "ProjectionExpression": "#pk, #sk, session_id",
+        "ExpressionAttributeNames": {"#pk": keys.PK, "#sk": keys.SK},
+        "ConsistentRead": True,
+    }
+    found: list[dict[str, Any]] = []
+    while True:
+        page = table.query(**kwargs)
+        found.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    doomed = [{keys.PK: i[keys.PK], keys.SK: i[keys.SK]} for i in found]
+    for item in found:
+        if item.get("session_id") and keys.item_kind(item[keys.SK]) == "call":
+            doomed.append(keys.session_alias_key(str(item["session_id"])))
+    with table.batch_writer() as batch:
+        for key in doomed:
+            batch.delete_item(Key=key)
+    return len(found)
+
+
 _INTERNAL = {
     keys.PK,
     keys.SK,

@@ -38,8 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     audio = p.add_argument_group("caller audio")
     audio.add_argument("--wav", action="append", default=[], help="caller line (repeatable)")
     audio.add_argument("--script", help="script text or a file holding it (see script.py)")
-    audio.add_argument("--rate", type=int, choices=[8000, 16000], help="override the call rate")
-    audio.add_argument("--track", choices=["inbound_track", "both_tracks"])
+    audio.add_argument(
+        "--rate",
+        type=int,
+        choices=[8000, 16000],
+        help="stream at this rate whatever the <Stream> asks: simulates a platform mismatch "
+        "(the call's real rate is the profile's audio.sample_rate)",
+    )
+    audio.add_argument(
+        "--track",
+        choices=["inbound_track", "both_tracks"],
+        help="fork these tracks whatever the <Stream> asks: simulates a mismatch (the call's "
+        "real track is the profile's audio.track)",
+    )
     audio.add_argument("--mix", choices=["stereo", "mixed"], default="stereo")
     audio.add_argument(
         "--subprotocol",

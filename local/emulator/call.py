@@ -328,7 +328,15 @@ class CallRunner:
         rate = options.rate or spec.output_rate or 8000
         if spec.output_rate and options.rate and options.rate != spec.output_rate:
             self.result.warnings.append(
-                f"--rate {options.rate} overrides outputSamplingRate={spec.output_rate}"
+                f"--rate {options.rate} simulates a mismatch: the <Stream> asked for "
+                f"outputSamplingRate={spec.output_rate}, the emulator streams {options.rate} Hz "
+                "anyway (for a real call at that rate set the profile's audio.sample_rate)"
+            )
+        if options.track and options.track != (spec.track or "inbound_track"):
+            self.result.warnings.append(
+                f"--track {options.track} simulates a mismatch: the <Stream> asked for "
+                f"track={spec.track or 'inbound_track'} (for a real {options.track} call set "
+                "the profile's audio.track)"
             )
         stream_sid = "MZ" + secrets.token_hex(16)
         metadata: dict[str, Any] = {
@@ -403,8 +411,10 @@ class CallRunner:
             self.result.warnings.append(
                 f"{ms:.0f} ms of audio was still queued when the socket closed and was never heard"
             )
-        if media.stutters:
-            self.result.warnings.append(f"{media.stutters} playout gaps inside agent replies")
+        if media.underruns:
+            self.result.warnings.append(
+                f"{media.underruns} playout gaps: the caller's buffer ran dry inside agent replies"
+            )
         self.result.warnings += media.notes
 
     # -- hangup, CDR and call record -----------------------------------------------------------

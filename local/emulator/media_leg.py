@@ -81,6 +81,7 @@ class MediaLegResult:
     first_audio_heard_ms: float | None = None
     heard_segments: list[list[float]] = field(default_factory=list)
     stutters: int = 0
+    underruns: int = 0
     utterances: list[dict[str, Any]] = field(default_factory=list)
     replies: list[dict[str, Any]] = field(default_factory=list)
     barge_ins: list[dict[str, Any]] = field(default_factory=list)
@@ -134,7 +135,9 @@ class MediaLeg:
         heard_wav: Write what the caller heard here (mono, ``playback_rate``).
         audible_threshold: Peak sample level above which a playout tick counts as heard audio.
         stale_window_ms: See ``timeline.stale_audio_after_kills``.
-        gap_merge_ms: Silences shorter than this inside a reply count as stutters.
+        gap_merge_ms: Quiet stretches shorter than this inside a reply are merged into it
+            (``stutters`` counts them; they may be pauses in the speech itself, so only
+            ``underruns``, a playout buffer that ran dry, is warned about).
         on_open: Awaited in the background once the socket is open (status callbacks).
         drop_after_seconds: Drop the connection this long after it opened, without a close
             frame (``ended_by="dropped"``), as a broken network path does.
@@ -399,6 +402,7 @@ class MediaLeg:
             self.playout.peak_buffered / (self.playback_rate * 2) * 1000, 1
         )
         segments, result.stutters = merge_runs(self.heard.runs, self.gap_merge_ms)
+        result.underruns = self.playout.underruns
         result.heard_segments = [[round(s, 1), round(e, 1)] for s, e in segments]
         result.first_audio_heard_ms = self.heard.first_audio_ms
         utterances = self.caller.utterances

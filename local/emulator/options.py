@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
+from local import running
 from local.emulator.media_leg import DRACHTIO
 from local.emulator.pacing import JitterConfig
 from local.emulator.playout import PlayoutConfig
@@ -12,13 +12,18 @@ from local.emulator.script import Step
 
 
 def default_voice_url() -> str:
-    """``VOICE_URL``, else the local gateway on ``GATEWAY_PORT`` (default 3000)."""
-    port = os.environ.get("GATEWAY_PORT", "3000")
-    return os.environ.get("VOICE_URL") or f"http://127.0.0.1:{port}/voice"
+    """``VOICE_URL``, else the local gateway on ``GATEWAY_PORT`` (default 3000).
+
+    Unset variables come from the running ``make run`` (``local/running.py``), so a stack
+    started on other ports is reached without repeating them.
+    """
+    port = running.setting("GATEWAY_PORT", "3000")
+    host = running.setting("LOCAL_HOST", "127.0.0.1")
+    return running.setting("VOICE_URL") or f"http://{host}:{port}/voice"
 
 
 def _env(name: str) -> str | None:
-    return os.environ.get(name) or None
+    return running.setting(name) or None
 
 
 def default_sautikit_api_url() -> str:
@@ -26,8 +31,9 @@ def default_sautikit_api_url() -> str:
 
     Calls are only registered after ``/_double/ping`` confirms the URL is the double.
     """
-    port = os.environ.get("SAUTIKIT_DOUBLE_PORT", "8091")
-    return os.environ.get("SAUTIKIT_API_URL") or f"http://127.0.0.1:{port}"
+    port = running.setting("SAUTIKIT_DOUBLE_PORT", "8091")
+    host = running.setting("LOCAL_HOST", "127.0.0.1")
+    return running.setting("SAUTIKIT_API_URL") or f"http://{host}:{port}"
 
 
 @dataclass

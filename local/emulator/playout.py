@@ -5,6 +5,9 @@ once ``prebuffer_ms`` is queued (about 80 ms in mod_audio_fork), restarts after 
 after ``killAudio`` once ``rebuffer_ms`` is queued (about 40 ms), and also starts when a short
 tail has been waiting for ``start_after_idle_ms`` with nothing more arriving, so a reply shorter
 than the prebuffer is still heard. ``kill()`` empties the queue at once, as ``killAudio`` does.
+An underrun is counted when the queue runs dry while playing and audio arrives again within
+``underrun_window_ms`` (the reply was still coming, so the caller heard a gap); quiet passages
+inside the audio itself are bytes like any other and never count.
 Sans-I/O: the media leg calls ``push`` when bytes arrive and ``pull`` on every tick.
 """
 
@@ -23,12 +26,15 @@ class PlayoutConfig:
         start_after_idle_ms: Start anyway when this long passes with no new audio.
         drain_on_close: Keep playing what is queued after the socket closes (the default drops
             it, and the media leg reports how much was never heard).
+        underrun_window_ms: Audio arriving this soon after the queue ran dry means the buffer
+            starved mid-reply (an underrun); later audio is a new reply.
     """
 
     prebuffer_ms: float = 80.0
     rebuffer_ms: float = 40.0
     start_after_idle_ms: float = 80.0
     drain_on_close: bool = False
+    underrun_window_ms: float = 200.0
 
 
 class PlayoutBuffer:
@@ -51,7 +57,11 @@ class PlayoutBuffer:
         self._started_once = False
         self._idle_ticks = 0
         self._idle_limit = max(1, round(self.config.start_after_idle_ms / frame_ms))
+        self._frame_ms = frame_ms
+        self._ticks = 0
+        self._dry_at_tick: int | None = None
         self.peak_buffered = 0
+        self.underruns = 0
 
     @property
     def buffered(self) -> int:
@@ -68,6 +78,10 @@ class PlayoutBuffer:
 
     def push(self, data: bytes) -> None:
         """Queue audio as it arrives; an odd trailing byte waits for the next chunk."""
+        if self._dry_at_tick is not None and data:
+            if (self._ticks - self._dry_at_tick) * self._frame_ms <= self.config.underrun_window_ms:
+                self.underruns += 1
+            self._dry_at_tick = None
         data = self._odd + data
         even = len(data) & ~1
         self._odd = data[even:]
@@ -82,6 +96,7 @@ class PlayoutBuffer:
             ``(frame, audio_bytes)``: exactly ``frame_bytes`` of PCM (silence-padded) and how
             many of those bytes came from the server.
         """
+        self._ticks += 1
         if not self._playing and self._queue:
             threshold = self.config.rebuffer_ms if self._started_once else self.config.prebuffer_ms
             if len(self._queue) >= self._ms(threshold) or self._idle_ticks >= self._idle_limit:
@@ -96,6 +111,7 @@ class PlayoutBuffer:
         if not self._queue:
             self._playing = False
             self._idle_ticks = 0
+            self._dry_at_tick = self._ticks
         return chunk + bytes(self.frame_bytes - take), take
 
     def kill(self) -> int:
@@ -105,4 +121,5 @@ class PlayoutBuffer:
         self._odd = b""
         self._playing = False
         self._idle_ticks = 0
+        self._dry_at_tick = None  # audio after a kill is a new reply, not a starved one
         return dropped

@@ -706,6 +706,23 @@ async def test_no_restream_post_models_the_field_finding() -> None:
     assert api.requests == []
 
 
+async def test_rate_and_track_overrides_say_they_simulate_a_mismatch() -> None:
+    async with asyncio.timeout(20), call_stack() as (app, _api):
+        options = CallOptions(
+            voice_url=f"{app.base}/voice",
+            steps=parse_script("wait-reply 0.3; say wait_stop; wait-reply 0.3 timeout 5"),
+            rate=8000,
+            track="both_tracks",
+            sautikit_api_url=None,
+        )
+        result = await run_call(options)
+    assert result.media is not None and (result.media.rate, result.media.channels) == (8000, 2)
+    mismatches = [w for w in result.warnings if "simulates a mismatch" in w]
+    assert len(mismatches) == 2
+    assert "outputSamplingRate=16000" in mismatches[0] and "audio.sample_rate" in mismatches[0]
+    assert "track=inbound_track" in mismatches[1] and "audio.track" in mismatches[1]
+
+
 async def test_a_broken_answer_fails_the_call_without_streaming() -> None:
     broken = '<Response><Stream url="wss://127.0.0.1:1/audio" track="inbound_track"/></Response>'
     async with asyncio.timeout(20), call_stack(answer=broken) as (app, _api):
@@ -715,6 +732,36 @@ async def test_a_broken_answer_fails_the_call_without_streaming() -> None:
     assert result.media is None
     assert app.states() == [None, "Completed"]
     assert "FAILED" in format_summary(result)
+
+
+def test_playout_counts_an_underrun_only_when_the_buffer_ran_dry_mid_reply() -> None:
+    frame = 640  # 20 ms at 16 kHz
+    speech, pause = b"\x00\x10" * (frame // 2), bytes(frame)
+    buffer = PlayoutBuffer(16000)
+    # A reply with a quiet passage inside the audio itself: bytes keep coming, nothing starves.
+    buffer.push(speech * 4 + pause * 10 + speech * 4)
+    assert all(buffer.pull()[1] == frame for _ in range(18))
+    assert buffer.underruns == 0
+    # The reply ends; the next one comes a second later: a new reply, not a starved one.
+    for _ in range(50):
+        buffer.pull()
+    buffer.push(speech * 4)
+    for _ in range(4):
+        buffer.pull()
+    assert buffer.underruns == 0
+    # Mid-reply the queue runs dry and audio arrives 60 ms later: the caller heard a gap.
+    for _ in range(50):
+        buffer.pull()
+    buffer.push(speech * 4)
+    for _ in range(4 + 3):
+        buffer.pull()
+    buffer.push(speech * 4)
+    assert buffer.underruns == 1
+    # After killAudio the next audio is a new reply.
+    buffer.pull()
+    buffer.kill()
+    buffer.push(speech * 4)
+    assert buffer.underruns == 1
 
 
 async def test_dropped_leg_closes_without_a_close_frame() -> None:

@@ -94,6 +94,19 @@ def test_status_page(gateway: Gateway) -> None:
     assert status == 200 and b"parts: gateway" in raw
 
 
+def test_root_redirects_to_the_console_when_it_runs(gateway: Gateway) -> None:
+    gateway.home_url = "http://127.0.0.1:8099"
+
+    class Keep(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.build_opener(Keep).open(gateway.url + "/", timeout=5)
+    assert answer.value.code == 302
+    assert answer.value.headers["Location"] == "http://127.0.0.1:8099"
+
+
 def test_template_routes_are_the_design_routes() -> None:
     routes = {(r.method, r.path) for r in routes_from_template()}
     if not routes:
