@@ -13,7 +13,6 @@ voice and formats are in force.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import logging
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mapokezi.profiles import Profile
+from media_node.models import pcm_base64
 from media_node.models.base import (
     AudioDelta,
     AudioDone,
@@ -113,7 +113,7 @@ def _dump(event: dict[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
-# The most frequent command by far: built around the base64 text rather than through
+# The most frequent command by far: a precomputed envelope around the base64 text rather than
 # json.dumps, which would scan the whole string for characters to escape (base64 has none).
 _APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
 _APPEND_TAIL = '"}'
@@ -121,7 +121,7 @@ _APPEND_TAIL = '"}'
 
 def append_audio(pcm: bytes) -> str:
     """``input_audio_buffer.append`` with 24 kHz PCM16."""
-    return _APPEND_HEAD + binascii.b2a_base64(pcm, newline=False).decode("ascii") + _APPEND_TAIL
+    return _APPEND_HEAD + pcm_base64.encode(pcm) + _APPEND_TAIL
 
 
 def response_create(instructions: str | None = None) -> str:
@@ -258,7 +258,7 @@ class OpenAIRealtimeProtocol:
 
     def _on_audio_delta(self, event: dict[str, Any]) -> list[ModelEvent]:
         try:
-            pcm = base64.b64decode(event.get("delta") or "", validate=True)
+            pcm = pcm_base64.decode(event.get("delta") or "")
         except (binascii.Error, ValueError):
             log.warning("model sent undecodable audio for item %s", event.get("item_id"))
             return []
