@@ -1,10 +1,12 @@
 """``python -m bench`` (``make bench``): every benchmark, a table on the terminal, a JSON file.
 
 Parts, in order: the serverless half (handler import and warm invocation times), audio quality
-of the resampling path, call-experience latencies, and the media-node capacity sweep with a
-profile of the node at the largest passing step. ``--quick`` runs a smaller version of each
-(about two minutes); ``--only`` picks parts. Results go to ``bench/results/<UTC time>.json``
-and ``bench/results/latest.json``.
+of the resampling path, the per-frame cost of the node's audio path and of its event loop
+(``frames``: load-independent figures to judge levers by), call-experience latencies, and the
+media-node capacity sweep with a profile of the node at the largest passing step
+(``--cpu-quota`` runs the node under a Fargate-like CFS quota instead of a whole core).
+``--quick`` runs a smaller version of each (about two minutes); ``--only`` picks parts.
+Results go to ``bench/results/<UTC time>.json`` and ``bench/results/latest.json``.
 
 Against another implementation of the media server (anything speaking Sautikit's side of the
 media WebSocket): ``--stream-url`` (``{n}`` is replaced by the leg number, for servers that
@@ -28,9 +30,12 @@ from typing import Any
 import bench  # noqa: F401  (puts functions/ on sys.path)
 from bench import harness, report
 
-PARTS = ("serverless", "audio", "latency", "capacity")
+PARTS = ("serverless", "audio", "frames", "latency", "capacity")
 FULL_STEPS = (50, 100, 125, 150, 175, 200, 250, 300)
 QUICK_STEPS = (20, 50)
+QUOTA_STEPS = (100, 200, 300, 400, 500)
+"""Calls per core of the sweep under ``--cpu-quota`` (scaled by the quota)."""
+QUICK_QUOTA_STEPS = (100, 200)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -46,12 +51,39 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--window", type=float, help="seconds measured per capacity step")
     parser.add_argument("--settle", type=float, help="seconds after the ramp before measuring")
     parser.add_argument("--repeats", type=int, help="runs per capacity step (default 2, quick 1)")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="frames: also count instructions per frame with valgrind's callgrind (slow: "
+        "about a minute per variant; apt-get install valgrind)",
+    )
+    parser.add_argument(
+        "--lambda-python",
+        help="serverless: the interpreter to time handler imports with, e.g. a Python 3.12 "
+        "venv holding only boto3 and Powertools (as Lambda has)",
+    )
     parser.add_argument("--no-profile", action="store_true", help="skip the node profile")
     parser.add_argument(
         "--realtime",
         action="store_true",
         help="run the node and the generator side at SCHED_FIFO priority (needs root; for "
         "machines shared with other work)",
+    )
+    parser.add_argument(
+        "--cpu-quota",
+        type=float,
+        help="run the node under a CFS CPU quota of this share of a core (cgroup v1, root; "
+        "e.g. 0.25 as a 256-unit Fargate task); default steps then scale with the quota",
+    )
+    parser.add_argument(
+        "--cpu-period-ms", type=float, default=10.0, help="CFS period for --cpu-quota (ms)"
+    )
+    parser.add_argument(
+        "--node-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="capacity: extra environment for the node, e.g. EVENT_LOOP=asyncio (repeatable)",
     )
     parser.add_argument("--stream-url", help="a foreign media server's stream URL ({n}: leg)")
     parser.add_argument("--urls-file", type=Path, help="one stream URL per leg, one per line")
@@ -73,13 +105,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 async def run_capacity(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     """The capacity sweep with the options given."""
-    from bench import capacity
+    from bench import capacity, cpu_quota
 
-    steps = (
-        [int(n) for n in args.steps.split(",")]
-        if args.steps
-        else list(QUICK_STEPS if args.quick else FULL_STEPS)
-    )
+    quota = None
+    if args.cpu_quota:
+        reason = cpu_quota.available()
+        if reason:
+            raise SystemExit(f"--cpu-quota: {reason}")
+        quota = capacity.QuotaPlan(args.cpu_quota, args.cpu_period_ms)
+    if args.steps:
+        steps = [int(n) for n in args.steps.split(",")]
+    elif quota:
+        per_core = QUICK_QUOTA_STEPS if args.quick else QUOTA_STEPS
+        steps = [max(1, round(n * quota.share)) for n in per_core]
+    else:
+        steps = list(QUICK_STEPS if args.quick else FULL_STEPS)
     target = capacity.Target(
         stream_url=args.stream_url,
         urls=(
@@ -99,6 +139,8 @@ async def run_capacity(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         model_port=args.model_port,
         profile_calls=None if args.no_profile else 0,
         repeats=args.repeats or (1 if args.quick else 2),
+        quota=quota,
+        node_env=dict(item.split("=", 1) for item in args.node_env),
     )
 
 
@@ -139,11 +181,18 @@ def run_part(part: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     if part == "serverless":
         from bench import serverless
 
-        return serverless.run(quick=args.quick)
+        return serverless.run(quick=args.quick, python=args.lambda_python)
     if part == "audio":
         from bench import audio_quality
 
         return audio_quality.run()
+    if part == "frames":
+        from bench import frame_cost, loop_cost
+
+        return {
+            "frame_loop": frame_cost.run(instructions=args.instructions, quick=args.quick),
+            "event_loop": loop_cost.run(quick=args.quick),
+        }
     if part == "latency":
         from bench import latency
 
@@ -162,6 +211,11 @@ def print_part(part: str, figures: dict[str, Any]) -> None:
         from bench import audio_quality
 
         audio_quality.print_table(figures)
+    elif part == "frames":
+        from bench import frame_cost, loop_cost
+
+        frame_cost.print_table(figures["frame_loop"])
+        loop_cost.print_table(figures["event_loop"])
     elif part == "latency":
         from bench import latency
 

@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import analysis
+from bench import analysis, harness
 from bench import profile as profiling
+from bench.cpu_quota import CpuQuota, throttling
 from bench.harness import (
     BenchAws,
     DoubleProcess,
@@ -55,6 +56,14 @@ SKIP = 6
 """Frames at the start of each reply left out of the timing error: with the default lead
 (60 ms) and the double's pacing (a 120 ms delta every 30 ms), frames 4 and 5 can be due before
 the model's second delta has arrived, which is delivery, not pacing. Reported separately."""
+
+
+@dataclass(frozen=True)
+class QuotaPlan:
+    """The node's CPU quota for a sweep: `share` of a core per `period_ms` (cgroup v1)."""
+
+    share: float
+    period_ms: float = 10.0
 
 
 @dataclass
@@ -113,6 +122,8 @@ async def run_step(
     logs: Path,
     helpers: dict[str, Any],
     profile: bool = False,
+    quota: QuotaPlan | None = None,
+    node_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One step of the sweep: N concurrent calls, measured over `window_s` seconds.
 
@@ -128,7 +139,16 @@ async def run_step(
         server = _Process(target.server_pid) if target.server_pid else None
     else:
         assert aws is not None
-        node = NodeProcess(aws, double.url, cpu=node_cpu, max_calls=n + 50)
+        node = NodeProcess(
+            aws,
+            double.url,
+            cpu=node_cpu,
+            max_calls=n + 50,
+            quota=CpuQuota(quota.share, quota.period_ms, realtime=harness.realtime)
+            if quota
+            else None,
+            extra_env=node_env,
+        )
         await asyncio.to_thread(node.start, logs / f"media-node-{n}.log")
         server = node
         specs = []
@@ -155,6 +175,7 @@ async def run_step(
     if node is not None:
         node.probe_reset()
     server_cpu0 = server.cpu_seconds() if server else None
+    quota_stat0 = node.quota.stat() if node is not None and node.quota is not None else {}
     helper_cpu0 = {name: read() for name, read in helpers.items()}
     cores0 = core_busy_seconds()
     sampler = None
@@ -176,6 +197,9 @@ async def run_step(
         for name, read in helpers.items()
     }
     helper_cpu_s = sum(helper_split.values()) * (loop.time() - start)
+    throttled = None
+    if node is not None and node.quota is not None:
+        throttled = throttling(quota_stat0, node.quota.stat(), loop.time() - start)
     cores1 = core_busy_seconds()
     core_busy = {
         core: round((cores1[core] - cores0.get(core, 0.0)) / max(1e-9, loop.time() - start), 3)
@@ -216,6 +240,10 @@ async def run_step(
             "core_busy_share": core_busy,
             "node_core": node_cpu,
             "generator_side_core_share": helper_split,
+            "cpu_quota": None if quota is None else quota.share,
+            "node_env": node_env or {},
+            "cpu_quota_period_ms": None if quota is None else quota.period_ms,
+            "throttling": throttled,
         },
     )
 
@@ -326,6 +354,10 @@ def _analyse(
         result["node_core_other_load"] = round(
             max(0.0, busy[node_core] - result["node_cpu_core_share"]), 3
         )
+    share = extra.get("cpu_quota")
+    if share and result["node_cpu_core_share"] is not None:
+        result["quota_used"] = round(result["node_cpu_core_share"] / share, 3)
+        result["calls_per_core"] = round(n / share)
     p99 = result["frame_timing_error_ms"]["p99"]
     lost = (inbound_lost or 0) + (outbound_lost or 0)
     result["passed"] = (
@@ -373,6 +405,8 @@ async def sweep(
     model_port: int = 0,
     profile_calls: int | None = None,
     repeats: int = 1,
+    quota: QuotaPlan | None = None,
+    node_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Runs the sweep; stops after the first failing step.
 
@@ -380,6 +414,9 @@ async def sweep(
         repeats: Runs per step (each against a fresh node); figures are their medians.
         profile_calls: After the sweep, profile the node at this many calls (0: at the
             largest step that passed); None skips profiling.
+        quota: Run the node under this CPU quota (`bench.cpu_quota`); capacity is then
+            reported per core as calls ÷ quota.
+        node_env: Extra environment for the node (e.g. ``EVENT_LOOP=asyncio`` to compare).
     """
     target = target or Target()
     node_cpu, gen_cpu = core_plan()
@@ -410,6 +447,8 @@ async def sweep(
                         lead_ms=lead_ms,
                         logs=logs,
                         helpers=helpers,
+                        quota=quota,
+                        node_env=node_env,
                     )
                 )
             step = combine_runs(runs)
@@ -432,6 +471,8 @@ async def sweep(
                 logs=logs,
                 helpers=helpers,
                 profile=True,
+                quota=quota,
+                node_env=node_env,
             )
     finally:
         await double.stop()
@@ -449,9 +490,19 @@ async def sweep(
         "timing_error_excludes_first_frames": SKIP,
         "runs_per_step": repeats,
         "steps": results,
-        "max_calls_per_core": max(passing) if passing else 0,
+        "cpu_quota": None
+        if quota is None
+        else {
+            "share": quota.share,
+            "period_ms": quota.period_ms,
+            "kind": "real-time bandwidth" if harness.realtime else "CFS",
+        },
+        "max_calls": max(passing) if passing else 0,
+        "max_calls_per_core": round(
+            (max(passing) if passing else 0) / (quota.share if quota else 1)
+        ),
         "limited_by": _limit(last, passing),
-        "target_calls_per_core": 200,
+        "target_calls_per_core": 400,
     }
 
 
@@ -502,6 +553,12 @@ COLUMNS = [
     ("generator_core_share", "gen core"),
     ("passed", "pass"),
 ]
+QUOTA_COLUMNS = [
+    ("calls_per_core", "calls/core"),
+    ("quota_used", "quota used"),
+    ("throttled_pct", "throttled %"),
+    ("throttled_ms", "thr ms/s"),
+]
 
 
 def _row(step: dict[str, Any]) -> dict[str, Any]:
@@ -519,16 +576,32 @@ def _row(step: dict[str, Any]) -> dict[str, Any]:
         "h_p99": hop["p99"],
         "g_lag": step["generator_clock_lag_ms"]["p99"],
         "lost": lost,
+        **_throttling_cells(step.get("throttling")),
+    }
+
+
+def _throttling_cells(throttled: dict[str, Any] | None) -> dict[str, Any]:
+    if not throttled or throttled.get("throttled_share") is None:
+        return {}
+    return {
+        "throttled_pct": round(100 * throttled["throttled_share"], 1),
+        "throttled_ms": throttled["throttled_ms_per_s"],
     }
 
 
 def print_step(step: dict[str, Any]) -> None:
     """One progress line per finished step."""
     row = _row(step)
+    quota = ""
+    if row.get("cpu_quota"):
+        quota = (
+            f"quota used {row.get('quota_used')}, throttled {row.get('throttled_pct')} % of "
+            "periods, "
+        )
     print(
         f"  step {row['calls']:>4} calls: node core {row['node_cpu_core_share']}, "
         f"err p99 {row['t_p99']} ms, hop p99 {row['h_p99']} ms, lost {row['lost']}, "
-        f"late {row['late_frames']}, gen core {row['generator_core_share']}, "
+        f"late {row['late_frames']}, gen core {row['generator_core_share']}, {quota}"
         f"{'pass' if row['passed'] else 'FAIL'}",
         flush=True,
     )
@@ -545,11 +618,21 @@ def print_table(results: dict[str, Any]) -> None:
         "  hop = caller frame sent → audio appended at the model; lost = frames lost in + out;"
         " gen = load generator side"
     )
-    print(format_table(COLUMNS, [_row(step) for step in results["steps"]]))
+    quota = results.get("cpu_quota")
+    if quota:
+        print(
+            f"  node under a CPU quota of {quota['share']} core per {quota['period_ms']} ms "
+            f"(cgroup v1, {quota.get('kind', 'CFS')}); calls/core = calls ÷ quota; "
+            "throttled % = CFS periods whose budget ran out"
+        )
+    columns = COLUMNS + QUOTA_COLUMNS if quota else COLUMNS
+    print(format_table(columns, [_row(step) for step in results["steps"]]))
+    within = f"{results.get('max_calls', results['max_calls_per_core'])} calls" + (
+        f" in {quota['share']} core = {results['max_calls_per_core']} per core" if quota else ""
+    )
     print(
-        f"  max calls per core within budget (p99 ≤ {P99_BUDGET_MS} ms, 0 lost, generator "
-        "not saturated): "
-        f"{results['max_calls_per_core']} (target {results['target_calls_per_core']})"
+        f"  max calls within budget (p99 ≤ {P99_BUDGET_MS} ms, 0 lost, generator not "
+        f"saturated): {within} (target {results['target_calls_per_core']} per core)"
     )
     print(f"  limited by: {results['limited_by']}")
     saturated = [s["calls"] for s in results["steps"] if s["generator_saturated"]]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.cpu_quota import CpuQuota
 from bench.loadgen import LegSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,23 +55,24 @@ def core_plan() -> tuple[int | None, int | None]:
     return None, None
 
 
-def pin_to(cpu: int | None, role: str = "") -> None:
+def pin_to(cpu: int | None, role: str = "", *, fifo: bool | None = None) -> None:
     """Pins the calling thread (and threads it starts later) to `cpu` and raises its priority.
 
     Args:
         cpu: The core, or None to leave the affinity alone.
         role: ``node``, ``generator`` or ``helper`` (see `PRIORITIES`); empty keeps the
             priority.
+        fifo: SCHED_FIFO instead of niceness; None follows `realtime`.
     """
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {cpu})
     if not role:
         return
-    nice, fifo = PRIORITIES[role]
+    nice, priority = PRIORITIES[role]
     # Raising priority needs privileges; without them, run at the default.
     with contextlib.suppress(PermissionError, OSError):
-        if realtime:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(fifo))
+        if realtime if fifo is None else fifo:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
         else:
             os.nice(nice)
 
@@ -248,9 +250,11 @@ class NodeProcess:
         cpu: int | None,
         max_calls: int,
         extra_env: dict[str, str] | None = None,
+        quota: CpuQuota | None = None,
     ) -> None:
         self.port = free_port()
         self.cpu = cpu
+        self.quota = quota
         self.env = {
             **os.environ,
             **aws.env(),
@@ -278,14 +282,30 @@ class NodeProcess:
         return f"ws://127.0.0.1:{self.port}/audio"
 
     def start(self, log_path: Path, profile_path: Path | None = None) -> NodeProcess:
-        """Starts the node (under ``bench.node_probe``) and waits for ``/healthz``."""
-        cpu = self.cpu
+        """Starts the node (under ``bench.node_probe``) and waits for ``/healthz``.
+
+        With a quota the node runs in its cgroup (see `bench.cpu_quota`), which `stop`
+        removes.
+        """
+        if self.quota is not None:
+            self.quota.create()
         self.log_path = log_path
         self.probe_path = log_path.with_suffix(".pacing.json")
         self.probe_path.unlink(missing_ok=True)
         env = {**self.env, "BENCH_PROBE_PATH": str(self.probe_path)}
         if profile_path is not None:
             env["BENCH_PROFILE_PATH"] = str(profile_path)
+        try:
+            return self._start(env, log_path)
+        except BaseException:
+            if self.process is not None and self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(timeout=10)
+            if self.quota is not None:
+                self.quota.remove()
+            raise
+
+    def _start(self, env: dict[str, str], log_path: Path) -> NodeProcess:
         log = log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.node_probe"],
@@ -293,7 +313,7 @@ class NodeProcess:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=lambda: pin_to(cpu, "node"),
+            preexec_fn=self._enter,
         )
         log.close()
         deadline = time.monotonic() + 30
@@ -310,6 +330,17 @@ class NodeProcess:
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"media node did not become healthy: {self.tail()}")
+
+    def _enter(self) -> None:
+        """In the child, before the node starts: its cgroup, core and priority."""
+        if self.quota is not None:
+            # A real-time task may not join a group without real-time runtime (EINVAL): join
+            # at the normal policy, then take the policy the quota is enforced on.
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+            self.quota.enter()
+            pin_to(self.cpu, "node", fifo=self.quota.realtime)
+        else:
+            pin_to(self.cpu, "node")
 
     def tail(self, lines: int = 15) -> str:
         """The last lines of the node's log."""
@@ -347,6 +378,13 @@ class NodeProcess:
 
     async def stop(self) -> int | None:
         """SIGTERM (the node drains), then waits; kills it if it does not exit."""
+        try:
+            return await self._stop()
+        finally:
+            if self.quota is not None:
+                await asyncio.to_thread(self.quota.remove)
+
+    async def _stop(self) -> int | None:
         process = self.process
         if process is None or process.poll() is not None:
             return None if process is None else process.returncode

@@ -71,7 +71,16 @@ def main() -> None:
     parser.add_argument("--first-audio-delay", type=float, default=0.0)
     parser.add_argument("--greeting-s", type=float, default=2.0)
     parser.add_argument("--reply-s", type=float, default=3.0)
-    asyncio.run(serve(parser.parse_args()))
+    # uvloop when installed: the double's event loop is a third of its CPU at 100 calls, and
+    # the load side must never be what limits a capacity step.
+    try:
+        import uvloop
+    except ImportError:
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -74,8 +74,12 @@ def lambda_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def import_times(repeats: int = 5) -> dict[str, Any]:
-    """Import time (ms) of each handler module in a fresh interpreter, over `repeats` runs."""
+def import_times(repeats: int = 5, python: str | None = None) -> dict[str, Any]:
+    """Import time (ms) of each handler module in a fresh interpreter, over `repeats` runs.
+
+    Args:
+        python: The interpreter to import with (default: this one).
+    """
     results: dict[str, Any] = {}
     env = lambda_env()
     for module in handler_modules():
@@ -83,7 +87,7 @@ def import_times(repeats: int = 5) -> dict[str, Any]:
         error = None
         for _ in range(repeats):
             probe = subprocess.run(
-                [sys.executable, "-c", _IMPORT_PROBE.format(module=module)],
+                [python or sys.executable, "-c", _IMPORT_PROBE.format(module=module)],
                 capture_output=True,
                 text=True,
                 env=env,
@@ -273,11 +277,17 @@ def warm_invocations(count: int = 200, warmup: int = 20) -> dict[str, Any]:
         server.stop()
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """Import times and warm invocation times; `quick` takes fewer samples."""
+def run(quick: bool = False, python: str | None = None) -> dict[str, Any]:
+    """Import times and warm invocation times; `quick` takes fewer samples.
+
+    Args:
+        python: Interpreter for the import times (default: this one), e.g. a Python 3.12 venv
+            with only boto3 and Powertools installed, like the Lambda runtime.
+    """
     started = time.monotonic()
     results = {
-        "import_ms": import_times(repeats=3 if quick else 7),
+        "import_python": python or sys.executable,
+        "import_ms": import_times(repeats=3 if quick else 7, python=python),
         "warm": warm_invocations(count=50 if quick else 200, warmup=10 if quick else 20),
     }
     results["runtime_s"] = round(time.monotonic() - started, 1)
@@ -288,7 +298,10 @@ def print_table(results: dict[str, Any]) -> None:
     """Prints `run()` results."""
     from bench.report import format_table
 
-    print("Lambda handler import (cold start), ms, fresh interpreter per sample")
+    print(
+        "Lambda handler import (cold start), ms, fresh interpreter per sample: "
+        f"{results.get('import_python', '')}"
+    )
     rows = []
     for module, row in results["import_ms"].items():
         rows.append({"module": module, **row} if "error" not in row else {"module": module})

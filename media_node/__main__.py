@@ -17,6 +17,7 @@ import boto3
 from botocore.config import Config
 
 from mapokezi.config import ConfigError
+from media_node import event_loop
 from media_node.logging_setup import configure_logging
 from media_node.node_settings import NodeSettings, logging_level
 from media_node.server import MediaServer, SessionFactory, default_session_factory
@@ -70,11 +71,13 @@ def main() -> int:
     """Entry point of ``python -m media_node``."""
     try:
         node = NodeSettings.from_env()
+        loop_name, factory = event_loop.loop_factory(node.event_loop)
     except ConfigError as exc:
         print(f"media_node: {exc}", file=sys.stderr)
         return 2
     configure_logging(logging_level(node.log_level), service=node.service_name)
-    return asyncio.run(serve_node(node))
+    logger.info("starting", extra={"event_loop": loop_name, "node_id": node.node_id})
+    return event_loop.run(serve_node(node), factory)
 
 
 if __name__ == "__main__":

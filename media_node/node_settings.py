@@ -34,6 +34,8 @@ DEFAULT_GEMINI_LIVE_URL = (
 )
 DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+"""``EVENT_LOOP``: ``auto`` runs on uvloop when it is installed (see `media_node.event_loop`)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class NodeSettings:
     stream_token_secret: str = field(repr=False)
     openai_api_key: str | None = field(repr=False, default=None)
     uplink_append_ms: int = 40
+    event_loop: str = "auto"
     gemini_live_url: str = DEFAULT_GEMINI_LIVE_URL
     gemini_model: str = DEFAULT_GEMINI_MODEL
     gemini_api_key: str | None = field(repr=False, default=None)
@@ -146,6 +149,7 @@ class NodeSettings:
             gemini_model=env_str(env, "GEMINI_MODEL", DEFAULT_GEMINI_MODEL),
             gemini_api_key=gemini_api_key,
             gemini_key_problem=gemini_key_problem,
+            event_loop=_event_loop(env),
         )
 
 
@@ -155,6 +159,13 @@ def _model_key(name: str, env: Mapping[str, str]) -> tuple[str | None, str | Non
         return get_secret(name, env), None
     except ConfigError as exc:
         return None, str(exc)
+
+
+def _event_loop(env: Mapping[str, str]) -> str:
+    choice = env.get("EVENT_LOOP", "").strip().lower() or "auto"
+    if choice not in EVENT_LOOPS:
+        raise ConfigError(f"EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, got {choice!r}")
+    return choice
 
 
 def default_node_id() -> str:

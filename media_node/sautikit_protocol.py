@@ -183,9 +183,11 @@ def _decode_json(text: str | bytes) -> tuple[Any, str | None]:
         return None, str(error) or type(error).__name__
 
 
-def _containers(decoded: dict[str, Any], meta: StreamMetadata) -> list[tuple[str, Mapping]]:
+def _containers(
+    decoded: dict[str, Any], meta: StreamMetadata
+) -> list[tuple[str, Mapping[str, Any]]]:
     """The top-level object then its nested objects, with a prefix for provenance."""
-    containers: list[tuple[str, Mapping]] = [("", decoded)]
+    containers: list[tuple[str, Mapping[str, Any]]] = [("", decoded)]
     for key in _NESTED_KEYS:
         value = decoded.get(key)
         if isinstance(value, str) and key == "headers":
@@ -203,7 +205,7 @@ def _containers(decoded: dict[str, Any], meta: StreamMetadata) -> list[tuple[str
 
 
 def _find_text(
-    containers: list[tuple[str, Mapping]], keys: tuple[str, ...]
+    containers: list[tuple[str, Mapping[str, Any]]], keys: tuple[str, ...]
 ) -> tuple[str | None, str | None]:
     """First non-empty string or integer under any of `keys`, key priority before nesting."""
     for key in keys:
@@ -219,7 +221,7 @@ def _find_text(
 
 
 def _find_int(
-    containers: list[tuple[str, Mapping]],
+    containers: list[tuple[str, Mapping[str, Any]]],
     keys: tuple[str, ...],
     bounds: tuple[int, int],
     label: str,

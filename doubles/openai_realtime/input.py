@@ -27,13 +27,27 @@ _COMPACT_HEAD = '{"type":"input_audio_buffer.append","audio":"'
 _COMPACT_TAIL = '"}'
 _PCM16 = np.dtype("<i2")
 
+try:
+    from pybase64 import b64decode as _fast_decode
+except ImportError:  # pragma: no cover - exercised where pybase64 is not installed
+    _fast_decode = None
+
 
 def decode_audio(audio: Any) -> bytes:
     """Decode an append's ``audio``: strict base64, as ``b64decode(validate=True)``.
 
+    pybase64 (SIMD C, when installed) decodes what is plainly valid; anything it refuses goes
+    to the standard library's strict decoder, which decides as before (it also accepts padding
+    beyond the needed ``=``, which pybase64 refuses).
+
     Raises:
         RealtimeError: ``invalid_value`` unless it is base64 (alphabet and final padding only).
     """
+    if _fast_decode is not None and isinstance(audio, str):
+        try:
+            return _fast_decode(audio, validate=True)
+        except ValueError:
+            pass  # the strict decoder below decides
     try:
         return binascii.a2b_base64(audio, strict_mode=True)
     except (binascii.Error, ValueError, TypeError):

@@ -13,7 +13,6 @@ voice and formats are in force.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import logging
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mapokezi.profiles import Profile
+from media_node.models import pcm_base64
 from media_node.models.base import (
     AudioDelta,
     AudioDone,
@@ -61,7 +61,9 @@ FATAL_CODES = frozenset(
 FATAL_TYPES = frozenset({"server_error", "authentication_error", "rate_limit_error"})
 
 
-def session_config(profile: Profile, instructions: str, tools: list[dict[str, Any]]) -> dict:
+def session_config(
+    profile: Profile, instructions: str, tools: list[dict[str, Any]]
+) -> dict[str, Any]:
     """The ``session`` object of ``session.update`` for a call.
 
     Noise reduction is ``near_field``: a phone caller speaks into a handset or headset close to
@@ -111,7 +113,7 @@ def _dump(event: dict[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
-# The most frequent command by far: built around the base64 text rather than through
+# The most frequent command by far: a precomputed envelope around the base64 text rather than
 # json.dumps, which would scan the whole string for characters to escape (base64 has none).
 _APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
 _APPEND_TAIL = '"}'
@@ -119,7 +121,7 @@ _APPEND_TAIL = '"}'
 
 def append_audio(pcm: bytes) -> str:
     """``input_audio_buffer.append`` with 24 kHz PCM16."""
-    return _APPEND_HEAD + binascii.b2a_base64(pcm, newline=False).decode("ascii") + _APPEND_TAIL
+    return _APPEND_HEAD + pcm_base64.encode(pcm) + _APPEND_TAIL
 
 
 def response_create(instructions: str | None = None) -> str:
@@ -229,7 +231,7 @@ class OpenAIRealtimeProtocol:
         return [SessionReady()]
 
     def _on_error(self, event: dict[str, Any]) -> list[ModelEvent]:
-        error = event.get("error") if isinstance(event.get("error"), dict) else {}
+        error = _object(event, "error")
         code = str(error.get("code") or error.get("type") or "unknown")
         message = str(error.get("message") or "")
         fatal = not self.ready or code in FATAL_CODES or str(error.get("type") or "") in FATAL_TYPES
@@ -256,7 +258,7 @@ class OpenAIRealtimeProtocol:
 
     def _on_audio_delta(self, event: dict[str, Any]) -> list[ModelEvent]:
         try:
-            pcm = base64.b64decode(event.get("delta") or "", validate=True)
+            pcm = pcm_base64.decode(event.get("delta") or "")
         except (binascii.Error, ValueError):
             log.warning("model sent undecodable audio for item %s", event.get("item_id"))
             return []
@@ -309,7 +311,7 @@ class OpenAIRealtimeProtocol:
         return [FunctionCall(response_id, call_id, str(data.get("name") or ""), arguments)]
 
     def _on_response_done(self, event: dict[str, Any]) -> list[ModelEvent]:
-        response = event.get("response") if isinstance(event.get("response"), dict) else {}
+        response = _object(event, "response")
         response_id = str(response.get("id") or "")
         if self.active_response == response_id or not response_id:
             self.active_response = None
@@ -317,6 +319,12 @@ class OpenAIRealtimeProtocol:
         for item in response.get("output") or []:
             if isinstance(item, dict) and item.get("type") == "function_call":
                 events.extend(self._function_call(response_id, item))
-        usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
+        usage = _object(response, "usage")
         events.append(ResponseDone(response_id, str(response.get("status") or ""), usage))
         return events
+
+
+def _object(event: dict[str, Any], key: str) -> dict[str, Any]:
+    """``event[key]`` when it is a JSON object, else an empty one (the server's shapes vary)."""
+    value = event.get(key)
+    return value if isinstance(value, dict) else {}

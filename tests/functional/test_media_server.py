@@ -604,6 +604,8 @@ def test_python_m_media_node_drains_on_sigterm_and_exits_0() -> None:
             stderr=subprocess.STDOUT,
         )
         lines = _line_reader(process.stdout)
+        starting = _next_json(lines, lambda d: d.get("message") == "starting")
+        assert starting["event_loop"] == "uvloop"  # the default whenever uvloop is installed
         listening = _next_json(lines, lambda d: d.get("message") == "media node listening")
         base = f"http://127.0.0.1:{listening['port']}"
         with urllib.request.urlopen(f"{base}/healthz", timeout=WAIT) as response:

@@ -79,8 +79,12 @@ class Server:
 
 
 async def open_client(port: int) -> Any:
-    sock = socket.create_connection(("127.0.0.1", port))
+    # The receive buffer is set before connecting: the window TCP advertises (and its scale) is
+    # fixed at the handshake, so a buffer shrunk afterwards would still let the server push tens
+    # of kilobytes through without flow control ever pausing it.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
     return await connect(f"ws://127.0.0.1:{port}", sock=sock, max_queue=1, max_size=None)
 
 

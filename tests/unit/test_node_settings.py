@@ -168,3 +168,13 @@ def test_unset_secrets_of_both_providers_stop_the_node_with_both_reasons(aws: No
     assert node.gemini_api_key == "g-key"
     assert openai_arn in (node.unavailable_reason("openai") or "")
     config.secrets_client.cache_clear()
+
+
+def test_event_loop_choice() -> None:
+    assert NodeSettings.from_env(BASE).event_loop == "auto"
+    for choice in ("auto", "uvloop", "asyncio"):
+        assert NodeSettings.from_env({**BASE, "EVENT_LOOP": f" {choice.upper()} "}).event_loop == (
+            choice
+        )
+    with pytest.raises(ConfigError, match="EVENT_LOOP must be one of"):
+        NodeSettings.from_env({**BASE, "EVENT_LOOP": "tokio"})

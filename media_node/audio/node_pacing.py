@@ -1,0 +1,116 @@
+"""One pacing clock for the whole node: every 20 ms tick releases every call's due frames.
+
+Today each call re-arms a loop timer for its own next frame, so N calls cost 50·N timer
+callbacks a second, each a separate wake-up of the event loop (``bench/loop_cost.py`` measures
+a node-wide tick at about half the loop cost on uvloop). `NodePacing` is the sans-I/O core of
+the alternative: the I/O shell arms one timer per tick and calls `tick`, which releases the due
+frames of every call's `Pacer` in one pass; audio that arrives between ticks calls `kick` for
+its call alone.
+
+The calls' timelines are kept on one grid of `tick_ms` steps. Releases are made at grid times
+(the tick's scheduled time, not the moment the timer fired; `kick` uses the next grid point),
+so every timeline starts on the grid and every later slot falls on a tick: a frame is never
+waiting for the next tick, and its timing error is exactly how late the tick ran, which
+`stats` records. A tick that runs more than a whole step late releases what fell due at the
+skipped grid points as well, with their lateness counted by each pacer as usual.
+
+Frames stay exactly one pacer frame each, the playout ledger records the same slots as with
+per-call timers, and a barge-in is unchanged: ``pacer.clear(now)`` empties the call's queue, so
+the next tick releases nothing for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from media_node.audio.ledger import to_us
+from media_node.audio.pacer import Pacer, Released
+from media_node.audio.pcm import FRAME_MS
+
+
+@dataclass
+class TickStats:
+    """How the node's ticks ran."""
+
+    ticks: int = 0
+    frames_released: int = 0
+    max_lateness_ms: float = 0.0
+    late_ticks: int = 0
+    """Ticks that ran a whole step or more after their grid time."""
+
+
+class NodePacing:
+    """The node-wide grid and the calls' pacers on it.
+
+    Args:
+        tick_ms: Grid step; the pacers' frame length (20 ms).
+        origin: A monotonic time (seconds) on the grid, e.g. when the node started.
+    """
+
+    def __init__(self, tick_ms: int = FRAME_MS, origin: float = 0.0) -> None:
+        if tick_ms <= 0:
+            raise ValueError(f"tick_ms must be positive, got {tick_ms}")
+        self.tick_us = tick_ms * 1000
+        self.origin_us = to_us(origin)
+        self.pacers: dict[Hashable, Pacer] = {}
+        self.stats = TickStats()
+        # The latest time given to any pacer: a kick may already have used the grid point of
+        # a tick whose timer runs late, and a pacer's time must never go back.
+        self._latest = float("-inf")
+
+    def add(self, key: Hashable, pacer: Pacer) -> None:
+        """Puts a call's pacer on the clock (its frames must be `tick_ms` long)."""
+        if pacer.frame_ms * 1000 != self.tick_us:
+            raise ValueError(f"pacer frames are {pacer.frame_ms} ms, the grid steps {self.tick_us}")
+        self.pacers[key] = pacer
+
+    def remove(self, key: Hashable) -> None:
+        """Takes a call's pacer off the clock (the call ended)."""
+        self.pacers.pop(key, None)
+
+    def grid_at_or_after(self, now: float) -> float:
+        """The first grid time not before `now` (seconds)."""
+        offset = to_us(now) - self.origin_us
+        steps = -(-offset // self.tick_us)  # ceiling division
+        return (self.origin_us + steps * self.tick_us) / 1_000_000
+
+    def next_tick(self, now: float) -> float:
+        """When the I/O shell should run the next tick: the first grid time after `now`."""
+        offset = to_us(now) - self.origin_us
+        return (self.origin_us + (offset // self.tick_us + 1) * self.tick_us) / 1_000_000
+
+    def tick(self, due: float, now: float) -> list[tuple[Hashable, Released]]:
+        """Releases every call's frames due by the grid time `due`; the timer fired at `now`.
+
+        Returns:
+            ``(call key, frame)`` pairs in call order, each call's frames in playout order.
+        """
+        lateness_ms = max(0.0, (to_us(now) - to_us(due)) / 1000)
+        stats = self.stats
+        stats.ticks += 1
+        stats.max_lateness_ms = max(stats.max_lateness_ms, lateness_ms)
+        if lateness_ms * 1000 >= self.tick_us:
+            stats.late_ticks += 1
+        # A timer more than a step late releases up to the last grid point that has passed.
+        passed = self.next_tick(now) - self.tick_us / 1_000_000
+        at = self._latest = max(due, passed, self._latest)
+        released = [
+            (key, frame) for key, pacer in self.pacers.items() for frame in pacer.release(at)
+        ]
+        stats.frames_released += len(released)
+        return released
+
+    def kick(self, key: Hashable, now: float) -> list[Released]:
+        """Audio for one call arrived between ticks: what it may send at once.
+
+        A reply's first frames go out now rather than at the next tick, with their slots on the
+        grid (the next grid point, at most one step ahead, well inside the pacer's lead).
+        """
+        pacer = self.pacers.get(key)
+        if pacer is None:
+            return []
+        at = self._latest = max(self.grid_at_or_after(now), self._latest)
+        frames = pacer.release(at)
+        self.stats.frames_released += len(frames)
+        return frames
