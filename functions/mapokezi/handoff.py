@@ -98,16 +98,21 @@ def state_change(state: str, at: float, reason: str | None = None) -> dict[str, 
     return change
 
 
-def time_to_person_ms(changes: list[Mapping[str, Any]], connected_at: float) -> int | None:
-    """Milliseconds from the last ``requested`` change to ``connected_at`` (epoch seconds)."""
+def last_requested_at(changes: list[Mapping[str, Any]]) -> float | None:
+    """Epoch seconds of the last ``requested`` change, or None."""
     requested = [c.get("at") for c in changes if c.get("state") == REQUESTED and c.get("at")]
     if not requested:
         return None
     try:
-        start = datetime.fromisoformat(str(requested[-1]).replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(str(requested[-1]).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
-    return max(0, round((connected_at - start) * 1000))
+
+
+def time_to_person_ms(changes: list[Mapping[str, Any]], connected_at: float) -> int | None:
+    """Milliseconds from the last ``requested`` change to ``connected_at`` (epoch seconds)."""
+    start = last_requested_at(changes)
+    return None if start is None else max(0, round((connected_at - start) * 1000))
 
 
 def person_leg_cost(cdr: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -46,6 +46,9 @@ STEP_FOLLOW = "follow"
 #: ``RESCUE_CONNECTED_POLL_SECONDS`` overrides it.
 CONNECTED_FOLLOW_SECONDS = 30.0
 MAX_FOLLOW_SECONDS = 900  # SQS's longest delay
+#: A claim this old with no supervision asked for was left by an invocation that died (the
+#: rescue function times out after 30 s); younger ones belong to an invocation still at work.
+STALE_CLAIM_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -213,10 +216,9 @@ def run_job(
     profile = store.get_profile(table, str(call.get("to")))
     policy = h.SupervisionPolicy.for_profile(profile.dial_timeout_seconds if profile else 30)
     rescue = _Rescue(job, call, table, client, enqueue, now, notify or notify_missed_caller)
-    claimed_earlier = pending.get("path") == h.PATH_RESCUE and not pending.get("supervision_id")
-    if job.step == STEP_CHECK and not claimed_earlier:
-        # A check redelivered after claiming but before asking for the supervision goes on
-        # below as a follow-up, which asks (again, with the same Idempotency-Key).
+    if job.step == STEP_CHECK and not _abandoned_claim(pending, now()):
+        # A check redelivered after an invocation claimed the rescue and died before asking
+        # for the supervision goes on below as a follow-up, which asks (same Idempotency-Key).
         if pending.get("state") != store.HANDOFF_PENDING:
             return RescueOutcome("not_needed")  # dialled after a re-POST, or already rescued
         if call.get("status") == store.STATUS_ENDED:
@@ -242,6 +244,13 @@ def run_job(
         attempts=int(pending.get("rescue_attempts") or 1),
     )
     return rescue.follow(pending, tracker, profile)
+
+
+def _abandoned_claim(pending: Mapping[str, Any], now: float) -> bool:
+    if pending.get("path") != h.PATH_RESCUE or pending.get("supervision_id"):
+        return False
+    claimed_at = h.last_requested_at(pending.get("changes") or [])
+    return claimed_at is None or now - claimed_at > STALE_CLAIM_SECONDS
 
 
 class _Rescue:
