@@ -35,6 +35,9 @@ class CallMetrics:
     frames_in: int = 0
     oversized_frames: int = 0
     usage: dict[str, int] = field(default_factory=dict)
+    handoffs_connected: int = 0
+    handoffs_failed: int = 0
+    time_to_person_ms: float | None = None
 
     def add_usage(self, usage: dict[str, Any]) -> None:
         """Adds a response's token usage (nested ``*_details`` flattened with a prefix)."""
@@ -70,6 +73,9 @@ class CallMetrics:
             "frames_in": self.frames_in,
             "oversized_frames": self.oversized_frames,
             "usage": dict(self.usage),
+            "handoffs_connected": self.handoffs_connected,
+            "handoffs_failed": self.handoffs_failed,
+            "time_to_person_ms": _round(self.time_to_person_ms),
         }
         return record
 
@@ -87,6 +93,9 @@ _EMF_METRICS = (
     ("underruns", "Underruns", "Count"),
     ("late_frames", "LateFrames", "Count"),
     ("chipmunk_warnings", "ChipmunkWarnings", "Count"),
+    ("handoffs_connected", "HandoffsConnected", "Count"),
+    ("handoffs_failed", "HandoffsFailed", "Count"),
+    ("time_to_person_ms", "TimeToPersonMs", "Milliseconds"),
 )
 
 

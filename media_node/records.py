@@ -13,6 +13,7 @@ whose summary was rewritten) supersedes an older one still being retried.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -197,9 +198,13 @@ class CallRecords:
             log.info("call %s: %s attempt %d answered %r", self.call_id, what, retry + 1, result)
             return bool(result)
 
-    async def handoff(self, handoff: Mapping[str, Any]) -> bool:
-        """Writes the pending handoff (read by the voice webhook on StreamStopped)."""
-        written = await self._write("handoff", store.record_handoff, dict(handoff))
+    async def handoff(
+        self, handoff: Mapping[str, Any], *, state: str = store.HANDOFF_PENDING
+    ) -> bool:
+        """Writes the handoff (read by the voice webhook on StreamStopped); ``state`` is
+        ``requested`` when the node rings the person itself (a supervised transfer)."""
+        write = functools.partial(store.record_handoff, state=state)
+        written = await self._write("handoff", write, dict(handoff))
         if written:
             log.info("call %s: handoff %s written", self.call_id, dict(handoff))
         return bool(written)

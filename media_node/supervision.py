@@ -27,11 +27,18 @@ from typing import Any
 
 from mapokezi import handoff as h
 from mapokezi import store
-from mapokezi.sautikit_api import SautikitApiError, phone_supervisor
+from mapokezi.sautikit_api import SautikitApiError, SautikitClient, phone_supervisor
 
 log = logging.getLogger(__name__)
 
 Hook = Callable[..., Awaitable[None]]
+
+
+def platform_client() -> SautikitClient:
+    """A Sautikit REST client from the environment (``SautikitClient.from_env``; the key may
+    come from Secrets Manager, so call it off the event loop). Raises ``ConfigError`` when no
+    API key is configured."""
+    return SautikitClient.from_env()
 
 
 class SupervisedTransfer:

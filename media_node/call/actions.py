@@ -38,9 +38,10 @@ class FlushCallerAudio:
 
 @dataclass(frozen=True, slots=True)
 class CreateResponse:
-    """Ask the model to speak now, with these instructions for this reply."""
+    """Ask the model to speak now, with these instructions for this reply (None: the session's
+    own, e.g. to answer a tool's output)."""
 
-    instructions: str
+    instructions: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +74,40 @@ class AddSystemMessage:
 
 @dataclass(frozen=True, slots=True)
 class WriteHandoff:
-    """Write the handoff to the call record (answer: HandoffWritten)."""
+    """Write the handoff to the call record (answer: HandoffWritten).
+
+    ``choose_path``: a transfer the model asked for; the shell looks up what was learned about
+    the platform on this number, chooses dial or supervise (`mapokezi.handoff.choose_path`) and
+    says which in its answer.
+    """
 
     handoff: dict[str, Any]
+    choose_path: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StartSupervision:
+    """Run the supervised transfer of the written handoff (answers: HandoffProgress events)."""
+
+    handoff: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StopSupervision:
+    """The caller left: cancel a supervision still ringing (DELETE) and stop following it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReopenModel:
+    """Open a new model session for the call (the person left; the receptionist comes back)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TakeMessage:
+    """Store and publish the caller's message (answer: MessageTaken)."""
+
+    call_id: str
+    arguments: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +156,8 @@ KILL_AUDIO = SendKillAudio()
 FLUSH_CALLER_AUDIO = FlushCallerAudio()
 CANCEL_RESPONSE = CancelResponse()
 CLOSE_MODEL = CloseModel()
+STOP_SUPERVISION = StopSupervision()
+REOPEN_MODEL = ReopenModel()
 
 Action = (
     KickPacer
@@ -136,6 +170,10 @@ Action = (
     | SendFunctionOutput
     | AddSystemMessage
     | WriteHandoff
+    | StartSupervision
+    | StopSupervision
+    | ReopenModel
+    | TakeMessage
     | CloseModel
     | CloseSocket
     | SetTimer

@@ -17,7 +17,7 @@ from typing import Any
 
 from mapokezi.profiles import Profile
 from media_node import prompts
-from media_node.assets import load_line
+from media_node.assets import load_hold, load_line
 from media_node.audio import PacerStats
 from media_node.call import actions as a
 from media_node.call import events as e
@@ -34,6 +34,7 @@ from media_node.call.state import (
     Reason,
     Timer,
 )
+from media_node.call.supervised import Supervised
 from media_node.call.transcript import Transcript, handoff_summary, resolve_handoff, truncate_point
 from media_node.call.watchdog import Deadline, Watchdog
 from media_node.context import CallTimeouts
@@ -67,6 +68,7 @@ class CallCore:
         supports_truncate: Whether the model can be told what the caller heard.
         pacer_lead_ms: How far ahead of real time frames are released.
         lines: The PCM of a pre-rendered line at a rate (default: the packaged WAVs).
+        hold: The PCM of one round of the hold loop at a rate (default: the packaged WAV).
     """
 
     def __init__(
@@ -79,12 +81,17 @@ class CallCore:
         supports_truncate: bool,
         pacer_lead_ms: float,
         lines: Callable[[str, int], bytes] = load_line,
+        hold: Callable[[int], bytes] = load_hold,
     ) -> None:
         self.call_id = call_id
         self.profile = profile
         self.timeouts = timeouts
         self.supports_truncate = supports_truncate
         self.lines = lines
+        self.hold = hold
+        self.supervised: Supervised | None = None
+        self._opening: str | None = None  # the first reply of a reopened model session
+        self.messages: list[dict[str, Any]] = []
         self.rate = profile.audio.sample_rate
         self.playback = Playback(model_output_rate, self.rate, pacer_lead_ms)
         self.transcript = Transcript()
@@ -167,7 +174,10 @@ class CallCore:
             case m.FunctionCall():
                 self._on_function_call(event, now, out)
             case m.SessionReady():
-                if self.state is CallState.GREETING:
+                if self._opening is not None:
+                    out.append(a.CreateResponse(self._opening))
+                    self._opening = None
+                elif self.state is CallState.GREETING:
                     out.append(a.CreateResponse(prompts.greeting_instructions(self.profile)))
             case m.ModelError():
                 level = logging.WARNING if event.fatal else logging.INFO
@@ -198,7 +208,14 @@ class CallCore:
                 self._on_timer(event.timer, now, out)
             case e.HandoffWritten():
                 if self.ending is not None:
-                    self.ending.handoff_written(now, out)
+                    self.ending.handoff_written(now, out, event.path)
+            case e.HandoffProgress():
+                if self.supervised is not None:
+                    self.supervised.progress(
+                        event.state, event.reason, event.time_to_person_ms, now, out
+                    )
+            case e.MessageTaken():
+                self._on_message_taken(event, out)
             case e.KillAudioSent():
                 if self._barge_in_at is not None:
                     self.metrics.barge_in_stop_ms.append((now - self._barge_in_at) * 1000)
@@ -247,6 +264,8 @@ class CallCore:
         self.state = state
         self._uplink = self.model_open and state in TALKING
 
+    enter = _enter
+
     @property
     def model_open(self) -> bool:
         """Whether the model session takes caller audio and commands."""
@@ -274,6 +293,8 @@ class CallCore:
         state = self.state
         if state is CallState.ENDING:
             return self.ending is not None and self.ending.kind is EndingKind.SPOKEN
+        if state is CallState.HOLDING or state is CallState.BRIDGED:
+            return self.supervised is not None and self.supervised.introducing
         return state is not CallState.ENDED
 
     def _on_speech_started(self, event: m.SpeechStarted, now: float, out: list[a.Action]) -> None:
@@ -319,6 +340,8 @@ class CallCore:
             self._model_lost("model response failed", now, out)
         if self.ending is not None:
             self.ending.response_done(event.response_id, now, out)
+        elif self.supervised is not None and self.state is CallState.BRIDGED:
+            self.supervised.response_done(now, out)
         self._watch(now, out)
 
     def _model_lost(self, why: str, now: float, out: list[a.Action]) -> None:
@@ -332,11 +355,18 @@ class CallCore:
     # --- tools ---------------------------------------------------------------------------
 
     def _on_function_call(self, call: m.FunctionCall, now: float, out: list[a.Action]) -> None:
-        if call.name not in (prompts.TRANSFER_TOOL, prompts.END_CALL_TOOL):
+        if call.name not in (
+            prompts.TRANSFER_TOOL,
+            prompts.END_CALL_TOOL,
+            prompts.TAKE_MESSAGE_TOOL,
+        ):
             log.warning("call %s: model called unknown tool %r", self.call_id, call.name)
             return
         if self.state not in TALKING:
             log.info("call %s: tool call %s ignored while %s", self.call_id, call.name, self.state)
+            return
+        if call.name == prompts.TAKE_MESSAGE_TOOL:
+            out.append(a.TakeMessage(call.call_id, dict(call.arguments)))
             return
         kind = HandoffKind.TRANSFER if call.name == prompts.TRANSFER_TOOL else HandoffKind.HANGUP
         reason = str(call.arguments.get("reason") or call.name)
@@ -347,7 +377,45 @@ class CallCore:
         )
         outcome = Outcome.TRANSFER if kind is HandoffKind.TRANSFER else Outcome.HANGUP
         instructions = prompts.handoff_line_instructions(self.profile, kind)
-        self._start(Ending.spoken(self, handoff, outcome, instructions, call.call_id), now, out)
+        ending = Ending.spoken(self, handoff, outcome, instructions, call.call_id)
+        ending.choose_path = kind is HandoffKind.TRANSFER
+        self._start(ending, now, out)
+
+    def _on_message_taken(self, event: e.MessageTaken, out: list[a.Action]) -> None:
+        """The message was stored (or not): the model hears the result and speaks about it."""
+        if event.output.get("saved"):
+            self.messages.append(event.output)
+        if not self.model_open or self.state not in TALKING:
+            return
+        out.append(a.SendFunctionOutput(event.call_id, event.output))
+        if self.response is None:
+            out.append(a.CreateResponse(None))
+
+    # --- supervised transfers ------------------------------------------------------------
+
+    def hold_for_person(self, handoff: dict[str, Any], now: float, out: list[a.Action]) -> None:
+        """The handoff line of a supervised transfer has played: hold while a person is rung."""
+        self.supervised = Supervised(self, handoff)
+        self.supervised.start(now, out)
+
+    def come_back(self, instructions: str, now: float, out: list[a.Action]) -> None:
+        """The receptionist takes the call back (nobody came, or the person left)."""
+        self._enter(CallState.LISTENING)
+        if not self.model_open:
+            self.fail("the model is gone after a supervised transfer", now, out)
+            return
+        out.append(a.CreateResponse(instructions))
+        self._dog.agent_busy()
+        self._watch(now, out)
+
+    def reopen_model(self, instructions: str, now: float, out: list[a.Action]) -> None:
+        """A new model session for the caller; its first reply follows `instructions`."""
+        self.model_link = ModelLink.CONNECTING
+        self._opening = instructions
+        self._enter(CallState.LISTENING)
+        out.append(a.REOPEN_MODEL)
+        self._dog.agent_busy()
+        self._watch(now, out)
 
     # --- deadlines -------------------------------------------------------------------------
 
@@ -361,6 +429,9 @@ class CallCore:
             outcome = self.ending.outcome if self.ending is not None else Outcome.FAILED
             log.warning("call %s: drain deadline reached", self.call_id)
             self.close_call(outcome, now, out)
+        elif timer is Timer.HOLD_REFILL or timer is Timer.INTRODUCTION:
+            if self.supervised is not None:
+                self.supervised.timer_fired(timer, now, out)
         elif self.ending is not None:
             self.ending.timer_fired(timer, now, out)
 
@@ -463,6 +534,7 @@ class CallCore:
         if self._uplink:
             out.append(a.FLUSH_CALLER_AUDIO)
         self.close = {"code": 1000, "by": str(ClosedBy.NODE), "reason": ""}
+        self._stop_supervision(out)
         out.append(a.CLOSE_MODEL)
         out.append(a.CloseSocket(1000))
         self._end(outcome, out)
@@ -474,8 +546,14 @@ class CallCore:
         log.info("call %s: media socket closed (%s)", self.call_id, outcome, extra=self.close)
         if self._uplink:
             out.append(a.FLUSH_CALLER_AUDIO)
+        self._stop_supervision(out)
         out.append(a.CLOSE_MODEL)
         self._end(outcome, out)
+
+    def _stop_supervision(self, out: list[a.Action]) -> None:
+        if self.supervised is not None and self.supervised.active:
+            self.supervised.active = False
+            out.append(a.STOP_SUPERVISION)
 
     def _end(self, outcome: Outcome, out: list[a.Action]) -> None:
         self.outcome = outcome

@@ -9,6 +9,9 @@ waits for the platform's playout buffer, and closes the model, then the socket (
     SPOKEN: WRITING_HANDOFF ─▶ function output, ask for the line ─▶ WAITING_LINE ─▶ PLAYING_LINE
     both:   … ─▶ FINISHING ─▶ CLOSING
 
+A transfer written with ``path="supervise"`` does not finish: once its line has played the call
+holds while a person is rung (`media_node.call.supervised`).
+
 Without the model (it failed or closed), a spoken ending skips its line.
 """
 
@@ -18,7 +21,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from media_node.call import actions as a
-from media_node.call.state import EndingKind, EndingPhase, HandoffKind, Line, Outcome, Reason, Timer
+from media_node.call.state import (
+    EndingKind,
+    EndingPhase,
+    HandoffKind,
+    HandoffPath,
+    Line,
+    Outcome,
+    Reason,
+    Timer,
+)
 from media_node.call.transcript import handoff_summary, resolve_handoff
 
 if TYPE_CHECKING:
@@ -53,6 +65,9 @@ class Ending:
     line_requested: bool = False
     line_response: str | None = None
     playout_limit: float = 0.0
+    choose_path: bool = False
+    """A transfer the model asked for: the handoff write chooses dial or supervise."""
+    path: HandoffPath | None = None
 
     @classmethod
     def with_line(cls, core: CallCore, line: Line, outcome: Outcome, reason: Reason) -> Ending:
@@ -86,17 +101,23 @@ class Ending:
                 out.append(a.KILL_AUDIO)
             playback.play_line(core.lines(self.line, core.rate))
             out.append(a.KICK)
-        self._write(self.handoff, out)
+        self._write(self.handoff, out, choose_path=self.choose_path)
 
-    def _write(self, handoff: dict[str, Any], out: list[a.Action]) -> None:
+    def _write(
+        self, handoff: dict[str, Any], out: list[a.Action], *, choose_path: bool = False
+    ) -> None:
         self.core.handoff = handoff
-        out.append(a.WriteHandoff(handoff))
+        out.append(a.WriteHandoff(handoff, choose_path))
 
     # --- events, as the core passes them on ------------------------------------------------
 
-    def handoff_written(self, now: float, out: list[a.Action]) -> None:
-        """The last `WriteHandoff` is done."""
+    def handoff_written(
+        self, now: float, out: list[a.Action], path: HandoffPath | None = None
+    ) -> None:
+        """The last `WriteHandoff` is done (`path`: how the transfer reaches the person)."""
         core = self.core
+        if self.phase is EndingPhase.WRITING_HANDOFF:
+            self.path = path
         if self.phase is EndingPhase.FINISHING:
             out.append(a.SetTimer(Timer.CLOSE_MARGIN, now + core.timeouts.close_margin))
             return
@@ -158,10 +179,17 @@ class Ending:
 
     def _check_playout(self, now: float, out: list[a.Action]) -> None:
         playback = self.core.playback
+        if self.path is HandoffPath.SUPERVISE and playback.idle_at(now) is not None:
+            # The whole line is queued: the hold loop goes right behind it, without a gap.
+            self.core.hold_for_person(self.handoff, now, out)
+            return
         if playback.busy(now) and now < self.playout_limit:
             idle_at = playback.idle_at(now)
             at = now + PLAYOUT_POLL if idle_at is None else idle_at
             out.append(a.SetTimer(Timer.PLAYOUT, min(at, self.playout_limit)))
+            return
+        if self.path is HandoffPath.SUPERVISE:
+            self.core.hold_for_person(self.handoff, now, out)  # the line never ended: hold now
             return
         self._finish(now, out)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from websockets.frames import Close
 
-from media_node.call.state import ClosedBy, Timer
+from media_node.call.state import ClosedBy, HandoffPath, Timer
 from media_node.inbound import DecodePlan
 from media_node.models.base import ModelEvent
 
@@ -103,9 +103,35 @@ class TimerFired:
 
 @dataclass(frozen=True, slots=True)
 class HandoffWritten:
-    """A `WriteHandoff` finished (``ok`` False: the write failed, which was logged)."""
+    """A `WriteHandoff` finished (``ok`` False: the write failed, which was logged).
+
+    ``path`` is how the transfer reaches the person when the write chose one (`supervise`: the
+    shell asked for it to be written with ``state="requested"``); None: the dial path.
+    """
 
     ok: bool
+    path: HandoffPath | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffProgress:
+    """What the supervised transfer reached (`media_node.supervision.SupervisedTransfer`).
+
+    ``state``: ``connected`` (``time_to_person_ms`` set), ``person_left``, or ``nobody`` (with
+    the ``reason``: ring_timeout, busy, no_answer, a refusal, …).
+    """
+
+    state: str
+    reason: str = ""
+    time_to_person_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTaken:
+    """A `TakeMessage` finished; ``output`` is what `media_node.messages.take_message` returned."""
+
+    call_id: str
+    output: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +162,8 @@ CallEvent = (
     | ModelConnectFailed
     | TimerFired
     | HandoffWritten
+    | HandoffProgress
+    | MessageTaken
     | KillAudioSent
     | DrainRequested
     | InternalError

@@ -14,20 +14,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
+from mapokezi import handoff as h
+from mapokezi import store
 from mapokezi.profiles import Profile
 from mapokezi.store import now_iso
-from media_node import prompts
+from media_node import messages, prompts, supervision
 from media_node.audio import FrameTooLargeError, PacerStats
 from media_node.call import actions as a
 from media_node.call import events as e
 from media_node.call.core import CallCore
-from media_node.call.state import Outcome, Timer
+from media_node.call.state import HandoffPath, Outcome, Timer
 from media_node.context import NodeContext
 from media_node.inbound import InboundAudio, decode_plan
 from media_node.metrics import CallMetrics, emf_line
@@ -78,6 +81,9 @@ class CallSession:
         self._idle.set()
         self._after_kill: list[a.Action] | None = None  # pacer actions held behind a killAudio
         self._connected_at = ""
+        self._supervision: supervision.SupervisedTransfer | None = None
+        self._handoff_id: str | None = None
+        self._supervision_stopped = False  # the caller left before the supervision began
 
     @property
     def metrics(self) -> CallMetrics:
@@ -90,9 +96,7 @@ class CallSession:
         """Runs the call to its end; returns the media outcome. Never raises for call failures."""
         self._connected_at = now_iso()
         try:
-            self.model = self.node.model_factory(
-                self.profile, prompts.session_instructions(self.profile)
-            )
+            self.model = self._new_model()
             core = self.core = CallCore(
                 call_id=self.call_id,
                 profile=self.profile,
@@ -114,6 +118,10 @@ class CallSession:
         finally:
             await self._cleanup()
         return str(self._outcome())
+
+    def _new_model(self) -> m.ModelSession:
+        instructions = prompts.session_instructions(self.profile, take_messages=True)
+        return self.node.model_factory(self.profile, instructions)
 
     async def drain(self, deadline: float) -> None:
         """The node is shutting down: end the call by `deadline` (a `node.clock` time).
@@ -141,6 +149,8 @@ class CallSession:
             self._feed(e.InternalError(f"{loop.__name__} failed"))
 
     async def _cleanup(self) -> None:
+        if self._supervision is not None:
+            self._supervision.caller_left()  # nothing may stay ringing once the call is over
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
@@ -237,7 +247,7 @@ class CallSession:
                     self._feed(e.OversizedFrame(str(exc)))
                     continue
                 if forward and model_pcm:
-                    await model.send_audio(model_pcm)
+                    await self.model.send_audio(model_pcm)
         except ConnectionClosed:
             pass
         protocol = self.ws.protocol
@@ -256,6 +266,8 @@ class CallSession:
             return
         self._feed(e.ModelConnected())
         async for event in model.events():
+            if model is not self.model:
+                return  # a session closed on purpose and replaced (`ReopenModel`)
             self._feed(event)
 
     def _fire(self, timer: Timer) -> None:
@@ -299,7 +311,15 @@ class CallSession:
                 if tail:
                     self._queue(tail)
             elif kind is a.WriteHandoff:
-                self._spawn(self._write_handoff(action.handoff))  # type: ignore[union-attr]
+                self._spawn(self._write_handoff(action))  # type: ignore[arg-type]
+            elif kind is a.StartSupervision:
+                self._spawn(self._supervise(action.handoff))  # type: ignore[union-attr]
+            elif kind is a.StopSupervision:
+                self._supervision_stopped = True
+                if self._supervision is not None:
+                    self._supervision.caller_left()
+            elif kind is a.TakeMessage:
+                self._spawn(self._take_message(action))  # type: ignore[arg-type]
             elif kind is a.End:
                 self._ended.set()
             else:
@@ -372,10 +392,98 @@ class CallSession:
             case a.CloseModel():
                 with contextlib.suppress(Exception):
                     await model.aclose()
+            case a.ReopenModel():
+                with contextlib.suppress(Exception):
+                    await model.aclose()
+                self.model = self._new_model()
+                self._readers.append(asyncio.create_task(self._guard(self._model_loop)))
             case a.CloseSocket():
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.ws.close(item.code), CLOSE_WAIT)
 
-    async def _write_handoff(self, handoff: dict[str, Any]) -> None:
-        ok = await self.records.handoff(handoff)
-        self._feed(e.HandoffWritten(ok))
+    async def _write_handoff(self, action: a.WriteHandoff) -> None:
+        path = await self._choose_path() if action.choose_path else HandoffPath.DIAL
+        if path is HandoffPath.SUPERVISE:
+            self._handoff_id = uuid.uuid4().hex
+            handoff = {**action.handoff, "path": str(path), "handoff_id": self._handoff_id}
+            ok = await self.records.handoff(handoff, state=h.REQUESTED)
+        else:
+            ok = await self.records.handoff(action.handoff)
+        self._feed(e.HandoffWritten(ok, path))
+
+    async def _choose_path(self) -> HandoffPath:
+        """Dial or supervise for this transfer: the profile's strategy and what the platform was
+        seen to do on this number (a failed look-up counts as nothing learned)."""
+        learned: str | None = None
+        try:
+            behaviour = await asyncio.to_thread(
+                store.platform_behaviour, self.node.table, self.profile.number
+            )
+        except Exception:
+            log.exception("call %s: reading the platform's behaviour failed", self.call_id)
+            behaviour = None
+        if behaviour is not None:
+            learned = behaviour.get("after_stream")
+        return HandoffPath(h.choose_path(self.profile.handoff.strategy, learned))
+
+    async def _supervise(self, handoff: dict[str, Any]) -> None:
+        """Rings the person in as a supervisor and reports each step to the core."""
+        target = str(handoff.get("target") or "")
+        label = str(handoff.get("department") or "Front desk")
+        try:
+            client = await asyncio.to_thread(supervision.platform_client)
+            transfer = self._supervision = supervision.SupervisedTransfer(
+                client=client,
+                table=self.node.table,
+                call_id=self.call_id,
+                handoff_id=self._handoff_id or uuid.uuid4().hex,
+                target=target,
+                label=label,
+                policy=h.SupervisionPolicy.for_profile(self.profile.handoff.dial_timeout_seconds),
+            )
+        except Exception:
+            log.exception("call %s: the supervised transfer could not start", self.call_id)
+            self._feed(e.HandoffProgress("nobody", "not_configured"))
+            return
+
+        if self._supervision_stopped:
+            self._supervision = None
+            return
+
+        async def connected(time_to_person_ms: int) -> None:
+            self._feed(e.HandoffProgress("connected", time_to_person_ms=time_to_person_ms))
+
+        async def person_left() -> None:
+            self._feed(e.HandoffProgress("person_left"))
+
+        async def nobody(reason: str) -> None:
+            self._feed(e.HandoffProgress("nobody", reason))
+
+        try:
+            await transfer.run(connected, person_left, nobody)
+        except Exception:
+            log.exception("call %s: the supervised transfer failed", self.call_id)
+            self._feed(e.HandoffProgress("nobody", "error"))
+        finally:
+            self._supervision = None
+
+    async def _take_message(self, action: a.TakeMessage) -> None:
+        metadata = self.core.metadata if self.core is not None else None
+        caller = None
+        for key in ("from", "From", "callerNumber", "caller"):
+            if metadata and isinstance(metadata.get(key), str):
+                caller = metadata[key]
+                break
+        try:
+            output = await messages.take_message(
+                action.arguments,
+                table=self.node.table,
+                call_id=self.call_id,
+                caller=caller,
+                to=self.profile.number,
+                retention_days=self.profile.retention_days,
+            )
+        except Exception:
+            log.exception("call %s: taking the message failed", self.call_id)
+            output = {"saved": False, "problems": [messages.STORAGE_PROBLEM]}
+        self._feed(e.MessageTaken(action.call_id, output))

@@ -12,9 +12,11 @@ How the states follow each other (all transitions are in `media_node.call.core.C
 
 ENDING runs through `EndingPhase` in order, skipping what an ending does not need. A transfer
 that keeps the media socket while a person is rung adds states after the handoff is written
-(holding: hold audio loops; bridged: model closed, node silent; and back to talking when nobody
-answers); the phases and the socket-close handling are written so such states slot in beside
-ENDING without changing the talking states.
+(`media_node.call.supervised`)::
+
+    ENDING (line played) ──supervise──▶ HOLDING ──connected──▶ BRIDGED (introduction, model closed)
+                                           └──nobody──▶ LISTENING     └──person left──▶ GREETING
+                                                                          (a new model session)
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ class CallState(StrEnum):
     """A response is in progress, or its audio is still playing to the caller."""
     ENDING = "ending"
     """An ending runs (see `EndingPhase`); the caller's audio no longer reaches the model."""
+    HOLDING = "holding"
+    """A supervised transfer rings a person: the hold loop plays; the model session stays open
+    but gets no caller audio (nothing the caller says while holding is answered)."""
+    BRIDGED = "bridged"
+    """The person is on the call: after the receptionist's one-sentence introduction the model
+    session is closed and the node stays on the media socket, silent, until the call ends."""
     ENDED = "ended"
     """Over; nothing more happens."""
 
@@ -108,6 +116,15 @@ class HandoffKind(StrEnum):
     HANGUP = "hangup"
 
 
+class HandoffPath(StrEnum):
+    """How a transfer reaches the person (``mapokezi.handoff.choose_path``)."""
+
+    DIAL = "dial"
+    """The stream closes; the voice webhook answers the platform's re-POST with a ``<Dial>``."""
+    SUPERVISE = "supervise"
+    """The stream stays: hold audio while the node rings the person in as a supervisor."""
+
+
 class Line(StrEnum):
     """Pre-rendered lines (`media_node.assets`)."""
 
@@ -131,6 +148,10 @@ class Timer(StrEnum):
     """The node drains: time to start the drain line."""
     DRAIN_DEADLINE = "drain_deadline"
     """The node drains: the call must be over now."""
+    HOLD_REFILL = "hold_refill"
+    """Queue the next round of the hold loop before the current one runs out."""
+    INTRODUCTION = "introduction"
+    """Bound on the introduction (and look again whether it has played out)."""
 
 
 class ClosedBy(StrEnum):

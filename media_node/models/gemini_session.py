@@ -84,7 +84,7 @@ class GeminiLiveSession(ModelSession):
         self._profile = profile
         self._instructions = instructions
         self._voice = voice
-        self._tools = tool_specs(profile)
+        self._tools = tool_specs(profile, take_messages=True)
         self._protocol = wire.GeminiLiveProtocol()
         self._ws: ClientConnection | None = None
         self._closed = False

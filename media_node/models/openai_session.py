@@ -49,7 +49,7 @@ class OpenAIRealtimeSession(ModelSession):
         self._url = realtime_url(url, model)
         self._api_key = api_key
         self._protocol = wire.OpenAIRealtimeProtocol(
-            wire.session_config(profile, instructions, tool_specs(profile))
+            wire.session_config(profile, instructions, tool_specs(profile, take_messages=True))
         )
         self._ws: ClientConnection | None = None
         self._closed = False

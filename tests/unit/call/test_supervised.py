@@ -1,0 +1,242 @@
+"""Supervised transfers and message taking in the call core, on the explicit clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from media_node import prompts
+from media_node.assets import load_hold
+from media_node.call import actions as a
+from media_node.call import events as e
+from media_node.call.state import CallState, ClosedBy, HandoffPath, ModelLink, Outcome, Timer
+from media_node.call.supervised import HOLD_LEAD
+from media_node.models import base as m
+from tests.unit.call.driver import Driver
+
+TRANSFER = m.FunctionCall(
+    "r2",
+    "call-1",
+    "transfer_to_human",
+    {"reason": "Wants a cleaning", "department": "appointments"},
+)
+MESSAGE = {
+    "name": "Wanjiru",
+    "callback_number": "0712 345 678",
+    "message": "Please call me about the cleaning.",
+}
+FRAME_S = 0.02
+
+
+def holding(line_ms: int = 1200) -> Driver:
+    """A call whose supervised transfer's line has played: it holds while the person is rung."""
+    d = Driver()
+    d.greeted()
+    d.caller_turn("Can I book a cleaning?")
+    d.feed(m.ResponseStarted("r2"))
+    out = d.feed(TRANSFER)
+    (write,) = d.of(a.WriteHandoff, out)
+    assert write.choose_path  # the shell chooses dial or supervise when it writes
+    d.feed(m.ResponseDone("r2", "completed"))
+    out = d.feed(e.HandoffWritten(True, HandoffPath.SUPERVISE))
+    assert out[0] == a.SendFunctionOutput("call-1", {"ok": True, "status": "connecting"})
+    assert d.core.state is CallState.ENDING
+    d.say("r3", "i3", line_ms)  # "Connecting you now."
+    # The whole line is queued: the hold loop is queued right behind it.
+    assert d.core.state is CallState.HOLDING and d.of(a.StartSupervision)
+    d.advance(line_ms / 1000 + 0.5)
+    return d
+
+
+def frames_between(d: Driver, start: float, end: float) -> list[tuple[str | None, float]]:
+    return [f for f in d.frames if start <= f[1] < end]
+
+
+def assert_no_gap(times: list[float]) -> None:
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert gaps and max(gaps) <= FRAME_S + 1e-6, max(gaps)
+
+
+def test_holding_starts_the_supervision_and_never_closes_the_call() -> None:
+    d = holding()
+    (start,) = d.of(a.StartSupervision)
+    assert start.handoff["target"] == "+254711000002"
+    assert d.of(a.CloseSocket) == [] and d.of(a.End) == [] and d.of(a.CloseModel) == []
+    assert not d.core.caller_frame()  # caller audio does not reach the model while holding
+
+
+def test_hold_audio_loops_without_silence_while_the_person_is_rung() -> None:
+    d = holding()
+    held_from = d.now
+    loop_s = len(load_hold(d.core.rate)) / (2 * d.core.rate)
+    d.advance(3 * loop_s + 1.0)  # well into the fourth round
+    hold = frames_between(d, held_from, d.now)
+    assert {item for item, _ in hold} == {None}  # pre-rendered audio, not the model's
+    line_start = next(at for item, at in d.frames if item == "i3")
+    # From the handoff line through three rounds of the loop, a frame every 20 ms.
+    assert_no_gap([at for _, at in frames_between(d, line_start, d.now)])
+    assert hold[-1][1] >= d.now - FRAME_S - 1e-6
+    refills = [x for x in d.of(a.SetTimer) if x.timer is Timer.HOLD_REFILL]
+    assert len(refills) >= 4
+    assert refills[1].at - refills[0].at == pytest.approx(loop_s)
+    assert refills[0].at <= held_from + loop_s - HOLD_LEAD  # before the first round runs out
+
+
+def test_connected_introduces_then_closes_the_model_and_keeps_the_socket() -> None:
+    d = holding()
+    d.advance(5.0)
+    mark = len(d.log)
+    out = d.feed(e.HandoffProgress("connected", time_to_person_ms=6200))
+    assert a.ClearTimer(Timer.HOLD_REFILL) in out
+    assert out.index(a.INTERRUPT) < out.index(a.KILL_AUDIO)  # the hold loop stops at once
+    summary = d.core.handoff["summary"]
+    assert d.of(a.CreateResponse, out) == [
+        a.CreateResponse(prompts.introduction_instructions(d.profile, summary))
+    ]
+    assert d.core.state is CallState.BRIDGED
+    assert "Can I book a cleaning?" in summary
+    d.say("r4", "i4", 2000)  # the introduction both hear
+    assert [f for f in d.frames if f[0] == "i4"]
+    d.advance(1.0)
+    assert d.of(a.CloseModel, d.log[mark:]) == []  # still playing
+    d.advance(2.0)
+    assert d.of(a.CloseModel, d.log[mark:]) == [a.CLOSE_MODEL]
+    assert d.core.model_link is ModelLink.GONE
+    d.advance(60.0)
+    assert d.of(a.CloseSocket) == [] and d.of(a.End) == []
+    assert d.core.state is CallState.BRIDGED
+    _, _, _, metrics = d.core.final_record(d.now)
+    assert (metrics["handoffs_connected"], metrics["handoffs_failed"]) == (1, 0)
+    assert metrics["time_to_person_ms"] == 6200
+
+
+def test_model_audio_is_not_played_while_holding() -> None:
+    d = holding()
+    mark = len(d.frames)
+    d.feed(m.AudioDelta("r9", "i9", bytes(48 * 500)))
+    assert [f for f in d.frames[mark:] if f[0] == "i9"] == []
+
+
+def test_the_caller_hangs_up_while_ringing_and_the_supervision_is_removed() -> None:
+    d = holding()
+    d.advance(2.0)
+    out = d.feed(e.SocketClosed(1000, "", ClosedBy.PEER))
+    assert out == [a.STOP_SUPERVISION, a.CLOSE_MODEL, a.End(Outcome.CALLER_HANGUP)]
+
+
+def test_the_caller_hangs_up_after_the_person_left_nothing_to_remove() -> None:
+    d = holding()
+    d.feed(e.HandoffProgress("connected", time_to_person_ms=3000))
+    d.feed(e.HandoffProgress("person_left"))
+    out = d.feed(e.SocketClosed(1000, "", ClosedBy.PEER))
+    assert a.STOP_SUPERVISION not in out
+
+
+@pytest.mark.parametrize(
+    "reason", ["ring_timeout", "busy", "scope_denied", "supervision_in_progress"]
+)
+def test_nobody_free_brings_the_receptionist_back(reason: str) -> None:
+    """No answer, busy, 403 (scope_denied) and 409 (supervision_in_progress) all come back."""
+    d = holding()
+    d.advance(4.0)
+    out = d.feed(e.HandoffProgress("nobody", reason))
+    assert a.KILL_AUDIO in out and a.ClearTimer(Timer.HOLD_REFILL) in out
+    assert d.of(a.CreateResponse, out) == [
+        a.CreateResponse(prompts.nobody_available_instructions(d.profile))
+    ]
+    assert d.core.state in (CallState.LISTENING, CallState.REPLYING)
+    assert d.core.caller_frame()  # the caller is heard again
+    came_back = d.now
+    d.advance(10.0)
+    assert Timer.HOLD_REFILL not in d.timers
+    assert [f for f in frames_between(d, came_back + 0.1, d.now) if f[0] is None] == []
+    assert d.of(a.CloseSocket) == []
+    _, _, _, metrics = d.core.final_record(d.now)
+    assert (metrics["handoffs_connected"], metrics["handoffs_failed"]) == (0, 1)
+
+
+def test_nobody_free_then_a_message_is_taken_and_read_back() -> None:
+    d = holding()
+    d.feed(e.HandoffProgress("nobody", "no_answer"))
+    d.say("r5", "i5", 2500)  # "Nobody is free; may I take a message?"
+    d.advance(3.0)
+    d.caller_turn("Yes, I'm Wanjiru, 0712 345 678, please call me about the cleaning.")
+    d.feed(m.ResponseStarted("r6"))
+    out = d.feed(m.FunctionCall("r6", "call-7", "take_message", MESSAGE))
+    assert out == [a.TakeMessage("call-7", MESSAGE)]
+    assert d.core.state is not CallState.ENDING  # taking a message does not end the call
+    result = {"saved": True, "message_id": "m1", "notified": True, "read_back": "..."}
+    out = d.feed(e.MessageTaken("call-7", result))
+    assert out == [a.SendFunctionOutput("call-7", result)]  # r6 still runs: no new response yet
+    d.feed(m.ResponseDone("r6", "completed"))
+    assert d.core.messages == [result]
+
+
+def test_a_message_result_asks_for_a_response_when_none_runs() -> None:
+    d = Driver()
+    d.greeted()
+    d.feed(m.FunctionCall("r2", "call-7", "take_message", MESSAGE))
+    problems = {"saved": False, "problems": ["callback_number: not a phone number"]}
+    out = d.feed(e.MessageTaken("call-7", problems))
+    assert out == [a.SendFunctionOutput("call-7", problems), a.CreateResponse(None)]
+    assert d.core.messages == []
+
+
+def test_take_message_is_ignored_while_holding() -> None:
+    d = holding()
+    out = d.feed(m.FunctionCall("r9", "call-9", "take_message", MESSAGE))
+    assert out == []
+
+
+def test_the_person_leaves_and_a_new_model_session_takes_the_caller_back() -> None:
+    d = holding()
+    d.feed(e.HandoffProgress("connected", time_to_person_ms=4000))
+    d.say("r4", "i4", 1000)
+    d.advance(2.0)
+    assert d.core.model_link is ModelLink.GONE
+    d.advance(120.0)
+    out = d.feed(e.HandoffProgress("person_left"))
+    assert out[-1:] == [a.REOPEN_MODEL] or a.REOPEN_MODEL in out
+    assert d.core.state is CallState.LISTENING and not d.core.caller_frame()
+    d.feed(e.ModelConnected())
+    out = d.feed(m.SessionReady())
+    assert out == [a.CreateResponse(prompts.person_left_instructions(d.profile))]
+    assert d.core.caller_frame()
+
+
+def test_the_person_leaves_during_the_introduction() -> None:
+    d = holding()
+    d.feed(e.HandoffProgress("connected", time_to_person_ms=4000))
+    out = d.feed(e.HandoffProgress("person_left"))
+    assert d.of(a.CreateResponse, out) == [
+        a.CreateResponse(prompts.person_left_instructions(d.profile))
+    ]
+    assert a.REOPEN_MODEL not in out and d.core.model_link is ModelLink.OPEN
+
+
+def test_a_model_lost_while_holding_ends_with_the_apology_when_nobody_comes() -> None:
+    d = holding()
+    d.feed(m.ModelClosed(1011, "gone"))
+    assert d.core.state is CallState.HOLDING  # the hold goes on
+    out = d.feed(e.HandoffProgress("nobody", "busy"))
+    (write,) = d.of(a.WriteHandoff, out)
+    assert write.handoff["reason"] == "model_unavailable" and not write.choose_path
+    assert d.core.state is CallState.ENDING
+
+
+def test_the_dial_path_closes_the_stream_as_before() -> None:
+    d = Driver()
+    d.greeted()
+    d.feed(TRANSFER)
+    d.feed(e.HandoffWritten(True, HandoffPath.DIAL))
+    d.say("r3", "i3", 800)
+    d.advance(2.0)
+    assert d.of(a.StartSupervision) == []
+    assert d.of(a.End) == [a.End(Outcome.TRANSFER)]
+
+
+def test_failure_endings_never_choose_a_path() -> None:
+    d = Driver()
+    d.greeted()
+    out = d.feed(m.ModelClosed(1011, "gone"))
+    (write,) = d.of(a.WriteHandoff, out)
+    assert not write.choose_path
