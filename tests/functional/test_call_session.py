@@ -243,7 +243,7 @@ async def test_greeting_is_heard_first_with_ga_session(make_harness: Any) -> Non
     assert config["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
     assert config["audio"]["input"]["turn_detection"]["silence_duration_ms"] == 500
     assert config["audio"]["input"]["transcription"]["model"] == "gpt-4o-mini-transcribe"
-    assert {t["name"] for t in config["tools"]} == {"transfer_to_human", "end_call"}
+    assert {t["name"] for t in config["tools"]} == {"transfer_to_human", "end_call", "take_message"}
     transfer = next(t for t in config["tools"] if t["name"] == "transfer_to_human")
     assert transfer["parameters"]["properties"]["department"]["enum"] == ["appointments", "billing"]
     assert "OpenAI-Beta" not in session.headers
