@@ -439,7 +439,7 @@ class CallSession:
                 handoff_id=self._handoff_id or uuid.uuid4().hex,
                 target=target,
                 label=label,
-                policy=h.SupervisionPolicy.for_profile(self.profile.handoff.dial_timeout_seconds),
+                policy=h.SupervisionPolicy.for_profile(self.profile.dial_timeout_seconds),
             )
         except Exception:
             log.exception("call %s: the supervised transfer could not start", self.call_id)

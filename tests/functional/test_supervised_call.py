@@ -1,0 +1,98 @@
+"""A supervised transfer on real sockets: the media socket, the OpenAI double, the REST double."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from doubles.openai_realtime import FunctionCall, Reply, Script, Turn
+from doubles.sautikit_api import DEFAULT_API_KEY, SautikitApiDouble
+from mapokezi import store
+from media_node.assets import load_hold
+from tests.functional.test_call_session import CALL_ID, make_harness  # noqa: F401
+
+pytestmark = pytest.mark.asyncio
+
+INTRODUCTION = "This caller would like to book a cleaning."
+MAX_GAP_S = 1.0
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[SautikitApiDouble]:
+    with SautikitApiDouble() as double:
+        double.register_call(call_id=CALL_ID, answered_at="2026-11-29T10:00:00Z")
+        monkeypatch.setenv("SAUTIKIT_API_URL", double.url)
+        monkeypatch.setenv("SAUTIKIT_API_KEY", DEFAULT_API_KEY)
+        yield double
+
+
+class SuperviseScript(Script):
+    """Says the introduction when asked for it (its instructions say a colleague joined)."""
+
+    def respond(self, state: Any, trigger: Any) -> Reply:
+        if "colleague has just joined" in (trigger.instructions or ""):
+            return Reply(INTRODUCTION)
+        return super().respond(state, trigger)
+
+
+def supervise_script() -> Script:
+    call = FunctionCall(
+        "transfer_to_human",
+        {"reason": "Wants to book a cleaning", "department": "appointments"},
+        follow_up=Reply("Connecting you now."),
+    )
+    return SuperviseScript(turns=(Turn("Can I book a cleaning?", Reply("", function_call=call)),))
+
+
+async def test_supervise_holds_then_bridges_and_keeps_the_socket(
+    make_harness: Any,  # noqa: F811
+    api: SautikitApiDouble,
+) -> None:
+    api.supervision.set_person(ring_after=0.2, answer_after=3.0, ring_timeout=30)
+    h = await make_harness(supervise_script())
+    h.profile = dataclasses.replace(
+        h.profile, handoff=dataclasses.replace(h.profile.handoff, strategy="supervise")
+    )
+    caller = await h.call()
+    arrivals: list[tuple[float, int]] = []  # (when, bytes received before the frame)
+    caller.on_frame = lambda c: arrivals.append((time.monotonic(), len(c.audio)))
+    await caller.quiet_after_audio()
+    await caller.say("transfer_yes")
+    session = h.double.sessions[0]
+
+    def handoff() -> dict[str, Any]:
+        return (store.get_call(h.table, CALL_ID) or {}).get("handoff") or {}
+
+    async with asyncio.timeout(20):
+        await session.wait_for(lambda s: s.closed, timeout=15)
+    # The caller heard the hold loop while the person was rung, with no silence worth the name.
+    hold = load_hold(h.profile.audio.sample_rate)
+    assert hold[8000:9600] in bytes(caller.audio)
+    first_hold = bytes(caller.audio).find(hold[:640])
+    assert first_hold > 0
+    # From the end of the handoff line to the killAudio that stopped the hold loop.
+    hold_stopped = caller.kill_at_bytes[-1]
+    assert hold_stopped - first_hold >= 2 * 32000  # over two seconds of hold audio
+    times = [at for at, offset in arrivals if first_hold - 16000 <= offset < hold_stopped]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert gaps and max(gaps) < MAX_GAP_S, max(gaps)
+    # The introduction was said (both hear it), then the model session closed; the socket stays.
+    transcripts = [r.transcript for r in session.responses]
+    assert transcripts[-2:] == ["Connecting you now.", INTRODUCTION]
+    assert "Wants to book a cleaning" in (session.responses[-1].trigger.instructions or "")
+    assert session.responses[-1].status == "completed"
+    await asyncio.sleep(1.0)
+    assert not caller.closed.is_set()
+    record = handoff()
+    assert record["path"] == "supervise" and record["supervision_id"]
+    assert record["time_to_person_ms"] >= 3000
+    assert [c["state"] for c in record["changes"]][:3] == ["requested", "ringing", "connected"]
+    await caller.stop()
+    assert await h.outcome() == "caller_hangup"
+    metrics = h.record()["metrics"]
+    assert metrics["handoffs_connected"] == 1 and metrics["time_to_person_ms"] >= 3000
