@@ -14,13 +14,16 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from mapokezi import keys, store
 from mapokezi.profiles import E164
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
 
 URGENCIES = ("low", "normal", "high", "urgent")
 STATE_OPEN = "open"
@@ -135,7 +138,7 @@ def read_back(message: Message) -> str:
 # -- storage ----------------------------------------------------------------------------------
 
 
-def put_message(table: Any, message: Message, *, retention_days: int) -> None:
+def put_message(table: Table, message: Message, *, retention_days: int) -> None:
     """Store the message item and put it on its call record (``message``)."""
     item = {
         **keys.message_key(message.message_id),
@@ -150,7 +153,7 @@ def put_message(table: Any, message: Message, *, retention_days: int) -> None:
 
 
 def list_messages(
-    table: Any,
+    table: Table,
     *,
     number: str | None = None,
     open_only: bool = False,
@@ -176,13 +179,13 @@ def list_messages(
     return items, store.encode_cursor(last) if last else None
 
 
-def get_message(table: Any, message_id: str) -> dict[str, Any] | None:
+def get_message(table: Table, message_id: str) -> dict[str, Any] | None:
     """One message, or None."""
     item = table.get_item(Key=keys.message_key(message_id), ConsistentRead=True).get("Item")
     return _public(store.from_dynamo(item)) if item else None
 
 
-def mark_done(table: Any, message_id: str) -> dict[str, Any] | None:
+def mark_done(table: Table, message_id: str) -> dict[str, Any] | None:
     """Mark a message done (again is harmless); None when there is no such message."""
     try:
         result = table.update_item(

@@ -8,6 +8,7 @@ A profile file is YAML or JSON (see ``profiles/example.yaml`` and the README for
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -314,7 +315,7 @@ def parse_profile(data: Mapping[str, Any], number: str | None = None) -> Profile
 
 
 def _f(cls: type) -> tuple[str, ...]:
-    return tuple(cls.__dataclass_fields__)
+    return tuple(field.name for field in dataclasses.fields(cls))
 
 
 def _parse_range(span: str) -> tuple[time, time]:

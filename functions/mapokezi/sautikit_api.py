@@ -254,7 +254,8 @@ def error_from_response(status: int, raw: bytes, headers: Mapping[str, str]) -> 
     except ValueError:
         body = {}
     if isinstance(body, dict):
-        detail = body.get("error") if isinstance(body.get("error"), dict) else body
+        error = body.get("error")
+        detail: dict[str, Any] = error if isinstance(error, dict) else body
         code = str(detail.get("code") or code)
         message = str(detail.get("message") or detail.get("reason") or message)
         request_id = detail.get("request_id")
@@ -265,12 +266,10 @@ def error_from_response(status: int, raw: bytes, headers: Mapping[str, str]) -> 
 
 def _items(body: Any, *names: str) -> list[dict[str, Any]]:
     """The list inside a listing response, whichever envelope the endpoint used."""
-    if isinstance(body, list):
-        return body
     if isinstance(body, dict):
-        for name in names:
-            if isinstance(body.get(name), list):
-                return body[name]
+        body = next((body[n] for n in names if isinstance(body.get(n), list)), body)
+    if isinstance(body, list):
+        return [item for item in body if isinstance(item, dict)]
     raise SautikitApiError(200, "response.malformed", "expected a list of items")
 
 
@@ -539,8 +538,7 @@ def _number(value: Any) -> float | None:
 
 def _object(body: Any, name: str) -> dict[str, Any]:
     """Unwrap ``{"<name>": {...}}`` if the platform wrapped it; the object itself otherwise."""
-    if isinstance(body, dict) and isinstance(body.get(name), dict):
-        return body[name]
     if isinstance(body, dict):
-        return body
+        inner = body.get(name)
+        return inner if isinstance(inner, dict) else body
     raise SautikitApiError(200, "response.malformed", f"expected a {name} object")
