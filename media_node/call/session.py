@@ -247,7 +247,9 @@ class CallSession:
                     self._feed(e.OversizedFrame(str(exc)))
                     continue
                 if forward and model_pcm:
-                    await self.model.send_audio(model_pcm)
+                    model = self.model  # replaced when the model session is reopened
+                    assert model is not None
+                    await model.send_audio(model_pcm)
         except ConnectionClosed:
             pass
         protocol = self.ws.protocol
@@ -468,13 +470,8 @@ class CallSession:
             self._supervision = None
 
     async def _take_message(self, action: a.TakeMessage) -> None:
-        metadata = self.core.metadata if self.core is not None else None
-        caller = None
-        for key in ("from", "From", "callerNumber", "caller"):
-            if metadata and isinstance(metadata.get(key), str):
-                caller = metadata[key]
-                break
         try:
+            caller = await self._caller_number()
             output = await messages.take_message(
                 action.arguments,
                 table=self.node.table,
@@ -487,3 +484,14 @@ class CallSession:
             log.exception("call %s: taking the message failed", self.call_id)
             output = {"saved": False, "problems": [messages.STORAGE_PROBLEM]}
         self._feed(e.MessageTaken(action.call_id, output))
+
+    async def _caller_number(self) -> str | None:
+        """The caller's number ("this number" in a message): from the stream's metadata, or
+        else from the call record the voice webhook wrote."""
+        metadata = self.core.metadata if self.core is not None else None
+        for key in ("from", "From", "callerNumber", "caller"):
+            if metadata and isinstance(metadata.get(key), str):
+                return str(metadata[key])
+        record = await asyncio.to_thread(store.get_call, self.node.table, self.call_id)
+        caller = (record or {}).get("from")
+        return caller if isinstance(caller, str) else None

@@ -93,7 +93,9 @@ class Supervised:
 
     # --- events, as the core passes them on ----------------------------------------------
 
-    def progress(self, state: str, reason: str, ms: int | None, now: float, out: list[a.Action]):
+    def progress(
+        self, state: str, reason: str, ms: int | None, now: float, out: list[a.Action]
+    ) -> None:
         """The supervision reached `state` (see the module docstring)."""
         core = self.core
         log.info("call %s: supervised transfer %s %s", core.call_id, state, reason)

@@ -12,14 +12,21 @@ import pytest
 
 from doubles.openai_realtime import FunctionCall, Reply, Script, Turn
 from doubles.sautikit_api import DEFAULT_API_KEY, SautikitApiDouble
-from mapokezi import store
+from mapokezi import messages, store
 from media_node.assets import load_hold
 from tests.functional.test_call_session import CALL_ID, make_harness  # noqa: F401
 
 pytestmark = pytest.mark.asyncio
 
 INTRODUCTION = "This caller would like to book a cleaning."
+NOBODY_FREE = "Nobody is free right now. May I take a message?"
 MAX_GAP_S = 1.0
+MESSAGE = {
+    "name": "Wanjiru",
+    "callback_number": "this number",
+    "message": "Please call me about booking a cleaning.",
+    "urgency": "normal",
+}
 
 
 @pytest.fixture
@@ -37,6 +44,8 @@ class SuperviseScript(Script):
     def respond(self, state: Any, trigger: Any) -> Reply:
         if "colleague has just joined" in (trigger.instructions or ""):
             return Reply(INTRODUCTION)
+        if "nobody is free" in (trigger.instructions or ""):
+            return Reply(NOBODY_FREE)
         return super().respond(state, trigger)
 
 
@@ -46,7 +55,13 @@ def supervise_script() -> Script:
         {"reason": "Wants to book a cleaning", "department": "appointments"},
         follow_up=Reply("Connecting you now."),
     )
-    return SuperviseScript(turns=(Turn("Can I book a cleaning?", Reply("", function_call=call)),))
+    take = FunctionCall("take_message", MESSAGE, follow_up=Reply("Your message is passed on."))
+    return SuperviseScript(
+        turns=(
+            Turn("Can I book a cleaning?", Reply("", function_call=call)),
+            Turn("Yes, take a message.", Reply("", function_call=take)),
+        )
+    )
 
 
 async def test_supervise_holds_then_bridges_and_keeps_the_socket(
@@ -96,3 +111,37 @@ async def test_supervise_holds_then_bridges_and_keeps_the_socket(
     assert await h.outcome() == "caller_hangup"
     metrics = h.record()["metrics"]
     assert metrics["handoffs_connected"] == 1 and metrics["time_to_person_ms"] >= 3000
+
+
+async def test_nobody_free_then_a_message_is_taken(
+    make_harness: Any,  # noqa: F811
+    api: SautikitApiDouble,
+) -> None:
+    api.supervision.set_person(behaviour="busy", ring_after=0.2, answer_after=1.0)
+    h = await make_harness(supervise_script())
+    h.profile = dataclasses.replace(
+        h.profile, handoff=dataclasses.replace(h.profile.handoff, strategy="supervise")
+    )
+    caller = await h.call()
+    await caller.quiet_after_audio()
+    await caller.say("transfer_yes")
+    session = h.double.sessions[0]
+    await session.wait_for(
+        lambda s: any(r.transcript == NOBODY_FREE and r.status == "completed" for r in s.responses),
+        timeout=20,
+    )
+    await caller.quiet_after_audio()
+    await caller.say("transfer_yes")  # "yes, take a message"
+    await session.wait_for(lambda s: len(s.function_outputs) == 2, timeout=15)
+    output = session.function_outputs[-1].json()
+    assert output.get("saved") is True, output
+    assert "Wanjiru" in output["read_back"]
+    (message,) = messages.list_messages(h.table)[0]
+    assert message["message"] == MESSAGE["message"] and message["call_id"] == CALL_ID
+    assert message["callback_number"] == "+254722000111"  # "this number": the caller's
+    assert not caller.closed.is_set()
+    record = store.get_call(h.table, CALL_ID)["handoff"]
+    assert record["state"] == "busy"
+    await caller.stop()
+    assert await h.outcome() == "caller_hangup"
+    assert h.record()["metrics"]["handoffs_failed"] == 1
