@@ -72,8 +72,10 @@ async def test_supervise_connects_the_person_on_the_open_stream(e2e: E2E) -> Non
     assert record is not None, result.warnings
     handoff = record["handoff"]
     assert handoff["path"] == "supervise" and handoff["target"] == DEPARTMENTS["billing"]
+    # The node and the events function both record what they see: each state once or twice.
     states = [change["state"] for change in handoff["changes"]]
-    assert states[:3] == ["requested", "ringing", "connected"], states
+    firsts = [state for i, state in enumerate(states) if state not in states[:i]]
+    assert firsts[:3] == ["requested", "ringing", "connected"], states
     assert isinstance(handoff["time_to_person_ms"], int) and handoff["time_to_person_ms"] > 0
     assert handoff["supervision_id"]
     assert record["metrics"]["handoffs_connected"] == 1
