@@ -30,7 +30,7 @@ from local.emulator import retries
 from local.emulator.answer import StreamSpec, Verb, VoiceAnswer, parse_voice_answer
 from local.emulator.media_leg import MediaLeg, MediaLegResult
 from local.emulator.options import CallOptions
-from local.emulator.person import await_person, configure_person
+from local.emulator.person import PersonResult, await_person, configure_person, person_on_stream
 from local.emulator.records import (
     complete_with_api_double,
     fetch_call_record,
@@ -386,7 +386,18 @@ class CallRunner:
             drop_after_seconds=options.drop_media_after,
         )
         connect_started = time.monotonic()
+        person = PersonResult()
+        watcher = None
+        if self._api:
+            watcher = asyncio.create_task(
+                person_on_stream(self._api, call, leg, person, behaviour=options.person)
+            )
         media = self.result.media = await leg.run()
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+        if person.supervision_id is not None:
+            self.result.person = person.as_dict()
         if media.error:
             self.result.errors.append(f"media stream failed: {media.error}")
             await self._status(spec, "stream-error", stream_sid, media.error)

@@ -209,6 +209,16 @@ class MediaLeg:
         """Make the caller hang up at the next frame."""
         self._hangup.set()
 
+    async def play_person(self, pcm: bytes) -> float:
+        """The person a supervised transfer reached speaks: their voice reaches the caller's
+        playout frame by frame at real time, like the platform mixing their leg into the call.
+        Returns the seconds played."""
+        frame = self._samples * 2
+        for start in range(0, len(pcm), frame):
+            self._inbox.append((self._now_ms(), pcm[start : start + frame]))
+            await asyncio.sleep(self.frame_ms / 1000)
+        return round(len(pcm) / (2 * self.playback_rate), 2)
+
     def _now_ms(self) -> float:
         return (asyncio.get_running_loop().time() - self._t0) * 1000
 

@@ -6,7 +6,8 @@ that ended without a voice re-POST (``--no-restream-post``), :func:`await_person
 double's supervision of the call (``GET /_double/calls/{id}/supervision``): with strategy
 ``auto`` the Lambda side rescues the caller with one. When the person connects, the caller
 hears their recorded voice (``local/audio/person/hello.wav``), appended to ``--out``; with
-``hang-up-first`` the person then leaves before the caller does.
+``hang-up-first`` the person then leaves before the caller does. :func:`person_on_stream` does
+the same while the stream is still open, for a supervision the media node asks for itself.
 """
 
 from __future__ import annotations
@@ -107,6 +108,43 @@ async def await_person(
         await asyncio.sleep(poll_seconds)
     result.final_state = result.states[-1][0] if result.states else None
     return result
+
+
+async def person_on_stream(
+    api: str,
+    call: CallIdentity,
+    leg: Any,
+    result: PersonResult,
+    *,
+    behaviour: str,
+    poll_seconds: float = 0.2,
+) -> None:
+    """While the media stream is open, follow a supervision the media node asks for itself
+    (``handoff.strategy: supervise``); once the person connects, their recorded voice plays into
+    what the caller hears (``leg.play_person``: the node is silent by then, so nothing from the
+    model is expected). Fills ``result``; runs until the supervision ends or it is cancelled.
+    """
+    started = time.monotonic()
+    url = f"{api}/_double/calls/{call.call_id}/supervision"
+    while True:
+        status, body = await request_json("GET", url)
+        supervision = body.get("supervision") if status == 200 and isinstance(body, dict) else None
+        if isinstance(supervision, dict):
+            state = str(supervision.get("state"))
+            result.supervision_id = result.supervision_id or supervision.get("supervision_id")
+            if not result.states or result.states[-1][0] != state:
+                result.states.append((state, round(time.monotonic() - started, 2)))
+            result.final_state = state
+            if state == "connected" and result.connected_after_s is None:
+                result.connected_after_s = round(time.monotonic() - started, 2)
+                voice = load_mono(PERSON_AUDIO, leg.playback_rate)
+                result.heard_seconds = await leg.play_person(voice)
+                if behaviour == "hang-up-first":
+                    await request_json("POST", f"{url}/hangup")
+            if state in ("ended", "failed"):
+                result.reason = supervision.get("failure_reason")
+                return
+        await asyncio.sleep(poll_seconds)
 
 
 def _hear_person(heard_wav: str | None) -> float:

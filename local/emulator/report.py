@@ -36,7 +36,7 @@ def _transfer_lines(result: CallResult) -> list[str]:
     person = result.person
     if person:
         states = " -> ".join(f"{state} @{at:g} s" for state, at in person["states"]) or "none"
-        lines.append(f"Person after the stream: supervision {person['supervision_id']}: {states}")
+        lines.append(f"Person: supervision {person['supervision_id']}: {states}")
         if person["connected_after_s"] is not None:
             lines.append(f"  the caller heard the person ({person['heard_seconds']:g} s)")
     record = result.call_record or {}

@@ -80,6 +80,11 @@ async def test_supervise_connects_the_person_on_the_open_stream(e2e: E2E) -> Non
     assert handoff["supervision_id"]
     assert record["metrics"]["handoffs_connected"] == 1
     assert call_outcome(record) == "transferred"
+    # The emulated caller heard the person on the open stream (their recorded voice).
+    person = result.person
+    assert person is not None and person["connected_after_s"] is not None, person
+    assert person["heard_seconds"] > 0
+    assert [state for state, _ in person["states"]][-1] == "connected"
 
 
 async def test_supervise_nobody_answers_and_a_message_is_taken(e2e: E2E) -> None:
