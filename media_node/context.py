@@ -1,4 +1,4 @@
-"""What every call on a media node shares: node id, settings, table, model factory, clock."""
+"""What every call on a media node shares: node id, settings, table, model factory, clocks."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from media_node.models.base import (
 )
 from media_node.models.gemini_session import GeminiLiveSession
 from media_node.models.openai_session import OpenAIRealtimeSession
+from media_node.pacing_clock import PacingClock
 
 DEFAULT_UPLINK_APPEND_MS = 40
 """Caller audio per ``input_audio_buffer.append``: two 20 ms frames."""
@@ -163,6 +164,11 @@ class NodeContext:
     pacer_lead_ms: float = DEFAULT_LEAD_MS
     timeouts: CallTimeouts = field(default_factory=CallTimeouts)
     uplink_append_ms: int = DEFAULT_UPLINK_APPEND_MS
+    pacing: PacingClock = field(init=False, repr=False)
+    """The node's one pacing clock: every call's outbound frames go out on its ticks."""
+
+    def __post_init__(self) -> None:
+        self.pacing = PacingClock(self.clock)
 
     @classmethod
     def for_providers(

@@ -1,11 +1,11 @@
 """One pacing clock for the whole node: every 20 ms tick releases every call's due frames.
 
-Today each call re-arms a loop timer for its own next frame, so N calls cost 50·N timer
-callbacks a second, each a separate wake-up of the event loop (``bench/loop_cost.py`` measures
-a node-wide tick at about half the loop cost on uvloop). `NodePacing` is the sans-I/O core of
-the alternative: the I/O shell arms one timer per tick and calls `tick`, which releases the due
-frames of every call's `Pacer` in one pass; audio that arrives between ticks calls `kick` for
-its call alone.
+A loop timer per call, re-armed for each frame, would cost 50·N timer callbacks a second for N
+calls, each a separate wake-up of the event loop (``bench/loop_cost.py`` measures a node-wide
+tick at about half the loop cost on uvloop). `NodePacing` is the sans-I/O core of the node's one
+clock instead: the I/O shell (`media_node.pacing_clock`) arms one timer per tick and calls
+`tick`, which releases the due frames of every call's `Pacer` in one pass; audio that arrives
+between ticks calls `kick` for its call alone. Only calls with frames queued are on the clock.
 
 The calls' timelines are kept on one grid of `tick_ms` steps. Releases are made at grid times
 (the tick's scheduled time, not the moment the timer fired; `kick` uses the next grid point),
@@ -21,12 +21,16 @@ the next tick releases nothing for it.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from media_node.audio.ledger import to_us
 from media_node.audio.pacer import Pacer, Released
 from media_node.audio.pcm import FRAME_MS
+
+K = TypeVar("K", bound=Hashable)
+"""A call's key on the clock."""
 
 
 @dataclass
@@ -40,7 +44,7 @@ class TickStats:
     """Ticks that ran a whole step or more after their grid time."""
 
 
-class NodePacing:
+class NodePacing(Generic[K]):
     """The node-wide grid and the calls' pacers on it.
 
     Args:
@@ -53,20 +57,24 @@ class NodePacing:
             raise ValueError(f"tick_ms must be positive, got {tick_ms}")
         self.tick_us = tick_ms * 1000
         self.origin_us = to_us(origin)
-        self.pacers: dict[Hashable, Pacer] = {}
+        self.pacers: dict[K, Pacer] = {}
         self.stats = TickStats()
         # The latest time given to any pacer: a kick may already have used the grid point of
         # a tick whose timer runs late, and a pacer's time must never go back.
         self._latest = float("-inf")
 
-    def add(self, key: Hashable, pacer: Pacer) -> None:
-        """Puts a call's pacer on the clock (its frames must be `tick_ms` long)."""
+    def add(self, key: K, pacer: Pacer) -> None:
+        """Puts a call's pacer on the clock (its frames must be `tick_ms` long).
+
+        A pacer is on the clock while it has frames queued: `tick` takes it off once its queue
+        is empty, so a tick costs nothing for calls that are silent.
+        """
         if pacer.frame_ms * 1000 != self.tick_us:
             raise ValueError(f"pacer frames are {pacer.frame_ms} ms, the grid steps {self.tick_us}")
         self.pacers[key] = pacer
 
-    def remove(self, key: Hashable) -> None:
-        """Takes a call's pacer off the clock (the call ended)."""
+    def remove(self, key: K) -> None:
+        """Takes a call's pacer off the clock (barge-in, a blocked socket, the call ended)."""
         self.pacers.pop(key, None)
 
     def grid_at_or_after(self, now: float) -> float:
@@ -80,8 +88,18 @@ class NodePacing:
         offset = to_us(now) - self.origin_us
         return (self.origin_us + (offset // self.tick_us + 1) * self.tick_us) / 1_000_000
 
-    def tick(self, due: float, now: float) -> list[tuple[Hashable, Released]]:
+    def tick(
+        self, due: float, now: float, ready: Callable[[K], bool] | None = None
+    ) -> list[tuple[K, Released]]:
         """Releases every call's frames due by the grid time `due`; the timer fired at `now`.
+
+        Calls whose queue is empty afterwards leave the clock (`kick` puts them back).
+
+        Args:
+            due: The grid time the tick was scheduled for.
+            now: When its timer fired.
+            ready: Asked per call before releasing; a call it refuses (its socket closed, say)
+                leaves the clock with nothing released, so nothing is counted as played.
 
         Returns:
             ``(call key, frame)`` pairs in call order, each call's frames in playout order.
@@ -95,22 +113,32 @@ class NodePacing:
         # A timer more than a step late releases up to the last grid point that has passed.
         passed = self.next_tick(now) - self.tick_us / 1_000_000
         at = self._latest = max(due, passed, self._latest)
-        released = [
-            (key, frame) for key, pacer in self.pacers.items() for frame in pacer.release(at)
-        ]
+        released: list[tuple[K, Released]] = []
+        leaving: list[K] = []
+        for key, pacer in self.pacers.items():
+            if ready is not None and not ready(key):
+                leaving.append(key)
+                continue
+            for frame in pacer.release(at):
+                released.append((key, frame))
+            if not pacer.queued_frames:
+                leaving.append(key)
+        for key in leaving:
+            del self.pacers[key]
         stats.frames_released += len(released)
         return released
 
-    def kick(self, key: Hashable, now: float) -> list[Released]:
+    def kick(self, key: K, pacer: Pacer, now: float) -> list[Released]:
         """Audio for one call arrived between ticks: what it may send at once.
 
-        A reply's first frames go out now rather than at the next tick, with their slots on the
-        grid (the next grid point, at most one step ahead, well inside the pacer's lead).
+        Puts the call's pacer on the clock while frames remain queued. A reply's first frames
+        go out now rather than at the next tick, with their slots on the grid (the next grid
+        point, at most one step ahead, well inside the pacer's lead).
         """
-        pacer = self.pacers.get(key)
-        if pacer is None:
-            return []
+        self.add(key, pacer)
         at = self._latest = max(self.grid_at_or_after(now), self._latest)
         frames = pacer.release(at)
+        if not pacer.queued_frames:
+            del self.pacers[key]
         self.stats.frames_released += len(frames)
         return frames

@@ -65,14 +65,36 @@ def test_a_kick_between_ticks_sends_at_once_with_its_slots_on_the_grid() -> None
     pacer = Pacer()
     clock.add("a", pacer)
     assert clock.tick(2.0, now=2.0) == []
+    assert "a" not in clock.pacers  # nothing queued: off the clock
     for _ in range(6):
         pacer.enqueue(FRAME, "item_a")
-    kicked = clock.kick("a", now=2.007)  # audio arrived 7 ms after a tick
+    kicked = clock.kick("a", pacer, now=2.007)  # audio arrived 7 ms after a tick
     assert [round(f.slot, 6) for f in kicked] == [2.02, 2.04, 2.06, 2.08]
     # The tick at 2.02 fires late, after the kick used its grid point: nothing goes back.
     assert [round(f.slot, 6) for _, f in clock.tick(2.02, now=2.025)] == []
     assert [round(f.slot, 6) for _, f in clock.tick(2.04, now=2.04)] == [2.1]
-    assert clock.kick("missing", now=2.05) == []
+    assert "a" in clock.pacers  # one frame still queued
+    assert [round(f.slot, 6) for _, f in clock.tick(2.06, now=2.06)] == [2.12]
+    assert clock.pacers == {}  # its queue is empty: ticks no longer visit it
+
+
+def test_a_kick_that_sends_everything_leaves_the_call_off_the_clock() -> None:
+    clock = NodePacing()
+    pacer = _queued(2)
+    assert len(clock.kick("a", pacer, now=3.001)) == 2
+    assert clock.pacers == {}
+    assert clock.stats.frames_released == 2
+
+
+def test_a_call_refused_by_ready_leaves_the_clock_with_nothing_released() -> None:
+    clock = NodePacing()
+    closed, open_ = _queued(10, "item_a"), _queued(10, "item_b")
+    clock.add("closed", closed)
+    clock.add("open", open_)
+    released = clock.tick(1.0, now=1.0, ready=lambda key: key != "closed")
+    assert {key for key, _ in released} == {"open"}
+    assert closed.stats.frames_released == 0 and closed.queued_frames == 10
+    assert list(clock.pacers) == ["open"]
 
 
 def test_the_ledger_counts_exact_slots() -> None:
