@@ -84,7 +84,9 @@ class PacingClock:
                 sender.fail()
                 self.core.remove(sender)
         if self.core.pacers:
-            self._due = self.core.next_tick(now)
+            # The tick released what falls due before this grid point (a timer that fired a
+            # little early still counts as the tick it was armed for).
+            self._due = self.core.next_tick(max(now, self._due))
             assert self._timer_loop is not None
             self._timer = self._timer_loop.call_later(self._due - now, self._tick)
 

@@ -7,16 +7,17 @@ clock instead: the I/O shell (`media_node.pacing_clock`) arms one timer per tick
 `tick`, which releases the due frames of every call's `Pacer` in one pass; audio that arrives
 between ticks calls `kick` for its call alone. Only calls with frames queued are on the clock.
 
-The calls' timelines are kept on one grid of `tick_ms` steps. Releases are made at grid times
-(the tick's scheduled time, not the moment the timer fired; `kick` uses the next grid point),
-so every timeline starts on the grid and every later slot falls on a tick: a frame is never
-waiting for the next tick, and its timing error is exactly how late the tick ran, which
-`stats` records. A tick that runs more than a whole step late releases what fell due at the
-skipped grid points as well, with their lateness counted by each pacer as usual.
+Each call's timeline stays its own: it starts when its first frame is released, as with a timer
+per call, so the first frame's slot is when the caller starts hearing it and the playout ledger
+is exact. A tick at `now` releases every frame that falls due before the next tick (the pacer's
+`release(now, until)`), so no frame waits for a tick: a frame leaves at most one tick before
+its due time (between `lead` and `lead + tick` ahead of its slot), and after it only when the
+tick itself runs late, by that lateness, which `stats` records. A tick that runs late releases
+only what falls due before the next grid point after it, so a stall is never followed by a
+burst beyond that.
 
-Frames stay exactly one pacer frame each, the playout ledger records the same slots as with
-per-call timers, and a barge-in is unchanged: ``pacer.clear(now)`` empties the call's queue, so
-the next tick releases nothing for it.
+Frames stay exactly one pacer frame each and a barge-in is unchanged: ``pacer.clear(now)``
+empties the call's queue, so the next tick releases nothing for it.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ class NodePacing(Generic[K]):
         self.origin_us = to_us(origin)
         self.pacers: dict[K, Pacer] = {}
         self.stats = TickStats()
-        # The latest time given to any pacer: a kick may already have used the grid point of
-        # a tick whose timer runs late, and a pacer's time must never go back.
+        # The latest time given to any pacer: a pacer's time must never go back, even if a
+        # test clock or a timer firing early says otherwise.
         self._latest = float("-inf")
 
     def add(self, key: K, pacer: Pacer) -> None:
@@ -110,16 +111,15 @@ class NodePacing(Generic[K]):
         stats.max_lateness_ms = max(stats.max_lateness_ms, lateness_ms)
         if lateness_ms * 1000 >= self.tick_us:
             stats.late_ticks += 1
-        # A timer more than a step late releases up to the last grid point that has passed.
-        passed = self.next_tick(now) - self.tick_us / 1_000_000
-        at = self._latest = max(due, passed, self._latest)
+        at = self._latest = max(now, self._latest)
+        until = self.next_tick(max(at, due))
         released: list[tuple[K, Released]] = []
         leaving: list[K] = []
         for key, pacer in self.pacers.items():
             if ready is not None and not ready(key):
                 leaving.append(key)
                 continue
-            for frame in pacer.release(at):
+            for frame in pacer.release(at, until):
                 released.append((key, frame))
             if not pacer.queued_frames:
                 leaving.append(key)
@@ -131,13 +131,12 @@ class NodePacing(Generic[K]):
     def kick(self, key: K, pacer: Pacer, now: float) -> list[Released]:
         """Audio for one call arrived between ticks: what it may send at once.
 
-        Puts the call's pacer on the clock while frames remain queued. A reply's first frames
-        go out now rather than at the next tick, with their slots on the grid (the next grid
-        point, at most one step ahead, well inside the pacer's lead).
+        Puts the call's pacer on the clock while frames remain queued. A new timeline starts
+        now; frames due before the next tick go out now too.
         """
         self.add(key, pacer)
-        at = self._latest = max(self.grid_at_or_after(now), self._latest)
-        frames = pacer.release(at)
+        at = self._latest = max(now, self._latest)
+        frames = pacer.release(at, self.next_tick(at))
         if not pacer.queued_frames:
             del self.pacers[key]
         self.stats.frames_released += len(frames)
