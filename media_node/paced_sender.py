@@ -123,6 +123,16 @@ class PacedSender:
             self.pacing.remove(self)
             self._sending = self._loop.create_task(self._send_unsent())
 
+    def deliver_joined(self, frames: list[Released], now: float) -> None:
+        """Writes consecutive released frames as one message (``frames_per_write=2``)."""
+        joined = len(frames) > 1 and self._sending is None
+        if joined and send_now(self.ws, b"".join(frame.frame for frame in frames)):
+            for frame in frames:
+                self.on_released(frame.item_id, now)
+            return
+        for frame in frames:
+            self.deliver(frame, now)
+
     def fail(self) -> None:
         """Pacing hit an unexpected error: the call stops sending and is told why."""
         self._stopped = True

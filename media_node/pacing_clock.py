@@ -6,6 +6,12 @@ call's `PacedSender` joins it while frames are queued. Each tick is one timer ca
 releases the due frames of all those calls and hands each frame to its sender, which writes it
 at once; the timer is armed only while some call has frames queued. A call whose socket cannot
 take a frame without waiting leaves the clock until its sender has written what was released.
+
+With ``frames_per_write=2`` (``FRAMES_PER_WRITE``, default 1) the clock ticks every 40 ms and
+each call's frames of a tick go out two to a WebSocket message: half the socket writes, at the
+price of frames leaving up to 40 ms before they fall due. Sautikit documents neither the
+outbound message size it accepts nor a playout buffer, so this stays off until a real call
+has shown 1280-byte messages play without gaps or clipping.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from media_node.audio.node_pacing import NodePacing, TickStats
+from media_node.audio.pacer import Released
 
 if TYPE_CHECKING:
     from media_node.paced_sender import PacedSender
@@ -28,11 +35,15 @@ class PacingClock:
 
     Args:
         clock: The node's monotonic clock in seconds.
+        frames_per_write: Frames joined into one WebSocket message (1 or 2).
     """
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], frames_per_write: int = 1) -> None:
+        if frames_per_write not in (1, 2):
+            raise ValueError(f"frames_per_write must be 1 or 2, got {frames_per_write}")
         self.clock = clock
-        self.core: NodePacing[PacedSender] = NodePacing()
+        self.frames_per_write = frames_per_write
+        self.core: NodePacing[PacedSender] = NodePacing(frames_per_tick=frames_per_write)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
         self._due = 0.0
@@ -47,8 +58,13 @@ class PacingClock:
 
     def kick(self, sender: PacedSender, now: float) -> None:
         """Sends what `sender`'s call may send now; keeps it on the clock while frames remain."""
-        for frame in self.core.kick(sender, sender.pacer, now):
-            sender.deliver(frame, now)
+        frames = self.core.kick(sender, sender.pacer, now)
+        if self.frames_per_write == 1:
+            for frame in frames:
+                sender.deliver(frame, now)
+        else:
+            for index in range(0, len(frames), 2):
+                sender.deliver_joined(frames[index : index + 2], now)
         self._arm(now)
 
     def remove(self, sender: PacedSender) -> None:
@@ -76,19 +92,39 @@ class PacingClock:
                 sender.fail()
             self.core.pacers.clear()
             return
-        for sender, frame in released:
-            try:
-                sender.deliver(frame, now)
-            except Exception:
-                log.exception("pacing failed")
-                sender.fail()
-                self.core.remove(sender)
+        if self.frames_per_write == 1:
+            for sender, frame in released:
+                try:
+                    sender.deliver(frame, now)
+                except Exception:
+                    self._failed(sender)
+        else:
+            self._deliver_pairs(released, now)
         if self.core.pacers:
             # The tick released what falls due before this grid point (a timer that fired a
             # little early still counts as the tick it was armed for).
             self._due = self.core.next_tick(max(now, self._due))
             assert self._timer_loop is not None
             self._timer = self._timer_loop.call_later(self._due - now, self._tick)
+
+    def _deliver_pairs(self, released: list[tuple[PacedSender, Released]], now: float) -> None:
+        # Each call's frames are consecutive in `released`: join them two by two.
+        index, count = 0, len(released)
+        while index < count:
+            sender = released[index][0]
+            end = index + 1
+            if end < count and released[end][0] is sender:
+                end += 1
+            try:
+                sender.deliver_joined([frame for _, frame in released[index:end]], now)
+            except Exception:
+                self._failed(sender)
+            index = end
+
+    def _failed(self, sender: PacedSender) -> None:
+        log.exception("pacing failed")
+        sender.fail()
+        self.core.remove(sender)
 
 
 def _ready(sender: PacedSender) -> bool:

@@ -49,14 +49,21 @@ class NodePacing(Generic[K]):
     """The node-wide grid and the calls' pacers on it.
 
     Args:
-        tick_ms: Grid step; the pacers' frame length (20 ms).
+        tick_ms: The pacers' frame length (20 ms).
         origin: A monotonic time (seconds) on the grid, e.g. when the node started.
+        frames_per_tick: Grid step in frames: 2 ticks every 40 ms, and each tick releases the
+            frames due before the next (two per call), which may then leave up to 40 ms early.
     """
 
-    def __init__(self, tick_ms: int = FRAME_MS, origin: float = 0.0) -> None:
+    def __init__(
+        self, tick_ms: int = FRAME_MS, origin: float = 0.0, frames_per_tick: int = 1
+    ) -> None:
         if tick_ms <= 0:
             raise ValueError(f"tick_ms must be positive, got {tick_ms}")
-        self.tick_us = tick_ms * 1000
+        if frames_per_tick < 1:
+            raise ValueError(f"frames_per_tick must be at least 1, got {frames_per_tick}")
+        self.frame_us = tick_ms * 1000
+        self.tick_us = self.frame_us * frames_per_tick
         self.origin_us = to_us(origin)
         self.pacers: dict[K, Pacer] = {}
         self.stats = TickStats()
@@ -70,8 +77,10 @@ class NodePacing(Generic[K]):
         A pacer is on the clock while it has frames queued: `tick` takes it off once its queue
         is empty, so a tick costs nothing for calls that are silent.
         """
-        if pacer.frame_ms * 1000 != self.tick_us:
-            raise ValueError(f"pacer frames are {pacer.frame_ms} ms, the grid steps {self.tick_us}")
+        if pacer.frame_ms * 1000 != self.frame_us:
+            raise ValueError(
+                f"pacer frames are {pacer.frame_ms} ms, the clock's {self.frame_us} us"
+            )
         self.pacers[key] = pacer
 
     def remove(self, key: K) -> None:

@@ -42,9 +42,9 @@ def expected_frames(pcm: bytes) -> list[bytes]:
 class Node:
     """Plays the same reply to every connection, all senders on one clock."""
 
-    def __init__(self, pcm: bytes) -> None:
+    def __init__(self, pcm: bytes, frames_per_write: int = 1) -> None:
         self.pcm = pcm
-        self.pacing = PacingClock(time.monotonic)
+        self.pacing = PacingClock(time.monotonic, frames_per_write)
         self.calls: list[tuple[Playback, PacedSender, list[float]]] = []
         self.finish = asyncio.Event()
 
@@ -73,6 +73,14 @@ async def read_all(client: Any, count: int) -> list[bytes]:
         while len(frames) < count:
             frames.append(await client.recv())
     return frames
+
+
+async def read_bytes(client: Any, total: int) -> list[bytes]:
+    messages: list[bytes] = []
+    async with asyncio.timeout(30):
+        while sum(map(len, messages)) < total:
+            messages.append(await client.recv())
+    return messages
 
 
 async def test_every_call_gets_its_exact_frames_from_one_shared_tick() -> None:
@@ -129,3 +137,27 @@ async def test_barge_in_on_one_call_stops_only_its_audio() -> None:
     assert released_at_barge_in + dropped == len(expected)
     assert all(frames == expected for frames in others)
     assert sender not in node.pacing
+
+
+async def test_two_frames_per_write_sends_the_same_audio_in_fewer_messages() -> None:
+    pcm = reply_pcm(1.0)
+    expected = expected_frames(pcm)
+    node = Node(pcm, frames_per_write=2)
+    async with serve(node.handler, "127.0.0.1", 0) as srv:
+        port = srv.sockets[0].getsockname()[1]
+        clients = [await connect(f"ws://127.0.0.1:{port}") for _ in range(CALLS)]
+        try:
+            received = await asyncio.gather(
+                *(read_bytes(c, len(expected) * FRAME) for c in clients)
+            )
+        finally:
+            node.finish.set()
+            for client in clients:
+                await client.close()
+    for messages in received:
+        assert b"".join(messages) == b"".join(expected)  # the same audio, in order
+        assert {len(m) for m in messages} <= {FRAME, 2 * FRAME}  # whole frames, two at most
+        assert sum(len(m) == 2 * FRAME for m in messages) >= len(expected) // 4
+    for playback, _, sent in node.calls:
+        assert len(sent) == len(expected)  # every frame reported as sent, one by one
+        assert playback.pacer.stats.frames_released == len(expected)

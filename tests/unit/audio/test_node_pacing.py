@@ -134,3 +134,19 @@ def test_a_late_tick_counts_its_lateness_and_does_not_burst() -> None:
     assert [round(f.slot, 6) for _, f in late] == [1.08, 1.1]
     assert [round(f.timing_error_ms, 3) for _, f in late] == [25.0, 5.0]
     assert pacer.stats.late_frames == 0  # their slots had not started yet
+
+
+def test_a_forty_ms_clock_releases_two_frames_per_call_per_tick() -> None:
+    clock = NodePacing(frames_per_tick=2)
+    pacer = _queued(20)
+    first = clock.kick("a", pacer, now=2.0)
+    # Slots 2.00 … 2.06 are due now, 2.08 at 2.02, before the next tick (2.04): five frames.
+    assert [round(f.slot, 6) for f in first] == [2.0, 2.02, 2.04, 2.06, 2.08]
+    due, counts = 2.04, []
+    while clock.pacers:
+        counts.append(len(clock.tick(due, now=due)))
+        due = clock.next_tick(due)
+    assert counts == [2] * 7 + [1]
+    assert pacer.stats.max_timing_error_ms == 0.0
+    with pytest.raises(ValueError):
+        NodePacing(frames_per_tick=0)
