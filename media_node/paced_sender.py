@@ -7,9 +7,10 @@ once (`media_node.socket_send.send_now`): no task wake-up, no future, no corouti
 Audio queued while the call is off the clock goes out at once (`kick`). Only when the socket
 cannot take a frame without waiting (flow control, or the connection is closing) does the call
 leave the clock while the frames already released go out through an awaited ``ws.send`` in a
-task; pacing resumes when it is done. Nothing is released once the socket is closing. Frames
-are never sent ahead of their due time: a late tick releases only what the pacer allows, so a
-stall is never followed by a burst.
+task; pacing resumes when it is done. Nothing is released once the socket is closing. A frame
+leaves at most one tick before it falls due (so none waits for a tick), and after it only when
+the tick runs late; a late tick releases only what falls due before the next one, so a stall is
+never followed by a burst.
 """
 
 from __future__ import annotations
