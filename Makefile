@@ -33,10 +33,11 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP) ## Create .venv from requirements.lock
 
-test: $(STAMP) ## Format check, lint, cfn-lint and the whole pytest suite
+test: $(STAMP) ## Format check, lint, cfn-lint, mypy and the whole pytest suite
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/cfn-lint $(CFN_TEMPLATES)
+	$(VENV)/bin/mypy
 	$(PYTEST) $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (format check and lint) and cfn-lint only

@@ -4,7 +4,9 @@ What runs (all on loopback unless ``LOCAL_HOST`` says otherwise):
 
 - DynamoDB and SQS: moto in server mode; the table and queues are created from template.yaml.
 - The HTTP API: :class:`local.gateway.Gateway` serving template.yaml's routes with the real
-  Lambda handlers, and :class:`local.sqs_poller.SqsPoller` feeding the CDR fetcher.
+  Lambda handlers, and a :class:`local.sqs_poller.SqsPoller` feeding each SQS consumer (the CDR
+  fetcher, the rescues).
+- The messages topic: SNS in moto, with a queue subscribed whose notifications are printed.
 - The media node: ``python -m media_node`` as a child process, exactly as in the container.
 - Sautikit's REST API: the double from ``doubles/sautikit_api`` unless ``SAUTIKIT_API_URL`` is set.
 - The models: OpenAI Realtime when ``OPENAI_API_KEY`` is set and Gemini Live when
@@ -24,6 +26,7 @@ node away and bring it back. ``stop()`` restores the environment variables ``sta
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -39,9 +42,10 @@ from typing import Any
 
 import boto3
 
+from local import moto_atomic
 from local.gateway import Gateway
 from local.sqs_poller import SqsPoller
-from local.template import create_queues, create_tables, resources_of_type
+from local.template import create_queues, create_tables, load_template, resources_of_type
 from mapokezi import config, store
 from mapokezi.config import DEFAULT_CALLS_TABLE, env_int
 from mapokezi.profiles import load_profile_file, parse_profile
@@ -157,7 +161,9 @@ class LocalStack:
         self.env: dict[str, str] = {}
         self.moto: Any = None
         self.gateway: Gateway | None = None
-        self.poller: SqsPoller | None = None
+        self.pollers: list[SqsPoller] = []
+        self._consumers: list[tuple[str, str, str]] = []
+        self.notifications: list[dict[str, Any]] = []
         self.sautikit: Any = None
         self.model: Any = None
         self.media_node: subprocess.Popen[bytes] | None = None
@@ -191,9 +197,9 @@ class LocalStack:
         if self.gateway:
             self.gateway.stop()
             self.gateway = None
-        if self.poller:
-            self.poller.stop()
-            self.poller = None
+        for poller in self.pollers:
+            poller.stop()
+        self.pollers = []
         if self.media_node and self.media_node.poll() is None:
             self.media_node.terminate()  # SIGTERM: the node drains, then exits
             try:
@@ -275,6 +281,7 @@ class LocalStack:
     def _start_aws(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        moto_atomic.install()
         cfg = self.cfg
         self.moto = ThreadedMotoServer(ip_address=cfg.host, port=cfg.moto_port, verbose=False)
         self.moto.start()
@@ -309,11 +316,36 @@ class LocalStack:
             names,
             VisibilityTimeout=str(cfg.queue_visibility_seconds),
         )
-        self.parts["DynamoDB + SQS (moto server)"] = endpoint
-        cdr_function, cdr_handler, cdr_queue = _sqs_consumer()
-        if cdr_queue in urls:
-            self._set_env(CDR_QUEUE_URL=urls[cdr_queue])
-            self._cdr = (cdr_function, cdr_handler, urls[cdr_queue])
+        self.parts["DynamoDB + SQS + SNS (moto server)"] = endpoint
+        globals_env = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+        for name, value in globals_env.items():  # e.g. CDR_QUEUE_URL: !Ref CdrQueue
+            if isinstance(value, dict) and value.get("Ref") in urls:
+                self._set_env(**{name: urls[value["Ref"]]})
+        self._consumers = [
+            (function, handler, urls[queue]) for function, handler, queue in _sqs_consumers()
+        ]
+        self._start_messages_topic()
+
+    def _start_messages_topic(self) -> None:
+        """The messages topic, and an inbox queue subscribed to it whose notices are printed."""
+        sns, sqs = boto3.client("sns"), boto3.client("sqs")
+        topic = sns.create_topic(Name="mapokezi-messages")["TopicArn"]
+        inbox = sqs.create_queue(QueueName="mapokezi-messages-inbox")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn["Attributes"]["QueueArn"])
+        self._set_env(MESSAGES_TOPIC_ARN=topic)
+        self.pollers.append(SqsPoller(sqs, inbox, self._print_notifications).start())
+        self.parts["Messages topic (notices printed here)"] = topic
+
+    def _print_notifications(self, event: dict[str, Any]) -> dict[str, Any]:
+        for record in event["Records"]:
+            notice = json.loads(record["body"])
+            self.notifications.append(notice)
+            sys.stderr.write(
+                f"[notification] {notice.get('Subject')}\n"
+                + "".join(f"[notification]   {line}\n" for line in notice["Message"].splitlines())
+            )
+        return {"batchItemFailures": []}
 
     def _start_sautikit(self) -> None:
         cfg = self.cfg
@@ -326,7 +358,12 @@ class LocalStack:
         from doubles.sautikit_api import SautikitApiDouble
 
         self.sautikit = SautikitApiDouble(
-            api_key=cfg.sautikit_api_key, host=cfg.host, port=cfg.sautikit_double_port
+            api_key=cfg.sautikit_api_key,
+            host=cfg.host,
+            port=cfg.sautikit_double_port,
+            # Supervision events go where the number's events_url would send them.
+            events_url=f"{self.gateway_url}/events",
+            webhook_secret=cfg.webhook_secret or None,
         ).start()
         self._set_env(SAUTIKIT_API_URL=self.sautikit.url, SAUTIKIT_API_KEY=cfg.sautikit_api_key)
         self.parts["Sautikit API double"] = self.sautikit.url
@@ -439,15 +476,16 @@ class LocalStack:
         if self.console:
             self.gateway.home_url = self.console_url
         self.parts["HTTP API gateway"] = self.gateway_url
-        if getattr(self, "_cdr", None):
-            function, handler, queue_url = self._cdr
-            gateway = self.gateway
-            self.poller = SqsPoller(
-                boto3.client("sqs"),
-                queue_url,
-                lambda event: gateway.registry.invoke(function, handler, event),
-            ).start()
-            self.parts["CDR queue poller"] = queue_url
+        gateway = self.gateway
+        for function, handler, queue_url in self._consumers:
+            self.pollers.append(
+                SqsPoller(
+                    boto3.client("sqs"),
+                    queue_url,
+                    lambda event, f=function, h=handler: gateway.registry.invoke(f, h, event),
+                ).start()
+            )
+            self.parts[f"{function} queue poller"] = queue_url
 
     def settings(self) -> dict[str, str]:
         """The variables another terminal needs to reach this stack (``local/running.py``)."""
@@ -494,15 +532,16 @@ class LocalStack:
         return "\n".join(lines) + "\n"
 
 
-def _sqs_consumer() -> tuple[str, str, str]:
-    """(function logical id, handler, queue logical id) of the template's SQS consumer."""
+def _sqs_consumers() -> list[tuple[str, str, str]]:
+    """(function logical id, handler, queue logical id) of each of the template's SQS consumers."""
+    found = []
     for name, props in resources_of_type("AWS::Serverless::Function").items():
         for event in (props.get("Events") or {}).values():
             if event.get("Type") == "SQS":
                 queue = event["Properties"]["Queue"]
                 queue_id = queue["Fn::GetAtt"][0] if isinstance(queue, dict) else str(queue)
-                return name, props["Handler"], queue_id
-    return "", "", ""
+                found.append((name, props["Handler"], queue_id))
+    return found
 
 
 def _relay_output(process: subprocess.Popen[bytes], prefix: str) -> None:

@@ -1,4 +1,4 @@
-"""``mapokezi``: the operator's command line for calls, receptionist profiles and numbers.
+"""``mapokezi``: the operator's command line for calls, messages, receptionist profiles and numbers.
 
 Calls and profiles are read from and written to the calls table with boto3 (``CALLS_TABLE``;
 ``AWS_ENDPOINT_URL`` points it at a local moto server). With ``--api URL`` (or
@@ -27,7 +27,7 @@ from typing import Any, TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 
 from calls_api.filters import FilterError, normalise_number, parse_filters
-from mapokezi import config, store
+from mapokezi import config, messages, store
 from mapokezi.outcomes import call_outcome
 from mapokezi.profiles import ProfileError, load_profile_file, parse_profile
 from mapokezi.sautikit_api import SautikitApiError, SautikitClient
@@ -68,6 +68,19 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def outcome_at_a_glance(call: dict[str, Any]) -> str:
+    """The call's outcome (``mapokezi.outcomes``), with the handoff's path, last state and time
+    to a person when there was one, e.g. ``rescued (rescue: connected in 6.2 s)``."""
+    outcome = str(call_outcome(call))
+    handoff = call.get("handoff") or {}
+    if not handoff or handoff.get("kind", "transfer") != "transfer":
+        return outcome
+    detail = f"{handoff.get('path') or 'pending'}: {handoff.get('state', '?')}"
+    if isinstance(handoff.get("time_to_person_ms"), int):
+        detail += f" in {handoff['time_to_person_ms'] / 1000:.1f} s"
+    return f"{outcome} ({detail})"
+
+
 def format_calls(calls: Sequence[dict[str, Any]]) -> str:
     """The readable ``calls list`` table."""
     if not calls:
@@ -83,13 +96,34 @@ def format_calls(calls: Sequence[dict[str, Any]]) -> str:
                 c.get("from", ""),
                 c.get("to", ""),
                 c.get("status", ""),
-                call_outcome(c).value,
+                outcome_at_a_glance(c),
                 handoff.get("target") or handoff.get("kind") or "",
                 cdr.get("duration_seconds", ""),
                 money(cdr.get("cost_minor"), cdr.get("cost_currency")),
             ]
         )
     headers = ["STARTED", "CALL", "FROM", "TO", "STATUS", "OUTCOME", "HANDOFF", "SECONDS", "COST"]
+    return format_table(headers, rows)
+
+
+def format_messages(items: Sequence[dict[str, Any]]) -> str:
+    """The readable ``messages list`` table."""
+    if not items:
+        return "no messages"
+    rows = [
+        [
+            m.get("created_at", ""),
+            m.get("message_id", ""),
+            m.get("state", ""),
+            m.get("urgency", ""),
+            m.get("name", ""),
+            m.get("callback_number", ""),
+            m.get("to", ""),
+            m.get("message", ""),
+        ]
+        for m in items
+    ]
+    headers = ["TAKEN", "ID", "STATE", "URGENCY", "NAME", "CALL BACK", "FOR", "MESSAGE"]
     return format_table(headers, rows)
 
 
@@ -143,6 +177,24 @@ def format_call(record: dict[str, Any]) -> str:
     else:
         out.append("  (not fetched yet)")
     return "\n".join(out)
+
+
+def format_learned(learned: dict[str, Any] | None, strategy: str) -> str:
+    """What the platform was seen to do after a stream on this number, and what that means."""
+    from mapokezi import handoff
+
+    if not learned:
+        seen = "nothing yet (no handoff after a stream has been seen)"
+    else:
+        counts = ", ".join(
+            f"{k.removeprefix('seen_')} x{v}" for k, v in learned.items() if k.startswith("seen_")
+        )
+        seen = (
+            f"{learned.get('after_stream')} (last seen {learned.get('learned_at')} on call "
+            f"{learned.get('from_call')}; {counts})"
+        )
+    path = handoff.choose_path(strategy, (learned or {}).get("after_stream"))
+    return f"learned after a stream: {seen}\nnext handoff path: {path} (strategy {strategy})"
 
 
 def format_numbers(numbers: Sequence[dict[str, Any]]) -> str:
@@ -288,13 +340,54 @@ def cmd_profile_show(args: argparse.Namespace, out: TextIO) -> int:
     if profile is None:
         raise CliError(f"no profile for {number}")
     data = profile.to_dict()
+    learned = store.platform_behaviour(_table(args), number)
     if args.json:
-        print(to_json(data), file=out)
+        print(to_json({**data, "learned": learned}), file=out)
     else:
         import yaml  # available where the CLI runs; never imported by the Lambda functions
 
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip()
         print(terminal_safe(text, keep_newlines=True), file=out)
+        print("", file=out)
+        print(
+            terminal_safe(format_learned(learned, profile.handoff.strategy), keep_newlines=True),
+            file=out,
+        )
+    return EXIT_OK
+
+
+def cmd_messages_list(args: argparse.Namespace, out: TextIO) -> int:
+    number = normalise_number("--number", args.number) if args.number else None
+    if args.limit is not None and not 1 <= args.limit <= 100:
+        raise CliError("--limit must be from 1 to 100", EXIT_INVALID)
+    try:
+        items, cursor = messages.list_messages(
+            _table(args),
+            number=number,
+            open_only=args.open,
+            limit=args.limit or 50,
+            cursor=args.cursor,
+        )
+    except store.CursorError as exc:
+        raise CliError(f"--cursor: {exc}", EXIT_INVALID) from None
+    if args.json:
+        print(to_json({"messages": items, "next_cursor": cursor}), file=out)
+        return EXIT_OK
+    print(format_messages(items), file=out)
+    if cursor:
+        print(f"\nmore: add --cursor {cursor}", file=out)
+    return EXIT_OK
+
+
+def cmd_messages_done(args: argparse.Namespace, out: TextIO) -> int:
+    done = messages.mark_done(_table(args), args.message_id)
+    if done is None:
+        raise CliError(f"message {terminal_safe(args.message_id)!r} not found")
+    if args.json:
+        print(to_json(done), file=out)
+    else:
+        name = terminal_safe(str(done.get("name")))
+        print(f"message {terminal_safe(args.message_id)} from {name} marked done", file=out)
     return EXIT_OK
 
 
@@ -402,6 +495,16 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("--number", required=True, help="the Sautikit number it answers (E.164)")
     shown = command(profile, "show", cmd_profile_show, "show the stored profile of a number")
     shown.add_argument("number", metavar="N")
+
+    notes = groups.add_parser("messages", help="messages taken for the business")
+    notes_sub = notes.add_subparsers(dest="command", required=True)
+    listed = command(notes_sub, "list", cmd_messages_list, "list messages, newest first")
+    listed.add_argument("--number", help="only messages for this dialled number (E.164)")
+    listed.add_argument("--open", action="store_true", help="only messages not yet done")
+    listed.add_argument("--limit", type=int, help="page size 1-100 (default 50)")
+    listed.add_argument("--cursor", help="next_cursor of the previous page")
+    done = command(notes_sub, "done", cmd_messages_done, "mark a message as dealt with")
+    done.add_argument("message_id", metavar="ID")
 
     numbers = groups.add_parser("numbers", help="Sautikit numbers").add_subparsers(
         dest="command", required=True

@@ -18,8 +18,10 @@ from media_node.node_settings import EVENT_LOOPS
 
 try:
     import uvloop
+
+    HAS_UVLOOP = True
 except ImportError:  # pragma: no cover - exercised where uvloop is not installed
-    uvloop = None
+    HAS_UVLOOP = False
 
 T = TypeVar("T")
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
@@ -35,7 +37,7 @@ def loop_factory(choice: str = "auto") -> tuple[str, LoopFactory | None]:
         raise ConfigError(f"EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, got {choice!r}")
     if choice == "asyncio":
         return "asyncio", None
-    if uvloop is None:
+    if not HAS_UVLOOP:
         if choice == "uvloop":
             raise ConfigError("EVENT_LOOP is uvloop but uvloop is not installed")
         return "asyncio", None

@@ -14,9 +14,12 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mapokezi import store
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
 
 logger = logging.getLogger(__name__)
 #: EMF lines go through this logger, which the node's log setup writes verbatim.
@@ -42,7 +45,7 @@ class Heartbeat:
 
     def __init__(
         self,
-        table: Any,
+        table: Table,
         node_id: str,
         *,
         capacity: int,

@@ -13,6 +13,7 @@ from mapokezi.profiles import Profile
 
 TRANSFER_TOOL = "transfer_to_human"
 END_CALL_TOOL = "end_call"
+TAKE_MESSAGE_TOOL = "take_message"
 
 _TOOL_RULES = """\
 Tools:
@@ -29,8 +30,20 @@ You are on a live phone call. Keep every reply to one or two short sentences, sp
 and stop talking as soon as the caller interrupts. Never read out lists, markup or URLs."""
 
 
-def session_instructions(profile: Profile) -> str:
-    """The session's system prompt: persona, phone style, facts, departments, tool rules."""
+_MESSAGE_RULES = """\
+Taking a message:
+- When nobody can take the call, or the caller would rather leave a message, offer to take one. \
+Ask for their name, the number to call back on (they may say "this number" for the one they \
+are calling from), the message, and how urgent it is.
+- Before saving, read the message back in one or two sentences (name, number, message) and ask \
+whether it is right. Call take_message only after the caller confirms; if it reports a problem \
+with a field, ask for that again.
+- After take_message succeeds, tell the caller the message has been passed on."""
+
+
+def session_instructions(profile: Profile, *, take_messages: bool = False) -> str:
+    """The session's system prompt: persona, phone style, facts, departments, tool rules
+    (and how to take a message when ``take_messages``)."""
     parts = [
         f"You are the receptionist answering the phone for {profile.business_name}.",
         profile.instructions.strip(),
@@ -45,6 +58,8 @@ def session_instructions(profile: Profile) -> str:
             "Departments you can transfer to (otherwise the front desk):\n" + "\n".join(lines)
         )
     parts.append(_TOOL_RULES)
+    if take_messages:
+        parts.append(_MESSAGE_RULES)
     return "\n\n".join(p for p in parts if p)
 
 
@@ -73,6 +88,34 @@ def handoff_line_instructions(profile: Profile, kind: str) -> str:
     else:
         task = "The call is ending. Say a brief, warm goodbye in one short sentence."
     return _reply(profile, task)
+
+
+def nobody_available_instructions(profile: Profile) -> str:
+    """Per-reply instructions when the transfer reached nobody (no answer, busy, an error)."""
+    return _reply(
+        profile,
+        "You tried to connect the caller to a colleague, but nobody is free right now. Say so "
+        "briefly and kindly, and offer to take a message so someone calls them back.",
+    )
+
+
+def person_left_instructions(profile: Profile) -> str:
+    """Per-reply instructions when the colleague left while the caller stayed on the line."""
+    return _reply(
+        profile,
+        "Your colleague has left the call and the caller is still here. Briefly ask whether "
+        "there is anything else you can help with, or offer to take a message.",
+    )
+
+
+def introduction_instructions(profile: Profile, summary: str) -> str:
+    """Per-reply instructions for the one-sentence introduction both caller and colleague hear."""
+    return _reply(
+        profile,
+        "A colleague has just joined the call; the caller and the colleague both hear you. In "
+        "one short sentence, introduce the caller's request to the colleague, based on this "
+        f"summary, then say nothing more: {summary[:500]}",
+    )
 
 
 def time_warning_instructions(profile: Profile) -> str:
@@ -104,8 +147,41 @@ def _reply(profile: Profile, task: str) -> str:
     )
 
 
-def tool_specs(profile: Profile) -> list[dict[str, Any]]:
-    """The tools as ``{name, description, parameters}`` with JSON Schema parameters."""
+def take_message_spec() -> dict[str, Any]:
+    """The ``take_message`` tool (see ``mapokezi.messages.message_from_tool_call``)."""
+    return {
+        "name": TAKE_MESSAGE_TOOL,
+        "description": (
+            "Save a message for the business after reading it back to the caller and hearing "
+            "them confirm it. Someone will call them back."
+        ),
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "description": "The caller's name."},
+                "callback_number": {
+                    "type": "string",
+                    "description": (
+                        "Number to call back, digits as said (e.g. 0712 345 678), or 'this "
+                        "number' for the number the caller is calling from."
+                    ),
+                },
+                "message": {"type": "string", "description": "The message, in their words."},
+                "urgency": {
+                    "type": "string",
+                    "enum": ["low", "normal", "high", "urgent"],
+                    "description": "How soon they need a call back (default normal).",
+                },
+            },
+            "required": ["name", "callback_number", "message"],
+            "additionalProperties": False,
+        },
+    }
+
+
+def tool_specs(profile: Profile, *, take_messages: bool = False) -> list[dict[str, Any]]:
+    """The tools as ``{name, description, parameters}`` with JSON Schema parameters
+    (``take_message`` too when ``take_messages``)."""
     department: dict[str, Any] = {
         "type": "string",
         "description": "The department that can help; leave out for the front desk.",
@@ -144,4 +220,4 @@ def tool_specs(profile: Profile) -> list[dict[str, Any]]:
                 "additionalProperties": False,
             },
         },
-    ]
+    ] + ([take_message_spec()] if take_messages else [])

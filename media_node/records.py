@@ -18,11 +18,14 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, ParamValidationError
 
 from mapokezi import store
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +118,7 @@ class CallRecords:
 
     def __init__(
         self,
-        table: Any,
+        table: Table,
         call_id: str,
         retention_days: int,
         *,

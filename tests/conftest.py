@@ -9,8 +9,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local import moto_atomic
 from local.template import create_tables
 from mapokezi import config
+
+moto_atomic.install()  # conditional writes are atomic in DynamoDB; make them so in moto too
 
 TABLE_NAME = "test-calls"
 

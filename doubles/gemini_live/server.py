@@ -11,23 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
 from urllib.parse import urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from doubles.gemini_live.session import LiveConnection, LiveConversation
+from doubles.loopback import LoopbackServer
 from doubles.openai_realtime.response import Pacing
 from doubles.openai_realtime.script import Responder, RespondFunction, Script, as_responder
-from doubles.openai_realtime.session import Changes
 
 __all__ = ["LIVE_PATH", "GeminiLiveDouble"]
 
 LIVE_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
 
 
-class GeminiLiveDouble:
+class GeminiLiveDouble(LoopbackServer):
     """The Gemini Live API double.
 
     Args:
@@ -41,6 +40,9 @@ class GeminiLiveDouble:
         on_connection: Called with each new connection before it reads anything.
     """
 
+    NAME = "gemini double"
+    MAX_MESSAGE_BYTES = 16 * 2**20
+
     def __init__(
         self,
         script: Responder | RespondFunction | None = None,
@@ -52,9 +54,8 @@ class GeminiLiveDouble:
         record_audio: bool = False,
         on_connection: Callable[[LiveConnection], None] | None = None,
     ) -> None:
+        super().__init__(host, port)
         self.script: Responder = as_responder(script) if script is not None else Script()
-        self.host = host
-        self.port = port
         self.api_key = api_key
         self.pacing = pacing or Pacing()
         self.record_audio = record_audio
@@ -65,47 +66,11 @@ class GeminiLiveDouble:
         """Close resumed setups with 1008, as for an expired or unknown handle."""
         self.rejected_paths: list[str] = []
         self._handles: dict[str, LiveConversation] = {}
-        self._server: Server | None = None
-        self._changes = Changes()
 
     @property
     def url(self) -> str:
         """``ws://127.0.0.1:PORT/ws/…BidiGenerateContent``."""
         return f"ws://{self.host}:{self.port}{LIVE_PATH}"
-
-    async def start(self) -> None:
-        """Start listening (also done by ``async with``)."""
-        self._server = await serve(
-            self._handle,
-            self.host,
-            self.port,
-            process_request=self._check_path,
-            compression=None,
-            max_size=16 * 2**20,
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        """Stop listening and close every connection."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> GeminiLiveDouble:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def wait_for(
-        self,
-        predicate: Callable[[GeminiLiveDouble], Any],
-        timeout: float = 5.0,  # noqa: ASYNC109 - every wait in a test must be bounded
-    ) -> Any:
-        """Wait until ``predicate(double)`` is truthy; return its value."""
-        return await self._changes.wait_for(lambda: predicate(self), timeout, "gemini double")
 
     async def wait_for_connection(
         self,
@@ -119,7 +84,7 @@ class GeminiLiveDouble:
         )
         return self.connections[index]
 
-    def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if urlsplit(request.path).path == LIVE_PATH:
             return None
         self.rejected_paths.append(request.path)

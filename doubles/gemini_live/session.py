@@ -27,9 +27,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from doubles.gemini_live import wire
+from doubles.loopback import Changes
 from doubles.openai_realtime.response import Pacing
 from doubles.openai_realtime.script import FunctionCall, FunctionOutput, Reply, Responder, Trigger
-from doubles.openai_realtime.session import Changes
 from doubles.openai_realtime.vad import EnergyVad
 
 __all__ = ["LiveConnection", "LiveConversation", "ModelTurn"]

@@ -43,12 +43,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from doubles.loopback import LoopbackServer
 from doubles.openai_realtime.protocol import RealtimeSessionProtocol
 from doubles.openai_realtime.response import Pacing
 from doubles.openai_realtime.script import (
@@ -63,7 +63,7 @@ from doubles.openai_realtime.script import (
     Turn,
     as_responder,
 )
-from doubles.openai_realtime.session import Changes, RealtimeSession
+from doubles.openai_realtime.session import RealtimeSession
 
 __all__ = [
     "FunctionCall",
@@ -91,7 +91,7 @@ class Rejection:
     message: str
 
 
-class RealtimeDouble:
+class RealtimeDouble(LoopbackServer):
     """The Realtime API double: a WebSocket server on 127.0.0.1.
 
     Args:
@@ -107,6 +107,9 @@ class RealtimeDouble:
             (to set per-session faults or pacing).
     """
 
+    NAME = "realtime double"
+    MAX_MESSAGE_BYTES = 24 * 2**20
+
     def __init__(
         self,
         script: Responder | RespondFunction | None = None,
@@ -119,9 +122,8 @@ class RealtimeDouble:
         record_audio: bool = False,
         on_session: Callable[[RealtimeSession], None] | None = None,
     ) -> None:
+        super().__init__(host, port)
         self.script: Responder = as_responder(script) if script is not None else Script()
-        self.host = host
-        self.port = port
         self.api_key = api_key
         self.pacing = pacing or Pacing()
         self.max_session_s = max_session_s
@@ -133,51 +135,11 @@ class RealtimeDouble:
         """Upgrade requests refused with an HTTP error."""
         self.connections = 0
         """WebSocket connections open right now."""
-        self._server: Server | None = None
-        self._changes = Changes()
 
     @property
     def url(self) -> str:
         """``ws://127.0.0.1:PORT/v1/realtime``; clients add ``?model=…``."""
         return f"ws://{self.host}:{self.port}/v1/realtime"
-
-    async def start(self) -> None:
-        """Start listening (also done by ``async with``)."""
-        self._server = await serve(
-            self._handle,
-            self.host,
-            self.port,
-            process_request=self._check_upgrade,
-            compression=None,
-            max_size=24 * 2**20,
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        """Stop listening and close every connection."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> RealtimeDouble:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def wait_for(
-        self,
-        predicate: Callable[[RealtimeDouble], Any],
-        timeout: float = 5.0,  # noqa: ASYNC109 - every wait in a test must be bounded
-    ) -> Any:
-        """Wait until ``predicate(double)`` is truthy; return its value.
-
-        Raises:
-            TimeoutError: Not within ``timeout`` seconds.
-        """
-        return await self._changes.wait_for(lambda: predicate(self), timeout, "realtime double")
 
     async def wait_for_session(
         self,
@@ -188,7 +150,7 @@ class RealtimeDouble:
         await self.wait_for(lambda d: len(d.sessions) > index, timeout)
         return self.sessions[index]
 
-    def _check_upgrade(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         if url.path != "/v1/realtime":
             return self._refuse(

@@ -18,6 +18,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 
+from doubles.loopback import Changes
 from doubles.openai_realtime.events import (
     AbortConnection,
     Action,
@@ -35,45 +36,6 @@ from doubles.openai_realtime.script import FunctionOutput
 __all__ = ["Changes", "RealtimeSession"]
 
 _SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
-
-
-class Changes:
-    """Broadcast "something changed" to any number of waiters, without polling.
-
-    Every client frame notifies, and usually nobody is waiting: then notifying does nothing.
-    """
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        self._waiters = 0
-
-    def notify(self) -> None:
-        """Wake every waiter to re-check its condition."""
-        if self._waiters:
-            self._event.set()
-            self._event = asyncio.Event()
-
-    async def wait_for(
-        self,
-        predicate: Callable[[], Any],
-        timeout: float,  # noqa: ASYNC109 - every wait in a test must be bounded
-        what: str,
-    ) -> Any:
-        """Wait until ``predicate()`` is truthy, re-checking it on every notification.
-
-        Raises:
-            TimeoutError: Not within ``timeout`` seconds.
-        """
-        self._waiters += 1
-        try:
-            async with asyncio.timeout(timeout):
-                while not (result := predicate()):
-                    await self._event.wait()
-                return result
-        except TimeoutError:
-            raise TimeoutError(f"{what}: condition not met within {timeout} s") from None
-        finally:
-            self._waiters -= 1
 
 
 class RealtimeSession:

@@ -28,12 +28,22 @@ Sautikit documents no CDR for a ``<Dial>`` leg. The double folds the dialled leg
 rate) into the inbound call's ``cost_minor``, records it as a ``dial.completed`` event, and also
 stores it as a child ``outbound`` call row whose ``metadata.parent_call_id`` names the parent.
 
+Live-call supervision (``/v1/calls/{id}/supervision``, scopes ``calls.supervise`` and
+``calls.read``) is in :mod:`doubles.sautikit_api.supervision`; its events are POSTed to
+``events_url`` (or the events URL of the call's number), signed with ``webhook_secret`` when set.
+The person behind the supervisor's phone is controlled without a key:
+``POST /_double/person`` ``{"behaviour", "number"?, "answer_after"?, "ring_timeout"?, …}`` and
+``POST /_double/calls/{id}/supervision/{answer|busy|hangup}``; ``GET
+/_double/calls/{id}/supervision`` reads the state (the emulator follows it).
+
 Run standalone with ``python -m doubles.sautikit_api --port 8090``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -45,6 +55,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.request import Request, urlopen
 
 from doubles.sautikit_api.state import (
     ApiError,
@@ -53,6 +64,7 @@ from doubles.sautikit_api.state import (
     call_cost_minor,
     utc_iso,
 )
+from doubles.sautikit_api.supervision import SupervisionDesk
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -169,6 +181,8 @@ class SautikitApiDouble:
         insufficient_funds_code: str = "wallet.insufficient_funds",
         inventory: list[dict[str, Any]] | None = None,
         workspace_id: str | None = None,
+        events_url: str | None = None,
+        webhook_secret: str | None = None,
     ) -> None:
         self.api_key = api_key
         self.scopes = scopes
@@ -178,6 +192,17 @@ class SautikitApiDouble:
         self.requests: list[RecordedRequest] = []
         #: Recordings by call id (UUID or ``HD_…``): WAV bytes ``/recording`` redirects to.
         self.recordings: dict[str, bytes] = {}
+        self.events_url = events_url
+        self.webhook_secret = webhook_secret
+        #: Every event POST attempted: ``{"kind", "url", "status", "body"}``.
+        self.event_deliveries: list[dict[str, Any]] = []
+        self._person_legs: dict[str, list[dict[str, Any]]] = {}
+        self.supervision = SupervisionDesk(
+            find_call=self.call_view,
+            is_live=self._call_live,
+            on_event=self._send_event,
+            add_leg=lambda call_id, leg: self._person_legs.setdefault(call_id, []).append(leg),
+        )
         self._lock = threading.RLock()
         self._scripts: dict[tuple[str, str], deque[list[Any]]] = {}
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
@@ -269,8 +294,69 @@ class SautikitApiDouble:
         return self.calls.register(**kwargs)
 
     def complete_call(self, call_id: str, **kwargs: Any) -> dict[str, Any]:
-        """End a call and compute its final CDR; see ``CallLedger.complete``."""
+        """End a call and compute its final CDR; see ``CallLedger.complete``.
+
+        A supervisor still on the call leaves with it; people's legs are billed on the call.
+        """
+        entry = self.calls.find(call_id)
+        if entry is not None:
+            self.supervision.call_ended(entry.row["id"])
+            legs = [
+                {**leg, "kind": "supervision.completed"}
+                for leg in self._person_legs.pop(entry.row["id"], [])
+            ]
+            kwargs["dialled"] = list(kwargs.get("dialled") or []) + legs
         return self.calls.complete(call_id, **kwargs)
+
+    def _call_live(self, call_id: str) -> bool:
+        entry = self.calls.find(call_id)
+        return entry is not None and entry.final_row is None
+
+    # -- supervision events ------------------------------------------------------------------
+
+    def _send_event(self, kind: str, data: dict[str, Any], row: dict[str, Any]) -> None:
+        """POST one event in the documented envelope (§1.11), from a thread like a platform."""
+        url = self.events_url or next(
+            (
+                n.get("events_url")
+                for n in self.numbers
+                if n.get("e164") == row.get("local_e164") and n.get("events_url")
+            ),
+            None,
+        )
+        event_id = "evt_" + uuid.uuid4().hex
+        envelope = {
+            "kind": kind,
+            "event_id": event_id,
+            "workspace_id": self.workspace_id,
+            "occurred_at": utc_iso(),
+            "data": data,
+        }
+        delivery: dict[str, Any] = {"kind": kind, "url": url, "status": None, "body": envelope}
+        with self._lock:
+            self.event_deliveries.append(delivery)
+        if url:
+            threading.Thread(target=self._deliver, args=(url, delivery), daemon=True).start()
+
+    def _deliver(self, url: str, delivery: dict[str, Any]) -> None:
+        raw = json.dumps(delivery["body"]).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Sautikit-Event": delivery["kind"],
+            "X-Sautikit-Event-Id": delivery["body"]["event_id"],
+            "X-Sautikit-Idempotency-Key": delivery["body"]["event_id"],
+        }
+        if self.webhook_secret:
+            stamp = str(int(time.time()))
+            digest = hmac.new(
+                self.webhook_secret.encode(), raw + b"." + stamp.encode(), hashlib.sha256
+            ).hexdigest()
+            headers["X-Sautikit-Signature"] = f"t={stamp},v1={digest}"
+        try:
+            with urlopen(Request(url, data=raw, headers=headers, method="POST"), timeout=10) as r:
+                delivery["status"] = r.status
+        except OSError as exc:  # HTTPError included: record what the receiver said
+            delivery["status"] = getattr(exc, "code", None) or f"error: {exc}"
 
     def call_view(self, call_id: str) -> dict[str, Any] | None:
         """The CDR as the API would serve it now, without counting a read."""
@@ -366,6 +452,17 @@ class SautikitApiDouble:
                 final_after_seconds=body.get("final_after_seconds"),
             )
             return 200, {"call": final}, {}
+        if path == "/_double/person" and method == "POST":
+            body = _json_body(request)
+            number = body.pop("number", None)
+            settings = self.supervision.set_person(number, **body)
+            return 200, {"number": number, **settings.__dict__}, {}
+        match = re.fullmatch(r"/_double/calls/([^/]+)/supervision(?:/(answer|busy|hangup))?", path)
+        if match and method == "GET" and not match.group(2):
+            return 200, {"supervision": self.supervision.get(unquote(match.group(1)))}, {}
+        if match and method == "POST" and match.group(2):
+            view = self.supervision.person_acts(unquote(match.group(1)), match.group(2))
+            return 200, {"supervision": view}, {}
         return 404, _error_body("not_found", f"no double route for {method} {path}"), {}
 
 
@@ -398,6 +495,25 @@ def _hangup(api: SautikitApiDouble, _req: RecordedRequest, ident: str) -> tuple[
     if entry is None:
         raise ApiError(404, "calls.not_found", "call not found")
     return 200, {"call_id": entry.row["id"], "status": "hung_up"}
+
+
+def _start_supervision(api: SautikitApiDouble, req: RecordedRequest, ident: str) -> tuple[int, Any]:
+    key = req.headers.get("idempotency-key")
+    return api.supervision.start(ident, _json_body(req), key)
+
+
+def _get_supervision(api: SautikitApiDouble, _req: RecordedRequest, ident: str) -> tuple[int, Any]:
+    return 200, {"supervision": api.supervision.get(ident)}
+
+
+def _patch_supervision(api: SautikitApiDouble, req: RecordedRequest, ident: str) -> tuple[int, Any]:
+    return 200, api.supervision.patch(ident, _json_body(req).get("mode"))
+
+
+def _delete_supervision(
+    api: SautikitApiDouble, _req: RecordedRequest, ident: str
+) -> tuple[int, Any]:
+    return 200, {"supervision": api.supervision.delete(ident)}
 
 
 def _available(api: SautikitApiDouble, req: RecordedRequest) -> tuple[int, Any]:
@@ -440,6 +556,10 @@ _ROUTES: list[tuple[str, str, str, Any]] = [
     ("GET", r"/v1/calls", "calls.read", _list_calls),
     ("GET", r"/v1/calls/([^/]+)", "calls.read", _get_call),
     ("POST", r"/v1/calls/([^/]+)/hangup", "calls.write", _hangup),
+    ("POST", r"/v1/calls/([^/]+)/supervision", "calls.supervise", _start_supervision),
+    ("GET", r"/v1/calls/([^/]+)/supervision", "calls.read", _get_supervision),
+    ("PATCH", r"/v1/calls/([^/]+)/supervision", "calls.supervise", _patch_supervision),
+    ("DELETE", r"/v1/calls/([^/]+)/supervision", "calls.supervise", _delete_supervision),
     ("GET", r"/v1/numbers/available", "numbers.read", _available),
     ("POST", r"/v1/numbers", "numbers.claim", _claim_by_body),
     ("POST", r"/v1/numbers/claim", "numbers.claim", _claim_by_body),
@@ -527,6 +647,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--billing", choices=["per_minute", "per_second"], default="per_minute")
     parser.add_argument("--not-final-reads", type=int, default=1)
     parser.add_argument("--not-final-seconds", type=float, default=0.0)
+    parser.add_argument("--events-url", help="where supervision events are POSTed")
     args = parser.parse_args(argv)
     api = SautikitApiDouble(
         api_key=args.api_key,
@@ -535,6 +656,7 @@ def main(argv: list[str] | None = None) -> None:
         billing=args.billing,
         not_final_reads=args.not_final_reads,
         not_final_seconds=args.not_final_seconds,
+        events_url=args.events_url,
     )
     print(f"Sautikit API double on {api.url} (billing {args.billing})", flush=True)
     try:

@@ -169,7 +169,8 @@ class CallLedger:
         Args:
             call_id: UUID or ``HD_…`` session id.
             duration_seconds: Answered duration of the inbound leg.
-            dialled: Dialled legs, each ``{"to": "+254…", "seconds": 42}`` (answered seconds).
+            dialled: Dialled legs, each ``{"to": "+254…", "seconds": 42}`` (answered seconds),
+                with an optional event ``kind`` (default ``dial.completed``).
             final_after_reads: Overrides ``not_final_reads`` for this call.
             final_after_seconds: Overrides ``not_final_seconds`` for this call.
         """
@@ -222,7 +223,7 @@ class CallLedger:
             "cost_minor": cost,
             "child_call_id": child_id,
         }
-        add_event(parent, "dial.completed", payload, now)
+        add_event(parent, str(leg.get("kind") or "dial.completed"), payload, now)
         child = self.register(
             call_id=child_id,
             direction="outbound",

@@ -9,12 +9,16 @@ single Query returns the call, its events and its transcript turns.
 | call event      | ``CALL#<id>``     | ``EVENT#<source>#<key>``   | one per webhook delivery      |
 | transcript turn | ``CALL#<id>``     | ``TURN#<at_ms>#<seq>``     | ordered by time in the call   |
 | profile         | ``PROFILE#<e164>``| ``PROFILE``                | receptionist per dialled no.  |
+| learned         | ``PROFILE#<e164>``| ``LEARNED``                | what the platform did there   |
+| message         | ``MESSAGE#<id>``  | ``MESSAGE``                | carries two GSI keys          |
 | node heartbeat  | ``NODES``         | ``NODE#<node id>``         | one partition lists all nodes |
 | session alias   | ``SESSION#<HD_…>``| ``ALIAS``                  | PBX session id -> call id     |
 
 Global secondary indexes (sparse: only call records carry their keys), newest first by
 sorting on ``<started_at ISO>#<call id>`` and querying with ``ScanIndexForward=False``:
 ``by_number`` (dialled number), ``by_caller`` (caller number) and ``by_time`` (all calls).
+Messages reuse two of them with partitions of their own, so they never mix with calls:
+``by_number`` under ``MSGTO#<dialled number>`` and ``by_time`` under ``MESSAGES``.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ _PROFILE_PREFIX: Final = "PROFILE#"
 _NODES_PK: Final = "NODES"
 _NODE_PREFIX: Final = "NODE#"
 _ALL_CALLS: Final = "CALLS"
+_MESSAGES_TO: Final = "MSGTO#"
+_ALL_MESSAGES: Final = "MESSAGES"
 #: Longest dedupe key kept as it is in an event's sort key.
 MAX_DEDUPE_KEY_BYTES: Final = 256
 
@@ -104,6 +110,34 @@ def turn_key(call_id: str, at_ms: int, seq: int) -> Key:
 def profile_key(number: str) -> Key:
     """Key of the receptionist profile for a dialled number (E.164)."""
     return {PK: _PROFILE_PREFIX + number, SK: "PROFILE"}
+
+
+def learned_key(number: str) -> Key:
+    """Key of what the platform was seen to do for a dialled number (next to its profile)."""
+    return {PK: _PROFILE_PREFIX + number, SK: "LEARNED"}
+
+
+def message_key(message_id: str) -> Key:
+    """Key of a message taken for the business."""
+    return {PK: "MESSAGE#" + message_id, SK: "MESSAGE"}
+
+
+def message_index_attributes(*, message_id: str, to: str, created_at: str) -> dict[str, str]:
+    """GSI attributes of a message: listed per dialled number and overall, newest first."""
+    return {
+        "number_pk": _MESSAGES_TO + to,
+        "all_pk": _ALL_MESSAGES,
+        "started_sk": f"{created_at}#{message_id}",
+    }
+
+
+def message_index_partition(index: str, number: str | None = None) -> str:
+    """Partition to query for messages on ``by_number`` (one number) or ``by_time`` (all)."""
+    if index == INDEX_BY_NUMBER:
+        return _MESSAGES_TO + (number or "")
+    if index == INDEX_BY_TIME:
+        return _ALL_MESSAGES
+    raise ValueError(f"messages are not listed on index {index!r}")
 
 
 def session_alias_key(session_id: str) -> Key:

@@ -8,6 +8,7 @@ A profile file is YAML or JSON (see ``profiles/example.yaml`` and the README for
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -16,6 +17,8 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from mapokezi.handoff import DEFAULT_RESCUE_GRACE_SECONDS, STRATEGIES, STRATEGY_AUTO
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -131,6 +134,20 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class HandoffSettings:
+    """How a transfer reaches a person (see ``mapokezi.handoff``).
+
+    ``strategy``: ``auto`` (dial, rescue with a supervision when the platform does not come back
+    after the stream, and remember it), ``supervise`` or ``dial``. ``rescue_grace_seconds``: how
+    long after the stream stopped the platform has to re-POST the voice webhook before ``auto``
+    rescues the caller.
+    """
+
+    strategy: str = STRATEGY_AUTO
+    rescue_grace_seconds: float = DEFAULT_RESCUE_GRACE_SECONDS
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything the receptionist of one number needs."""
 
@@ -157,6 +174,7 @@ class Profile:
     #: Spoken right after the greeting, e.g. "You are speaking with an automated assistant;
     #: this call is recorded." (the notice Kenya's Data Protection Act expects).
     disclosure: str | None = None
+    handoff: HandoffSettings = HandoffSettings()
 
     @property
     def model_voice(self) -> str:
@@ -280,6 +298,14 @@ def parse_profile(data: Mapping[str, Any], number: str | None = None) -> Profile
             },
         ),
         "retention_days": v.integer("retention_days", 1, 3650, default=90),
+        "handoff": v.section(
+            "handoff",
+            HandoffSettings,
+            {
+                "strategy": lambda p: v.choice(p, STRATEGIES),
+                "rescue_grace_seconds": lambda p: v.number(p, 0.5, 30.0),
+            },
+        ),
         "model": v.model_choice("model"),
         "disclosure": text("disclosure", max_len=300),
     }
@@ -289,7 +315,7 @@ def parse_profile(data: Mapping[str, Any], number: str | None = None) -> Profile
 
 
 def _f(cls: type) -> tuple[str, ...]:
-    return tuple(cls.__dataclass_fields__)
+    return tuple(field.name for field in dataclasses.fields(cls))
 
 
 def _parse_range(span: str) -> tuple[time, time]:

@@ -1,4 +1,4 @@
-"""The Sautikit REST API client (calls and numbers), on the standard library alone.
+"""The Sautikit REST API client (calls, live-call supervision, numbers), on the stdlib alone.
 
 Lambda ships only boto3 and Powertools, so this uses ``urllib``. Sautikit's own pages disagree on
 the numbers endpoints (claim path, routing path, method and field names), so those are settings.
@@ -18,6 +18,14 @@ Environment (read by :meth:`SautikitClient.from_env`):
 - ``SAUTIKIT_ROUTE_FIELD``: field carrying the voice URL (default ``routing_url``; also seen:
   ``voice_callback_url``, ``voice_url``).
 - ``SAUTIKIT_EVENTS_FIELD``: field carrying the events URL (default ``events_url``).
+
+Errors are :class:`SautikitApiError`; the statuses a caller must tell apart have subclasses
+(:class:`TransportError`, :class:`ScopeDeniedError`, :class:`NotFoundError`,
+:class:`ConflictError` and its :class:`SupervisionInProgressError`, :class:`ServerError`).
+Supervision (§1.10b) puts a person into a live call: ``start_supervision`` (POST, with an
+``Idempotency-Key`` so a retried request returns the same supervision), ``get_supervision``,
+``set_supervision_mode`` (PATCH) and ``stop_supervision`` (DELETE, idempotent). The API key needs
+``calls.supervise`` (and ``calls.read`` for GET).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -81,6 +89,40 @@ class SautikitApiError(Exception):
         return self.status is None or self.status >= 500 or self.code == "response.malformed"
 
 
+class TransportError(SautikitApiError):
+    """No answer arrived: timeout or connection failure (``status`` is None)."""
+
+
+class ScopeDeniedError(SautikitApiError):
+    """403: the API key lacks a scope (e.g. ``calls.supervise``) or access is denied."""
+
+
+class NotFoundError(SautikitApiError):
+    """404: the call (or other object) does not exist."""
+
+
+class ConflictError(SautikitApiError):
+    """409: the request conflicts with the object's state (e.g. a PATCH while ringing)."""
+
+
+class SupervisionInProgressError(ConflictError):
+    """409 ``calls.supervision_in_progress``: the call already has a supervisor."""
+
+
+class ServerError(SautikitApiError):
+    """5xx: the platform failed; trying again later may work."""
+
+
+def _error_class(status: int, code: str) -> type[SautikitApiError]:
+    if status == 409:
+        return (
+            SupervisionInProgressError if code == "calls.supervision_in_progress" else ConflictError
+        )
+    if status >= 500:
+        return ServerError
+    return {403: ScopeDeniedError, 404: NotFoundError}.get(status, SautikitApiError)
+
+
 @dataclass(frozen=True)
 class ApiPaths:
     """Endpoint paths, methods and field names where Sautikit's docs disagree."""
@@ -116,6 +158,76 @@ class ApiResponse:
     headers: dict[str, str]
 
 
+SUPERVISION_MODES = ("listen", "whisper", "barge")
+SUPERVISION_STATES = ("connecting", "ringing", "connected", "ended", "failed")
+
+
+@dataclass(frozen=True)
+class Supervision:
+    """A ``CallSupervision`` (§1.10b); ``raw`` keeps every field the platform sent.
+
+    ``failure_reason`` is not in the SDK's type; it is read when the platform sends one
+    (``failure_reason``, ``reason`` or ``hangup_cause``) so busy and no-answer can be told apart.
+    """
+
+    supervision_id: str
+    call_id: str
+    state: str
+    mode: str
+    supervisor: dict[str, Any]
+    session_id: str | None = None
+    supervisor_leg_id: str | None = None
+    announce: str | None = None
+    notify_agent: bool | None = None
+    connected_at: str | None = None
+    ended_at: str | None = None
+    created_at: str | None = None
+    failure_reason: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_api(cls, body: Any) -> Supervision:
+        """Read a ``CallSupervision`` (bare or wrapped in ``{"supervision": …}``).
+
+        Raises:
+            SautikitApiError: ``response.malformed`` when the id or a known state is missing.
+        """
+        data = body.get("supervision") if isinstance(body, dict) and "supervision" in body else body
+        if not isinstance(data, dict):
+            raise SautikitApiError(200, "response.malformed", "expected a supervision object")
+        state = data.get("state")
+        if not data.get("supervision_id") or state not in SUPERVISION_STATES:
+            raise SautikitApiError(
+                200, "response.malformed", f"supervision without an id or a known state: {state!r}"
+            )
+        reason = data.get("failure_reason") or data.get("reason") or data.get("hangup_cause")
+        supervisor = data.get("supervisor")
+        return cls(
+            supervision_id=str(data["supervision_id"]),
+            call_id=str(data.get("call_id") or ""),
+            state=str(state),
+            mode=str(data.get("mode") or ""),
+            supervisor=dict(supervisor) if isinstance(supervisor, dict) else {},
+            session_id=data.get("session_id"),
+            supervisor_leg_id=data.get("supervisor_leg_id"),
+            announce=data.get("announce"),
+            notify_agent=data.get("notify_agent"),
+            connected_at=data.get("connected_at"),
+            ended_at=data.get("ended_at"),
+            created_at=data.get("created_at"),
+            failure_reason=str(reason) if reason else None,
+            raw=dict(data),
+        )
+
+
+def phone_supervisor(number: str, label: str | None = None) -> dict[str, Any]:
+    """The ``supervisor`` of a person reached on their phone (``{"type":"phone","number"}``)."""
+    supervisor: dict[str, Any] = {"type": "phone", "number": number}
+    if label:
+        supervisor["label"] = label[:64]
+    return supervisor
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
     if not value:
@@ -142,22 +254,22 @@ def error_from_response(status: int, raw: bytes, headers: Mapping[str, str]) -> 
     except ValueError:
         body = {}
     if isinstance(body, dict):
-        detail = body.get("error") if isinstance(body.get("error"), dict) else body
+        error = body.get("error")
+        detail: dict[str, Any] = error if isinstance(error, dict) else body
         code = str(detail.get("code") or code)
         message = str(detail.get("message") or detail.get("reason") or message)
         request_id = detail.get("request_id")
     retry_after = parse_retry_after(headers.get("retry-after"))
-    return SautikitApiError(status, code, message, retry_after=retry_after, request_id=request_id)
+    error_class = _error_class(status, code)
+    return error_class(status, code, message, retry_after=retry_after, request_id=request_id)
 
 
 def _items(body: Any, *names: str) -> list[dict[str, Any]]:
     """The list inside a listing response, whichever envelope the endpoint used."""
-    if isinstance(body, list):
-        return body
     if isinstance(body, dict):
-        for name in names:
-            if isinstance(body.get(name), list):
-                return body[name]
+        body = next((body[n] for n in names if isinstance(body.get(n), list)), body)
+    if isinstance(body, list):
+        return [item for item in body if isinstance(item, dict)]
     raise SautikitApiError(200, "response.malformed", "expected a list of items")
 
 
@@ -263,6 +375,71 @@ class SautikitClient:
         retry = parse_retry_after(headers.get("retry-after")) or _number(hint)
         return {"state": "pending", "retry_after_seconds": retry}
 
+    def hangup_call(self, call_id: str) -> None:
+        """End a live call (``POST /v1/calls/{id}/hangup``; idempotent on the platform)."""
+        self.request("POST", f"/v1/calls/{urllib.parse.quote(call_id, safe='')}/hangup", {})
+
+    # -- live-call supervision (§1.10b) --------------------------------------------------
+
+    def _supervision_path(self, call_id: str) -> str:
+        return f"/v1/calls/{urllib.parse.quote(call_id, safe='')}/supervision"
+
+    def start_supervision(
+        self,
+        call_id: str,
+        supervisor: Mapping[str, Any],
+        *,
+        idempotency_key: str,
+        mode: str = "barge",
+        announce: str | None = None,
+        label: str | None = None,
+        notify_agent: bool | None = None,
+    ) -> Supervision:
+        """Ring a supervisor into the live call ``call_id`` (UUID or ``HD_…``).
+
+        The same ``idempotency_key`` replays the same supervision, so a retry after a timeout
+        never rings a second person.
+
+        Raises:
+            SupervisionInProgressError: the call already has a supervisor (409).
+            ScopeDeniedError: the key lacks ``calls.supervise`` (403).
+            NotFoundError: no such live call (404).
+            ServerError, TransportError: try again later with the same key.
+        """
+        if mode not in SUPERVISION_MODES:
+            raise ValueError(f"mode must be one of {SUPERVISION_MODES}, got {mode!r}")
+        body: dict[str, Any] = {"mode": mode, "supervisor": dict(supervisor)}
+        if announce is not None:
+            body["announce"] = announce
+        if label is not None:
+            body["label"] = label[:64]
+        if notify_agent is not None:
+            body["notify_agent"] = notify_agent
+        headers = {"Idempotency-Key": idempotency_key}
+        response = self.request("POST", self._supervision_path(call_id), body, headers)
+        return Supervision.from_api(response.body)
+
+    def get_supervision(self, call_id: str) -> Supervision | None:
+        """The call's supervision, or None when it has none (needs ``calls.read``)."""
+        body = self.request("GET", self._supervision_path(call_id)).body
+        if isinstance(body, dict) and "supervision" in body and body["supervision"] is None:
+            return None
+        return Supervision.from_api(body)
+
+    def set_supervision_mode(self, call_id: str, mode: str) -> Supervision:
+        """Switch listen / whisper / barge (409 :class:`ConflictError` while still ringing)."""
+        if mode not in SUPERVISION_MODES:
+            raise ValueError(f"mode must be one of {SUPERVISION_MODES}, got {mode!r}")
+        response = self.request("PATCH", self._supervision_path(call_id), {"mode": mode})
+        return Supervision.from_api(response.body)
+
+    def stop_supervision(self, call_id: str) -> None:
+        """Remove the supervisor (idempotent: a call without one is not an error)."""
+        try:
+            self.request("DELETE", self._supervision_path(call_id))
+        except NotFoundError:
+            return  # nothing to remove (or the call is already over): the same end state
+
     # -- numbers -------------------------------------------------------------------------
 
     def list_available(self, country: str = "KE", currency: str = "KES") -> list[dict[str, Any]]:
@@ -297,10 +474,14 @@ class SautikitClient:
 
     # -- transport -----------------------------------------------------------------------
 
-    def request(self, method: str, path: str, body: Any = None) -> ApiResponse:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: Mapping[str, str] | None = None
+    ) -> ApiResponse:
         """Send one request; return the 2xx response or raise :class:`SautikitApiError`."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         request.add_header("Authorization", f"Bearer {self.api_key}")
         request.add_header("Accept", "application/json")
         request.add_header("User-Agent", _USER_AGENT)
@@ -317,12 +498,12 @@ class SautikitClient:
             headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
             raise error_from_response(exc.code, raw, headers) from None
         except TimeoutError as exc:
-            raise SautikitApiError(None, "transport.timeout", f"{method} {path}: {exc}") from None
+            raise TransportError(None, "transport.timeout", f"{method} {path}: {exc}") from None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, TimeoutError):
-                raise SautikitApiError(None, "transport.timeout", f"{method} {path}") from None
-            raise SautikitApiError(
+                raise TransportError(None, "transport.timeout", f"{method} {path}") from None
+            raise TransportError(
                 None, "transport.connection", f"{method} {path}: {reason}"
             ) from None
         try:
@@ -357,8 +538,7 @@ def _number(value: Any) -> float | None:
 
 def _object(body: Any, name: str) -> dict[str, Any]:
     """Unwrap ``{"<name>": {...}}`` if the platform wrapped it; the object itself otherwise."""
-    if isinstance(body, dict) and isinstance(body.get(name), dict):
-        return body[name]
     if isinstance(body, dict):
-        return body
+        inner = body.get(name)
+        return inner if isinstance(inner, dict) else body
     raise SautikitApiError(200, "response.malformed", f"expected a {name} object")

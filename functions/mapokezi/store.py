@@ -15,16 +15,21 @@ import base64
 import binascii
 import json
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 from botocore.exceptions import ClientError
 
+from mapokezi import handoff as handoffs
 from mapokezi import keys
 from mapokezi.profiles import Profile, parse_profile
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
 
 STATUS_ACTIVE = "active"
 STATUS_ENDED = "ended"
@@ -76,7 +81,7 @@ def _conditional_failed(exc: ClientError) -> bool:
 
 
 def _update(
-    table: Any, call_id: str, expression: str, values: Mapping[str, Any], **kw: Any
+    table: Table, call_id: str, expression: str, values: Mapping[str, Any], **kw: Any
 ) -> bool:
     """UpdateItem on an existing call record; False when the condition did not hold."""
     condition = "attribute_exists(pk)"
@@ -97,7 +102,7 @@ def _update(
     return True
 
 
-def _set(table: Any, call_id: str, attribute: str, value: Any) -> bool:
+def _set(table: Table, call_id: str, attribute: str, value: Any) -> bool:
     """SET one top-level attribute of an existing call record (names may be reserved words)."""
     return _update(
         table, call_id, "SET #a = :v", {":v": value}, ExpressionAttributeNames={"#a": attribute}
@@ -108,7 +113,7 @@ def _set(table: Any, call_id: str, attribute: str, value: Any) -> bool:
 
 
 def create_call(
-    table: Any,
+    table: Table,
     *,
     call_id: str,
     caller: str,
@@ -146,7 +151,7 @@ def create_call(
 
 
 def find_call(
-    table: Any, call_id: str, session_id: str | None = None
+    table: Table, call_id: str, session_id: str | None = None
 ) -> tuple[str, dict[str, Any] | None]:
     """The call a webhook means: by its call id, else through its PBX session id's alias.
 
@@ -162,18 +167,18 @@ def find_call(
     return str(alias["call_id"]), get_call(table, str(alias["call_id"]))
 
 
-def get_call(table: Any, call_id: str) -> dict[str, Any] | None:
+def get_call(table: Table, call_id: str) -> dict[str, Any] | None:
     """The raw call record item (strongly consistent), or None."""
     item = table.get_item(Key=keys.call_key(call_id), ConsistentRead=True).get("Item")
     return from_dynamo(item) if item else None
 
 
-def set_stream_token(table: Any, call_id: str, nonce: str) -> bool:
+def set_stream_token(table: Table, call_id: str, nonce: str) -> bool:
     """Remember the nonce of the token just minted; only that token may open the media socket."""
     return _set(table, call_id, "stream_token", {"nonce": nonce, "minted_at": now_iso()})
 
 
-def claim_stream_token(table: Any, call_id: str, nonce: str, node_id: str) -> bool:
+def claim_stream_token(table: Table, call_id: str, nonce: str, node_id: str) -> bool:
     """Claim the call's stream token once; False if it is foreign, unknown or already used."""
     return _update(
         table,
@@ -185,7 +190,7 @@ def claim_stream_token(table: Any, call_id: str, nonce: str, node_id: str) -> bo
 
 
 def claim_first_answer(
-    table: Any,
+    table: Table,
     call_id: str,
     answer: str,
     *,
@@ -223,7 +228,7 @@ def claim_first_answer(
     return record
 
 
-def renew_stream_token(table: Any, call_id: str, nonce: str, expires_at: int) -> bool:
+def renew_stream_token(table: Table, call_id: str, nonce: str, expires_at: int) -> bool:
     """Move an unclaimed token's expiry (a retry long after the first answer); False if it was
     claimed or replaced meanwhile."""
     return _update(
@@ -235,7 +240,7 @@ def renew_stream_token(table: Any, call_id: str, nonce: str, expires_at: int) ->
     )
 
 
-def mark_incomplete(table: Any, call_id: str, missing: Iterable[str]) -> bool:
+def mark_incomplete(table: Table, call_id: str, missing: Iterable[str]) -> bool:
     """Say that parts of the call were never recorded (the table was unreachable then)."""
     return _update(
         table,
@@ -247,7 +252,7 @@ def mark_incomplete(table: Any, call_id: str, missing: Iterable[str]) -> bool:
 
 
 def set_stream_state(
-    table: Any, call_id: str, state: str, *, error: str | None = None, sid: str | None = None
+    table: Table, call_id: str, state: str, *, error: str | None = None, sid: str | None = None
 ) -> bool:
     """Record the media stream's state (``started``, ``stopped`` or ``error``)."""
     stream: dict[str, Any] = {"state": state, "updated_at": now_iso()}
@@ -259,7 +264,7 @@ def set_stream_state(
 
 
 def mark_ended(
-    table: Any, call_id: str, *, reason: str, duration_seconds: int | None = None
+    table: Table, call_id: str, *, reason: str, duration_seconds: int | None = None
 ) -> bool:
     """Mark the call ended; True only for the first end (repeat hangup POSTs change nothing)."""
     values: dict[str, Any] = {":ended": STATUS_ENDED, ":at": now_iso(), ":why": reason}
@@ -277,29 +282,90 @@ def mark_ended(
     )
 
 
-def record_media(table: Any, call_id: str, media: Mapping[str, Any]) -> bool:
+def record_media(table: Table, call_id: str, media: Mapping[str, Any]) -> bool:
     """Record the media node's view of the call (node id, outcome, closed_at, …)."""
     return _set(table, call_id, "media", dict(media))
 
 
-def record_handoff(table: Any, call_id: str, handoff: Mapping[str, Any]) -> bool:
-    """Write a pending handoff: ``kind`` (transfer/hangup), ``target``, ``reason``, ``summary``."""
-    item = {**handoff, "state": HANDOFF_PENDING, "requested_at": now_iso()}
+def record_handoff(
+    table: Table, call_id: str, handoff: Mapping[str, Any], *, state: str = HANDOFF_PENDING
+) -> bool:
+    """Write a handoff: ``kind`` (transfer/hangup), ``target``, ``reason``, ``summary``.
+
+    ``state`` is ``pending`` when the webhook (dial) or a rescue will act on it, or
+    ``requested`` when the media node asks for a supervision itself (``path`` ``supervise``).
+    Each handoff gets a ``handoff_id`` (the supervision's Idempotency-Key derives from it).
+    """
+    at = now_iso()
+    item = {
+        "handoff_id": uuid.uuid4().hex,
+        **handoff,
+        "state": state,
+        "requested_at": at,
+        "changes": [{"state": state, "at": at}],
+    }
     return _set(table, call_id, "handoff", item)
 
 
-def take_pending_handoff(table: Any, call_id: str) -> dict[str, Any] | None:
-    """Atomically move a pending handoff to ``dialled`` and return it; None if none was pending."""
+def record_handoff_change(
+    table: Table,
+    call_id: str,
+    change: Mapping[str, Any],
+    fields: Mapping[str, Any] | None = None,
+) -> bool:
+    """Append a state change (``mapokezi.handoff.state_change``) to the call's handoff and set
+    ``handoff.state`` to it; ``fields`` (e.g. ``supervision_id``, ``time_to_person_ms``) are
+    set alongside. False when the call has no handoff."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    sets: list[str] = []
+    if change:
+        names["#state"] = "state"
+        values.update({":state": change["state"], ":change": [dict(change)], ":none": []})
+        sets += [
+            "handoff.#state = :state",
+            "handoff.changes = list_append(if_not_exists(handoff.changes, :none), :change)",
+        ]
+    for i, (name, value) in enumerate((fields or {}).items()):
+        names[f"#f{i}"] = name
+        values[f":f{i}"] = value
+        sets.append(f"handoff.#f{i} = :f{i}")
+    if not sets:
+        return True
+    return _update(
+        table,
+        call_id,
+        "SET " + ", ".join(sets),
+        values,
+        condition="attribute_exists(handoff)",
+        ExpressionAttributeNames=names,
+    )
+
+
+def claim_rescue(table: Table, call_id: str) -> dict[str, Any] | None:
+    """Move a still-pending handoff to ``requested`` on the ``rescue`` path, exactly once.
+
+    The condition (``state = pending``) makes concurrent or retried rescues of one handoff, and
+    a late re-POST that dials it (:func:`take_pending_handoff`), exclude each other. Returns the
+    handoff as it now is, or None when another writer took it first (or none was pending).
+    """
+    at = now_iso()
     try:
         result = table.update_item(
             Key=keys.call_key(call_id),
-            UpdateExpression="SET handoff.#state = :dialled, handoff.dialled_at = :at",
-            ConditionExpression="handoff.#state = :pending",
-            ExpressionAttributeNames={"#state": "state"},
+            UpdateExpression=(
+                "SET handoff.#state = :requested, handoff.#path = :rescue, "
+                "handoff.changes = list_append(if_not_exists(handoff.changes, :none), :change)"
+            ),
+            ConditionExpression="handoff.#state = :pending AND handoff.kind <> :hangup",
+            ExpressionAttributeNames={"#state": "state", "#path": "path"},
             ExpressionAttributeValues={
-                ":dialled": HANDOFF_DIALLED,
+                ":requested": handoffs.REQUESTED,
+                ":rescue": handoffs.PATH_RESCUE,
                 ":pending": HANDOFF_PENDING,
-                ":at": now_iso(),
+                ":hangup": "hangup",
+                ":none": [],
+                ":change": [{"state": handoffs.REQUESTED, "at": at, "reason": "rescue"}],
             },
             ReturnValues="ALL_NEW",
         )
@@ -307,15 +373,65 @@ def take_pending_handoff(table: Any, call_id: str) -> dict[str, Any] | None:
         if _conditional_failed(exc):
             return None
         raise
-    return from_dynamo(result["Attributes"]["handoff"])
+    handoff: dict[str, Any] = from_dynamo(result["Attributes"]["handoff"])
+    return handoff
+
+
+def take_pending_handoff(table: Table, call_id: str) -> dict[str, Any] | None:
+    """Atomically move a pending handoff to ``dialled`` and return it; None if none was pending."""
+    try:
+        result = table.update_item(
+            Key=keys.call_key(call_id),
+            UpdateExpression=(
+                "SET handoff.#state = :dialled, handoff.dialled_at = :at, "
+                "handoff.#path = if_not_exists(handoff.#path, :dial), "
+                "handoff.changes = list_append(if_not_exists(handoff.changes, :none), :change)"
+            ),
+            ConditionExpression="handoff.#state = :pending",
+            ExpressionAttributeNames={"#state": "state", "#path": "path"},
+            ExpressionAttributeValues={
+                ":dialled": HANDOFF_DIALLED,
+                ":pending": HANDOFF_PENDING,
+                ":at": now_iso(),
+                ":dial": handoffs.PATH_DIAL,
+                ":none": [],
+                ":change": [{"state": HANDOFF_DIALLED, "at": now_iso()}],
+            },
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if _conditional_failed(exc):
+            return None
+        raise
+    handoff: dict[str, Any] = from_dynamo(result["Attributes"]["handoff"])
+    return handoff
+
+
+def record_message(table: Table, call_id: str, message: Mapping[str, Any]) -> bool:
+    """Put a message taken during the call on its record (``message``; see mapokezi.messages)."""
+    return _set(table, call_id, "message", dict(message))
 
 
 def set_handoff_state(
-    table: Any, call_id: str, *, expected: str, state: str, detail: str | None = None
+    table: Table, call_id: str, *, expected: str, state: str, detail: str | None = None
 ) -> bool:
-    """Move the handoff from ``expected`` to ``state`` (``stranded``, ``failed``…) once."""
-    expression = "SET handoff.#state = :s, handoff.state_at = :at"
-    values: dict[str, Any] = {":s": state, ":e": expected, ":at": now_iso()}
+    """Move the handoff from ``expected`` to ``state`` (``stranded``, ``failed``…) once; the move
+    is appended to ``handoff.changes`` like every other state change."""
+    at = now_iso()
+    change: dict[str, Any] = {"state": state, "at": at}
+    if detail:
+        change["reason"] = detail[:200]
+    expression = (
+        "SET handoff.#state = :s, handoff.state_at = :at, "
+        "handoff.changes = list_append(if_not_exists(handoff.changes, :none), :change)"
+    )
+    values: dict[str, Any] = {
+        ":s": state,
+        ":e": expected,
+        ":at": at,
+        ":none": [],
+        ":change": [change],
+    }
     if detail:
         expression += ", handoff.state_detail = :d"
         values[":d"] = detail[:500]
@@ -329,13 +445,13 @@ def set_handoff_state(
     )
 
 
-def put_metrics(table: Any, call_id: str, metrics: Mapping[str, Any]) -> bool:
+def put_metrics(table: Table, call_id: str, metrics: Mapping[str, Any]) -> bool:
     """Store the media node's metrics for the call (replaces earlier ones)."""
     return _set(table, call_id, "metrics", dict(metrics))
 
 
 def add_turns(
-    table: Any, call_id: str, turns: Iterable[Mapping[str, Any]], retention_days: int
+    table: Table, call_id: str, turns: Iterable[Mapping[str, Any]], retention_days: int
 ) -> int:
     """Store transcript turns (each has ``role``, ``text``, ``at_ms``, optional extras)."""
     count = 0
@@ -348,13 +464,13 @@ def add_turns(
     return count
 
 
-def record_cdr(table: Any, call_id: str, cdr: Mapping[str, Any]) -> bool:
+def record_cdr(table: Table, call_id: str, cdr: Mapping[str, Any]) -> bool:
     """Store the platform's call detail record (status, duration, cost, …) on the call."""
     return _set(table, call_id, "cdr", dict(cdr))
 
 
 def record_event(
-    table: Any,
+    table: Table,
     call_id: str,
     *,
     source: str,
@@ -379,7 +495,7 @@ def record_event(
     return True
 
 
-def call_record(table: Any, call_id: str) -> dict[str, Any] | None:
+def call_record(table: Table, call_id: str) -> dict[str, Any] | None:
     """The whole record of a call, as the query API and the CLI return it, or None."""
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {
@@ -405,7 +521,7 @@ def call_record(table: Any, call_id: str) -> dict[str, Any] | None:
     return record
 
 
-def delete_call(table: Any, call_id: str) -> int:
+def delete_call(table: Table, call_id: str) -> int:
     """Delete every item of a call (record, transcript turns, events) and its session alias.
 
     Returns how many items were deleted (0 when the call is unknown). Used to honour a
@@ -475,7 +591,7 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
 
 
 def query_calls(
-    table: Any,
+    table: Table,
     *,
     number: str | None = None,
     caller: str | None = None,
@@ -499,14 +615,14 @@ def query_calls(
     else:
         index, partition = keys.INDEX_BY_TIME, keys.index_partition(keys.INDEX_BY_TIME)
     pk_attr, sk_attr = keys.INDEXES[index]
-    condition = Key(pk_attr).eq(partition)
+    condition: ConditionBase = Key(pk_attr).eq(partition)
     if since and until:
         condition &= Key(sk_attr).between(since, until + "~")
     elif since:
         condition &= Key(sk_attr).gte(since)
     elif until:
         condition &= Key(sk_attr).lte(until + "~")
-    filters = []
+    filters: list[ConditionBase] = []
     if number and caller:
         filters.append(Attr("from").eq(caller))
     if status:
@@ -535,7 +651,7 @@ def query_calls(
 # --- profiles ---------------------------------------------------------------------------
 
 
-def put_profile(table: Any, profile: Profile) -> None:
+def put_profile(table: Table, profile: Profile) -> None:
     """Store a validated profile for its number (replacing any previous one)."""
     table.put_item(
         Item={
@@ -547,19 +663,53 @@ def put_profile(table: Any, profile: Profile) -> None:
     )
 
 
-def get_profile(table: Any, number: str) -> Profile | None:
+def get_profile(table: Table, number: str) -> Profile | None:
     """The profile of a dialled number, or None when the number is unknown."""
     item = table.get_item(Key=keys.profile_key(number)).get("Item")
+    stored = item.get("profile") if item else None
+    if not isinstance(stored, str):
+        return None
+    return parse_profile(json.loads(stored), number=number)
+
+
+def learn_platform_behaviour(table: Table, number: str, behaviour: str, *, call_id: str) -> None:
+    """Remember what the platform did after a stream ended on ``number`` (the latest wins).
+
+    ``behaviour`` is ``mapokezi.handoff.LEARNED_REPOSTS`` or ``LEARNED_NO_REPOST``; a count per
+    behaviour is kept so the operator sees how often each was seen.
+    """
+    if behaviour not in (handoffs.LEARNED_REPOSTS, handoffs.LEARNED_NO_REPOST):
+        raise ValueError(f"unknown platform behaviour {behaviour!r}")
+    table.update_item(
+        Key=keys.learned_key(number),
+        UpdateExpression=(
+            "SET after_stream = :b, learned_at = :at, from_call = :c, #n = :number ADD #seen :one"
+        ),
+        ExpressionAttributeNames={"#n": "number", "#seen": f"seen_{behaviour}"},
+        ExpressionAttributeValues={
+            ":b": behaviour,
+            ":at": now_iso(),
+            ":c": call_id,
+            ":number": number,
+            ":one": 1,
+        },
+    )
+
+
+def platform_behaviour(table: Table, number: str) -> dict[str, Any] | None:
+    """What was learned for ``number``: ``after_stream``, ``learned_at``, ``from_call``,
+    ``seen_reposts``/``seen_no_repost`` counts; None when nothing was learned yet."""
+    item = table.get_item(Key=keys.learned_key(number)).get("Item")
     if not item:
         return None
-    return parse_profile(json.loads(item["profile"]), number=number)
+    return {k: v for k, v in from_dynamo(item).items() if k not in (keys.PK, keys.SK)}
 
 
 # --- media node heartbeats --------------------------------------------------------------
 
 
 def put_heartbeat(
-    table: Any,
+    table: Table,
     node_id: str,
     *,
     active_calls: int,
@@ -583,7 +733,7 @@ def put_heartbeat(
 
 
 def healthy_nodes(
-    table: Any, max_age_seconds: int, *, now: float | None = None
+    table: Table, max_age_seconds: int, *, now: float | None = None
 ) -> list[dict[str, Any]]:
     """Nodes seen in the last ``max_age_seconds`` that are not draining and have room."""
     cutoff = Decimal(str((time.time() if now is None else now) - max_age_seconds))

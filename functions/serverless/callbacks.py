@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from mapokezi import store
-from serverless import cdr_jobs
+from serverless import cdr_jobs, rescue
 from serverless.webhook import (
     STREAM_ERROR,
     STREAM_STARTED,
@@ -22,6 +22,7 @@ from serverless.webhook import (
     StreamStatus,
     first,
     phone_number,
+    stream_event_kind,
 )
 
 logger = Logger(child=True)
@@ -85,6 +86,7 @@ def handle_stream_status(
     elif status.event == STREAM_STOPPED and current != "error":
         applied = STREAM_STOPPED
         store.set_stream_state(table, status.call_id, "stopped", sid=status.stream_sid)
+        rescue.on_stream_stopped(table, status.call_id)
     elif status.event == STREAM_STARTED and current not in ("stopped", "error"):
         applied = STREAM_STARTED
         store.set_stream_state(table, status.call_id, "started", sid=status.stream_sid)
@@ -128,6 +130,8 @@ def handle_platform_event(
     )
     if event.kind not in CALL_ENDING_KINDS:
         known = store.get_call(table, event.call_id) is not None
+        if first_delivery and known:
+            _handoff_edges(table, event)
         return CallbackResult(known, first_delivery, duplicate=not first_delivery)
     # Ending a call is idempotent, so a retried delivery (after a failure half-way through the
     # first one) still ends it; only the first end queues the CDR fetch.
@@ -163,3 +167,15 @@ def handle_platform_event(
     return CallbackResult(
         True, first_delivery, applied="ended" if ended else None, duplicate=not first_delivery
     )
+
+
+def _handoff_edges(table: Any, event: PlatformEvent) -> None:
+    """A stream that stopped may need a rescue; supervision events move a supervised handoff."""
+    assert event.call_id is not None
+    if event.kind.startswith("call.supervision."):
+        rescue.apply_supervision_event(table, event.call_id, event.kind, event.data)
+        return
+    state = first(event.data, ("callSessionState", "streamEvent"))
+    stopped = stream_event_kind(event.kind) == STREAM_STOPPED
+    if stopped or stream_event_kind(state) == STREAM_STOPPED:
+        rescue.on_stream_stopped(table, event.call_id)

@@ -28,6 +28,7 @@ from typing import Any
 
 from mapokezi import store
 from mapokezi.config import env_int
+from mapokezi.handoff import person_leg_cost
 from mapokezi.sautikit_api import SautikitApiError
 from serverless.cdr_jobs import CdrJob
 
@@ -142,6 +143,8 @@ def cdr_from_call(
     cdr: dict[str, Any] = {name: call.get(name) for name in _COPIED_FIELDS}
     cdr["platform_call_id"] = call.get("id")
     cdr.update(fetched_at=fetched_at, fetch_state=fetch_state, attempts=attempts)
+    if (leg := person_leg_cost(call)) is not None:  # a transfer's outbound leg, when listed
+        cdr["person_leg"] = leg
     return cdr
 
 

@@ -22,7 +22,7 @@ from aws_lambda_powertools import Logger
 
 from mapokezi import store
 from mapokezi.profiles import E164, Profile
-from serverless import cdr_jobs, profile_cache
+from serverless import cdr_jobs, profile_cache, rescue
 from serverless.sautikit_xml import Hangup, Say, render
 from serverless.voice_answers import (
     DIAL_FAILED,
@@ -173,6 +173,7 @@ def _after_stream(
     profile = _profile_of(table, call)
     handoff = store.take_pending_handoff(table, request.call_id)
     if handoff is not None:
+        rescue.learn_repost(table, call)
         return _handoff_answer(request, handoff, profile, settings)
     if _caller_gone(request, call):
         return empty()

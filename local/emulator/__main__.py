@@ -12,6 +12,7 @@ from local.emulator.call import run_call
 from local.emulator.media_leg import DRACHTIO, JAMBONZ
 from local.emulator.options import CallOptions, default_voice_url
 from local.emulator.pacing import JitterConfig, SendSchedule
+from local.emulator.person import PERSON_BEHAVIOURS
 from local.emulator.playout import PlayoutConfig
 from local.emulator.report import format_summary
 from local.emulator.script import parse_script
@@ -95,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flow.add_argument("--dial-answer-seconds", type=float, default=5.0)
     flow.add_argument("--realtime-verbs", action="store_true", help="sleep through Say/Dial")
+    flow.add_argument(
+        "--person",
+        choices=PERSON_BEHAVIOURS,
+        default="answer",
+        help="what the person a supervision rings does (Sautikit double only)",
+    )
+    flow.add_argument(
+        "--rescue-wait",
+        type=float,
+        default=10.0,
+        help="seconds of silence the caller waits after a stream with no re-POST",
+    )
     after = p.add_argument_group("after the call")
     after.add_argument("--sautikit-api-url", help="API double URL (env SAUTIKIT_API_URL)")
     after.add_argument("--call-record-url", help="gateway base for GET /calls/{id}")
@@ -140,6 +153,7 @@ def options_from_args(args: argparse.Namespace) -> CallOptions:
     options.drop_media_after = args.drop_media_after
     options.dial_outcome, options.dial_answer_seconds = args.dial_outcome, args.dial_answer_seconds
     options.realtime_verbs, options.record_wait_seconds = args.realtime_verbs, args.record_wait
+    options.person, options.rescue_wait_seconds = args.person, args.rescue_wait
     return options
 
 

@@ -30,6 +30,7 @@ from local.emulator import retries
 from local.emulator.answer import StreamSpec, Verb, VoiceAnswer, parse_voice_answer
 from local.emulator.media_leg import MediaLeg, MediaLegResult
 from local.emulator.options import CallOptions
+from local.emulator.person import await_person, configure_person
 from local.emulator.records import (
     complete_with_api_double,
     fetch_call_record,
@@ -68,6 +69,7 @@ class CallResult:
     first_audio_after_call_start_ms: float | None = None
     api_double: dict[str, Any] | None = None
     call_record: dict[str, Any] | None = None
+    person: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -239,6 +241,9 @@ class CallRunner:
                 media = self.result.media
                 if media is not None and media.ended_by == "caller":
                     # The caller hung up: the call is over, nothing is asked for next.
+                    self.result.verbs.append(log)
+                    return
+                if not self.options.restream_post and await self._rescued():
                     self.result.verbs.append(log)
                     return
                 if not self.options.restream_post:
@@ -417,6 +422,25 @@ class CallRunner:
             )
         self.result.warnings += media.notes
 
+    async def _rescued(self) -> bool:
+        """After a stream with no re-POST: whether a supervision reached a person (the rescue)."""
+        if not self._api:
+            return False
+        person = await await_person(
+            self._api,
+            self.call,
+            behaviour=self.options.person,
+            appear_seconds=self.options.rescue_wait_seconds,
+            ring_seconds=self.options.person_ring_seconds,
+            heard_wav=self.options.heard_wav,
+        )
+        self.result.person = person.as_dict()
+        if person.connected_after_s is None:
+            return False
+        # Real seconds waited for the person, then (simulated) the conversation with them.
+        await self._simulate(person.heard_seconds)
+        return True
+
     # -- hangup, CDR and call record -----------------------------------------------------------
 
     async def _hang_up(self) -> None:
@@ -462,6 +486,10 @@ class CallRunner:
             self.result.api_double = {"url": self._api, "registered": self._api is not None}
         if warning:
             self.result.warnings.append(warning)
+        if self._api:
+            ring = self.options.person_ring_seconds
+            if trouble := await configure_person(self._api, self.options.person, ring):
+                self.result.warnings.append(trouble)
 
     async def _complete_with_api_double(self) -> None:
         if self._api:

@@ -78,3 +78,6 @@ class CallOptions:
     call_record_url: str | None = None
     record_wait_seconds: float = 8.0
     http_timeout: float = 10.0
+    person: str = "answer"  # what the person a transfer reaches does (see person.py)
+    rescue_wait_seconds: float = 10.0  # silence a caller sits through before giving up
+    person_ring_seconds: float = 40.0  # how long a ringing person may take

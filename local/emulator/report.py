@@ -30,6 +30,32 @@ def _record_lines(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _transfer_lines(result: CallResult) -> list[str]:
+    """The handoff's path, time to a person and any message taken (from the call record)."""
+    lines = []
+    person = result.person
+    if person:
+        states = " -> ".join(f"{state} @{at:g} s" for state, at in person["states"]) or "none"
+        lines.append(f"Person after the stream: supervision {person['supervision_id']}: {states}")
+        if person["connected_after_s"] is not None:
+            lines.append(f"  the caller heard the person ({person['heard_seconds']:g} s)")
+    record = result.call_record or {}
+    handoff = record.get("handoff") or {}
+    if handoff.get("kind", "transfer") == "transfer" and handoff:
+        ttp = handoff.get("time_to_person_ms")
+        lines.append(
+            f"Transfer: path {handoff.get('path', '?')}, state {handoff.get('state', '?')}, "
+            f"time to a person {'-' if ttp is None else f'{ttp / 1000:.1f} s'}"
+        )
+    message = record.get("message")
+    if isinstance(message, dict):
+        lines.append(
+            f"Message taken: {message.get('name')} ({message.get('callback_number')},"
+            f" {message.get('urgency')}): {message.get('message')}"
+        )
+    return lines
+
+
 def format_summary(result: CallResult) -> str:
     """Render the call result as a multi-line text summary."""
     call = result.call
@@ -98,6 +124,7 @@ def format_summary(result: CallResult) -> str:
             f"Handoff: dial {h['number']} callerId={h['callerId']} timeout={h['timeout']}"
             f" -> {h['outcome']} ({h['answered_seconds']:g} s talking)"
         )
+    lines += _transfer_lines(result)
     lines.append(f"Duration: {result.duration_seconds} s (answered at {result.answered_at})")
     if result.call_record:
         lines.append("Call record:")

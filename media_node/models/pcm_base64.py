@@ -15,11 +15,14 @@ validate=True)`` accepts: text pybase64 refuses (it also refuses padding beyond 
 from __future__ import annotations
 
 import binascii
+from collections.abc import Callable
 
 try:
     import pybase64
+
+    HAS_PYBASE64 = True
 except ImportError:  # pragma: no cover - exercised where pybase64 is not installed
-    pybase64 = None
+    HAS_PYBASE64 = False
 
 
 def _encode_stdlib(pcm: bytes) -> str:
@@ -39,7 +42,9 @@ def _decode_pybase64(text: str | bytes) -> bytes:
 
 # encode(pcm: bytes) -> str: base64 text (standard alphabet, padded).
 # decode(text: str | bytes) -> bytes: strict decoding, raising binascii.Error on bad input.
-if pybase64 is not None:
+encode: Callable[[bytes], str]
+decode: Callable[[str | bytes], bytes]
+if HAS_PYBASE64:
     encode = pybase64.b64encode_as_string
     decode = _decode_pybase64
     BACKEND = "pybase64"
@@ -48,6 +53,6 @@ else:  # pragma: no cover - exercised where pybase64 is not installed
     decode = _decode_stdlib
     BACKEND = "stdlib"
 
-ENCODERS = {"stdlib": _encode_stdlib, **({"pybase64": encode} if pybase64 else {})}
-DECODERS = {"stdlib": _decode_stdlib, **({"pybase64": _decode_pybase64} if pybase64 else {})}
+ENCODERS = {"stdlib": _encode_stdlib, **({"pybase64": encode} if HAS_PYBASE64 else {})}
+DECODERS = {"stdlib": _decode_stdlib, **({"pybase64": _decode_pybase64} if HAS_PYBASE64 else {})}
 """Every available backend by name, for tests and benchmarks that compare them."""

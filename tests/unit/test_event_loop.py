@@ -32,7 +32,7 @@ def test_asyncio_runs_on_the_standard_loop() -> None:
 def test_without_uvloop_auto_falls_back_and_uvloop_refuses(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(event_loop, "uvloop", None)  # as if `import uvloop` had failed
+    monkeypatch.setattr(event_loop, "HAS_UVLOOP", False)  # as if `import uvloop` had failed
     assert event_loop.loop_factory("auto") == ("asyncio", None)
     with pytest.raises(ConfigError, match="uvloop is not installed"):
         event_loop.loop_factory("uvloop")

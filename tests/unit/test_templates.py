@@ -345,15 +345,56 @@ def test_only_the_calls_api_reads_the_indexes() -> None:
 
 
 def test_only_the_call_ending_webhooks_and_the_fetcher_queue_call_record_fetches() -> None:
-    queuing = ("VoiceFunction", "EventsFunction", "CdrFunction")
+    cdr = {"QueueName": {"Fn::GetAtt": ["CdrQueue", "QueueName"]}}
+    rescues = {"QueueName": {"Fn::GetAtt": ["RescueQueue", "QueueName"]}}
+    expected = {
+        "VoiceFunction": [cdr],
+        "EventsFunction": [cdr, rescues],  # a stopped stream may need a rescue
+        "StreamStatusFunction": [rescues],
+        "CdrFunction": [cdr],
+        "RescueFunction": [rescues],  # its own follow-ups
+    }
     for function, props in FUNCTION_RESOURCES.items():
         sends = [
             p["SQSSendMessagePolicy"] for p in props["Policies"] if "SQSSendMessagePolicy" in p
         ]
-        if function in queuing:
-            assert sends == [{"QueueName": {"Fn::GetAtt": ["CdrQueue", "QueueName"]}}], function
-        else:
-            assert sends == [], function
+        assert sends == expected.get(function, []), function
+
+
+def test_rescues_consume_their_queue_and_may_publish_missed_callers() -> None:
+    (event,) = FUNCTION_RESOURCES["RescueFunction"]["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["RescueQueue", "Arn"]}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = resources_of_type("AWS::SQS::Queue", TEMPLATE)["RescueQueue"]
+    assert queue["VisibilityTimeout"] >= 6 * FUNCTION_RESOURCES["RescueFunction"]["Timeout"]
+    assert "RescueDeadLetterQueue" in _refs(queue["RedrivePolicy"])
+    policies = FUNCTION_RESOURCES["RescueFunction"]["Policies"]
+    publishes = [p["SNSPublishMessagePolicy"] for p in policies if "SNSPublishMessagePolicy" in p]
+    assert publishes == [{"TopicName": {"Fn::GetAtt": ["MessagesTopic", "TopicName"]}}]
+    for function in FUNCTION_RESOURCES:
+        env = _environment(function)
+        assert env["RESCUE_QUEUE_URL"] == {"Ref": "RescueQueue"}
+        assert env["MESSAGES_TOPIC_ARN"] == {"Ref": "MessagesTopic"}
+
+
+def test_messages_topic_has_optional_email_and_sms_subscriptions() -> None:
+    subscriptions = resources_of_type("AWS::SNS::Subscription", TEMPLATE)
+    by_protocol = {props["Protocol"]: name for name, props in subscriptions.items()}
+    assert set(by_protocol) == {"email", "sms"}
+    for protocol, parameter in (("email", "MessageEmail"), ("sms", "MessageSms")):
+        resource = TEMPLATE["Resources"][by_protocol[protocol]]
+        assert resource["Properties"]["Endpoint"] == {"Ref": parameter}
+        assert TEMPLATE["Parameters"][parameter]["Default"] == ""
+        assert resource["Condition"] in TEMPLATE["Conditions"]
+    statements = MEDIA_NODE["Resources"]["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    by_sid = {s["Sid"]: s for s in statements["Statement"]}
+    assert by_sid["Messages"] == {
+        "Sid": "Messages",
+        "Effect": "Allow",
+        "Action": "sns:Publish",
+        "Resource": {"Ref": "MessagesTopicArn"},
+    }
 
 
 # --------------------------------------------------------------------------- table

@@ -1,0 +1,136 @@
+"""The handoff on the call record, the rescue claim, what numbers taught us, the profile section."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+
+from mapokezi import handoff, store
+from mapokezi.profiles import ProfileError, parse_profile
+
+NUMBER = "+254700000100"
+PROFILE = {
+    "business_name": "Duka",
+    "greeting": "Hello",
+    "instructions": "Help callers.",
+    "front_desk": "+254711000001",
+}
+
+
+@pytest.fixture
+def call(calls_table: Any) -> str:
+    store.create_call(
+        calls_table, call_id="HD_h1", caller="+254722000111", to=NUMBER, retention_days=1
+    )
+    store.record_handoff(
+        calls_table, "HD_h1", {"kind": "transfer", "target": "+254711000001", "reason": "booking"}
+    )
+    return "HD_h1"
+
+
+def test_profile_handoff_defaults_and_values() -> None:
+    default = parse_profile(PROFILE, number=NUMBER).handoff
+    assert (default.strategy, default.rescue_grace_seconds) == ("auto", 2.0)
+    chosen = parse_profile(
+        {**PROFILE, "handoff": {"strategy": "supervise", "rescue_grace_seconds": 3}}, number=NUMBER
+    )
+    assert chosen.handoff.strategy == "supervise" and chosen.handoff.rescue_grace_seconds == 3.0
+    assert parse_profile(json.loads(json.dumps(chosen.to_dict())), number=NUMBER) == chosen
+
+
+def test_profile_handoff_errors_name_the_field() -> None:
+    with pytest.raises(ProfileError) as caught:
+        parse_profile(
+            {**PROFILE, "handoff": {"strategy": "conference", "rescue_grace_seconds": 0, "x": 1}},
+            number=NUMBER,
+        )
+    assert caught.value.errors == [
+        "handoff.x: unknown field",
+        "handoff.strategy: must be one of auto, supervise, dial",
+        "handoff.rescue_grace_seconds: must be a number from 0.5 to 30.0",
+    ]
+
+
+def test_record_handoff_has_an_id_and_its_first_change(calls_table: Any, call: str) -> None:
+    record = store.call_record(calls_table, call)["handoff"]
+    assert len(record["handoff_id"]) == 32 and record["state"] == "pending"
+    assert record["changes"] == [{"state": "pending", "at": record["requested_at"]}]
+
+
+def test_changes_append_in_order_with_fields(calls_table: Any, call: str) -> None:
+    at = 1_764_400_000.0
+    store.record_handoff_change(calls_table, call, handoff.state_change("ringing", at))
+    store.record_handoff_change(
+        calls_table,
+        call,
+        handoff.state_change("connected", at + 4),
+        {"time_to_person_ms": 4000, "supervision_id": "sup_1"},
+    )
+    record = store.call_record(calls_table, call)["handoff"]
+    assert [c["state"] for c in record["changes"]] == ["pending", "ringing", "connected"]
+    assert record["state"] == "connected" and record["time_to_person_ms"] == 4000
+    assert record["supervision_id"] == "sup_1" and record["reason"] == "booking"
+
+
+def test_change_without_a_handoff_is_refused(calls_table: Any) -> None:
+    store.create_call(
+        calls_table, call_id="HD_none", caller="+254722000111", to=NUMBER, retention_days=1
+    )
+    assert not store.record_handoff_change(
+        calls_table, "HD_none", handoff.state_change("ringing", 1.0)
+    )
+
+
+def test_rescue_and_dial_exclude_each_other(calls_table: Any, call: str) -> None:
+    rescued = store.claim_rescue(calls_table, call)
+    assert rescued["state"] == "requested" and rescued["path"] == "rescue"
+    assert store.take_pending_handoff(calls_table, call) is None  # a late re-POST does not dial
+    assert store.claim_rescue(calls_table, call) is None
+
+
+def test_dial_first_then_no_rescue(calls_table: Any, call: str) -> None:
+    dialled = store.take_pending_handoff(calls_table, call)
+    assert dialled["path"] == "dial" and [c["state"] for c in dialled["changes"]] == [
+        "pending",
+        "dialled",
+    ]
+    assert store.claim_rescue(calls_table, call) is None
+
+
+def test_hangup_handoff_is_never_rescued(calls_table: Any, call: str) -> None:
+    store.record_handoff(calls_table, call, {"kind": "hangup", "reason": "goodbye"})
+    assert store.claim_rescue(calls_table, call) is None
+
+
+def test_concurrent_rescues_claim_once(calls_table: Any, call: str) -> None:
+    barrier = threading.Barrier(8)
+    wins: list[dict[str, Any]] = []
+
+    def claim() -> None:
+        barrier.wait()
+        if (taken := store.claim_rescue(calls_table, call)) is not None:
+            wins.append(taken)
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(wins) == 1
+
+
+def test_learned_behaviour_latest_wins_and_counts(calls_table: Any) -> None:
+    assert store.platform_behaviour(calls_table, NUMBER) is None
+    store.learn_platform_behaviour(calls_table, NUMBER, handoff.LEARNED_REPOSTS, call_id="c1")
+    store.learn_platform_behaviour(calls_table, NUMBER, handoff.LEARNED_NO_REPOST, call_id="c2")
+    store.learn_platform_behaviour(calls_table, NUMBER, handoff.LEARNED_NO_REPOST, call_id="c3")
+    learned = store.platform_behaviour(calls_table, NUMBER)
+    assert learned["after_stream"] == "no_repost" and learned["from_call"] == "c3"
+    assert learned["seen_reposts"] == 1 and learned["seen_no_repost"] == 2
+    with pytest.raises(ValueError, match="unknown platform behaviour"):
+        store.learn_platform_behaviour(calls_table, NUMBER, "sometimes", call_id="c4")
+    # The profile next to it is untouched.
+    assert store.get_profile(calls_table, NUMBER) is None
