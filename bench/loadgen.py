@@ -217,7 +217,10 @@ class Leg(asyncio.Protocol):
         else:
             data = frame.data
         if opcode is Opcode.BINARY or (opcode is Opcode.CONT and data):
-            self.arrivals.append(now)
+            # One arrival per 20 ms frame: a node writing two frames per message
+            # (FRAMES_PER_WRITE=2) delivers both at once.
+            frame_bytes = self.audio.rate * FRAME_MS // 1000 * 2
+            self.arrivals.extend([now] * max(1, len(data) // frame_bytes))
             self.bytes_in += len(data)
             if len(data) % 2:
                 self.odd_frames += 1

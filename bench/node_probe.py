@@ -46,8 +46,8 @@ def _wrap_release() -> None:
     original = pacer.Pacer.release
     last = BINS - 1
 
-    def release(self: pacer.Pacer, now: float) -> list[pacer.Released]:
-        released = original(self, now)
+    def release(self: pacer.Pacer, now: float, until: float | None = None) -> list[pacer.Released]:
+        released = original(self, now, until)
         if released:
             histogram = _histogram
             for frame in released:

@@ -1,4 +1,4 @@
-"""What every call on a media node shares: node id, settings, table, model factory, clock."""
+"""What every call on a media node shares: node id, settings, table, model factory, clocks."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from media_node.models.base import (
 )
 from media_node.models.gemini_session import GeminiLiveSession
 from media_node.models.openai_session import OpenAIRealtimeSession
+from media_node.pacing_clock import PacingClock
 
 DEFAULT_UPLINK_APPEND_MS = 40
 """Caller audio per ``input_audio_buffer.append``: two 20 ms frames."""
@@ -153,6 +154,8 @@ class NodeContext:
             WebSocket frame per block) but the model's VAD hears speech start and stop up to
             ``uplink_append_ms - 20`` ms later (20 ms at the default 40), which delays
             barge-in and turn ends by as much.
+        frames_per_write: Outbound frames per WebSocket message (``FRAMES_PER_WRITE``, 1 or 2;
+            see `media_node.pacing_clock`).
     """
 
     node_id: str
@@ -163,6 +166,12 @@ class NodeContext:
     pacer_lead_ms: float = DEFAULT_LEAD_MS
     timeouts: CallTimeouts = field(default_factory=CallTimeouts)
     uplink_append_ms: int = DEFAULT_UPLINK_APPEND_MS
+    frames_per_write: int = 1
+    pacing: PacingClock = field(init=False, repr=False)
+    """The node's one pacing clock: every call's outbound frames go out on its ticks."""
+
+    def __post_init__(self) -> None:
+        self.pacing = PacingClock(self.clock, self.frames_per_write)
 
     @classmethod
     def for_providers(
@@ -174,6 +183,7 @@ class NodeContext:
         providers: Mapping[str, ModelFactory | str],
         pacer_lead_ms: float = DEFAULT_LEAD_MS,
         uplink_append_ms: int = DEFAULT_UPLINK_APPEND_MS,
+        frames_per_write: int = 1,
     ) -> NodeContext:
         """A context whose calls use the provider their profile chooses (`provider_factory`)."""
         return cls(
@@ -183,6 +193,7 @@ class NodeContext:
             provider_factory(providers),
             pacer_lead_ms=pacer_lead_ms,
             uplink_append_ms=uplink_append_ms,
+            frames_per_write=frames_per_write,
         )
 
     @classmethod

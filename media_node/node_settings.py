@@ -58,6 +58,9 @@ class NodeSettings:
     stream_token_secret: str = field(repr=False)
     openai_api_key: str | None = field(repr=False, default=None)
     uplink_append_ms: int = 40
+    frames_per_write: int = 1
+    """``FRAMES_PER_WRITE``: outbound 20 ms frames per WebSocket message (2: one write per
+    40 ms; unconfirmed on Sautikit, so off by default)."""
     event_loop: str = "auto"
     gemini_live_url: str = DEFAULT_GEMINI_LIVE_URL
     gemini_model: str = DEFAULT_GEMINI_MODEL
@@ -144,6 +147,7 @@ class NodeSettings:
             openai_api_key=openai_api_key,
             openai_key_problem=openai_key_problem,
             uplink_append_ms=env_int(env, "UPLINK_APPEND_MS", 40, low=20, high=200),
+            frames_per_write=env_int(env, "FRAMES_PER_WRITE", 1, low=1, high=2),
             limits=SocketLimits.from_env(env),
             gemini_live_url=gemini_live_url,
             gemini_model=env_str(env, "GEMINI_MODEL", DEFAULT_GEMINI_MODEL),

@@ -106,6 +106,7 @@ def default_session_factory(node: NodeSettings, table: Any) -> SessionFactory:
         providers=providers,
         pacer_lead_ms=node.pacer_lead_ms,
         uplink_append_ms=node.uplink_append_ms,
+        frames_per_write=node.frames_per_write,
     )
 
     def build(websocket: ServerConnection, call_id: str, profile: Profile) -> CallSessionLike:

@@ -157,11 +157,14 @@ class Pacer:
         """
         self._reply_end = self._enqueued
 
-    def release(self, now: float) -> list[Released]:
-        """Releases every frame that is due at `now`, in order.
+    def release(self, now: float, until: float | None = None) -> list[Released]:
+        """Releases every frame that is due at `now` (or by `until`), in order.
 
         Args:
             now: Monotonic time in seconds; never earlier than a previous call's `now`.
+            until: Also release the frames that fall due before this time (the next tick of
+                a clock that calls `release` only at its ticks, so none of them waits for it).
+                New timelines still start at `now`, and the ledger settles at `now`.
 
         Returns:
             The frames to send now, with their slots; empty if none is due.
@@ -170,6 +173,7 @@ class Pacer:
         if not queue:
             return []
         now_us = to_us(now)
+        until_us = now_us if until is None else max(now_us, to_us(until) - 1)
         lead_us = self._lead_us
         frame_us = self._frame_us
         stats = self.stats
@@ -188,10 +192,10 @@ class Pacer:
                         stats.underruns += 1
                 stats.timelines += 1
                 slot_us = self._timeline_start_us = now_us
-            elif slot_us - lead_us > now_us:
+            elif slot_us - lead_us > until_us:
                 break
             elif waited:
-                error_us = now_us - max(slot_us - lead_us, self._timeline_start_us)
+                error_us = max(0, now_us - max(slot_us - lead_us, self._timeline_start_us))
             else:
                 error_us = 0
             frame, item_id = queue.popleft()

@@ -3,10 +3,10 @@
 `CallSession` feeds what happens into the call's `CallCore` and carries out the actions it
 returns; it decides nothing itself. Three tasks run per call: the caller reader (metadata, then
 PCM → model), the model reader (its events) and the performer, which carries out the core's
-model commands and closes one at a time, in order. Frames go out at real time from loop timers
-(`media_node.paced_sender`), and the core's named timers are loop timers too. `run` always
-stops every task and closes the model session and the socket, then writes transcript, media
-outcome and metrics.
+model commands and closes one at a time, in order. Frames go out at real time on the node's
+pacing clock (`media_node.paced_sender`), and the core's named timers are loop timers. `run`
+always stops every task and closes the model session and the socket, then writes transcript,
+media outcome and metrics.
 """
 
 from __future__ import annotations
@@ -106,7 +106,12 @@ class CallSession:
                 pacer_lead_ms=self.node.pacer_lead_ms,
             )
             self.sender = PacedSender(
-                self.ws, core.playback, self.clock, core.frame_released, self._pacing_failed
+                self.ws,
+                core.playback,
+                self.clock,
+                core.frame_released,
+                self._pacing_failed,
+                self.node.pacing,
             )
             self._performer = asyncio.create_task(self._guard(self._perform_loop))
             for loop in (self._caller_loop, self._model_loop):

@@ -18,6 +18,7 @@ def test_defaults() -> None:
     assert node.port == 8080
     assert node.drain_seconds == 100.0
     assert node.pacer_lead_ms == 60
+    assert node.frames_per_write == 1  # two per write is unconfirmed on the platform
     assert node.log_level == "INFO"
     assert node.heartbeat_interval_seconds == 10.0
     assert node.metric_interval_seconds == 60.0
@@ -42,6 +43,7 @@ def test_overrides() -> None:
             "SERVICE_NAME": "svc",
             "ECS_AGENT_URI": "http://169.254.170.2/api/abc/",
             "TASK_PROTECTION_MINUTES": "90",
+            "FRAMES_PER_WRITE": "2",
         }
     )
     assert (node.node_id, node.host, node.port) == ("node-a", "0.0.0.0", 9000)
@@ -49,6 +51,7 @@ def test_overrides() -> None:
     assert (node.max_calls, node.service_name) == (12, "svc")
     assert node.ecs_agent_uri == "http://169.254.170.2/api/abc"
     assert node.task_protection_minutes == 90
+    assert node.frames_per_write == 2
 
 
 def test_secrets_stay_out_of_repr() -> None:
@@ -128,6 +131,7 @@ def test_local_model_urls(url: str, local: bool) -> None:
         ("MEDIA_NODE_PORT", "http"),
         ("HEARTBEAT_INTERVAL_SECONDS", "0"),
         ("TASK_PROTECTION_MINUTES", "5000"),
+        ("FRAMES_PER_WRITE", "3"),
     ],
 )
 def test_malformed_values_name_the_variable(name: str, value: str) -> None:

@@ -1,4 +1,4 @@
-"""One pacing clock for the node: frames on a shared 20 ms grid, exact slots, barge-in intact."""
+"""One pacing clock for the node: exact frames and slots, nothing late, barge-in intact."""
 
 from __future__ import annotations
 
@@ -28,92 +28,125 @@ def test_grid_arithmetic() -> None:
         clock.add("x", Pacer(frame_ms=10))
 
 
-def test_every_call_releases_exact_frames_in_consecutive_grid_slots() -> None:
-    clock = NodePacing(origin=0.0)
-    clock.add("a", _queued(30, "item_a"))
-    clock.add("b", _queued(20, "item_b"))
-    slots: dict[str, list[float]] = {"a": [], "b": []}
-    due = 10.0
+def test_every_call_keeps_its_own_exact_timeline_and_no_frame_is_late() -> None:
+    clock = NodePacing()
+    a, b = _queued(30, "item_a"), _queued(20, "item_b")
+    first_a = clock.kick("a", a, now=10.003)  # a reply starting 3 ms after a grid point
+    first_b = clock.kick("b", b, now=10.011)
+    slots: dict[str, list[float]] = {
+        "a": [f.slot for f in first_a],
+        "b": [f.slot for f in first_b],
+    }
+    # The first frame plays when it leaves, the lead's worth with it; the next (due at 10.023)
+    # is left to the tick at 10.02, which comes before it falls due.
+    assert [round(s, 6) for s in slots["a"]] == [10.003, 10.023, 10.043, 10.063]
+    assert [round(s, 6) for s in slots["b"]] == [10.011, 10.031, 10.051, 10.071]
+    due = 10.02
     for _ in range(40):
-        # The timer fires up to 3 ms late; releases still happen at the grid time.
-        for key, frame in clock.tick(due, now=due + 0.003):
+        for key, frame in clock.tick(due, now=due + 0.001):  # each timer 1 ms late
             assert frame.frame == FRAME
-            assert frame.timing_error_ms == 0.0
-            slots[str(key)].append(round(frame.slot, 6))
+            # Released before its due time (slot − lead) or at most the tick's lateness after.
+            assert frame.released_at - (frame.slot - 0.06) <= 0.001 + 1e-9
+            assert frame.slot - frame.released_at <= 0.06 + 0.02 + 1e-9  # at most a tick early
+            slots[str(key)].append(frame.slot)
         due = clock.next_tick(due)
     assert len(slots["a"]) == 30 and len(slots["b"]) == 20
     for found in slots.values():
-        assert found[0] == 10.0  # timelines start on the grid
-        assert all(round(b - a, 6) == 0.02 for a, b in zip(found, found[1:], strict=False))
-    assert clock.stats.max_lateness_ms == pytest.approx(3.0)
+        assert all(round(y - x, 6) == 0.02 for x, y in zip(found, found[1:], strict=False))
+    assert a.stats.max_timing_error_ms <= 1.0 and b.stats.max_timing_error_ms <= 1.0
+    assert clock.stats.max_lateness_ms == pytest.approx(1.0)
     assert clock.stats.late_ticks == 0
     assert clock.stats.frames_released == 50
+    assert clock.pacers == {}  # every queue ran out: ticks no longer visit them
 
 
-def test_the_lead_holds_frames_until_their_tick() -> None:
+def test_a_tick_releases_only_what_falls_due_before_the_next_tick() -> None:
     clock = NodePacing()
     pacer = _queued(10)
-    clock.add("a", pacer)
-    first = clock.tick(1.0, now=1.0)
-    assert len(first) == 4  # slot 1.0 plus the 60 ms lead: slots 1.00, 1.02, 1.04, 1.06
-    assert len(clock.tick(1.02, now=1.02)) == 1  # then one frame per tick
+    first = clock.kick("a", pacer, now=1.0)
+    # Slots 1.00 … 1.06 are due now; 1.08 falls due at 1.02, the next tick, so it waits.
+    assert [round(f.slot, 6) for f in first] == [1.0, 1.02, 1.04, 1.06]
+    assert [round(f.slot, 6) for _, f in clock.tick(1.02, now=1.02)] == [1.08]
     assert pacer.queued_frames == 5
+    assert "a" in clock.pacers
 
 
-def test_a_kick_between_ticks_sends_at_once_with_its_slots_on_the_grid() -> None:
+def test_a_kick_that_sends_everything_leaves_the_call_off_the_clock() -> None:
     clock = NodePacing()
-    pacer = Pacer()
-    clock.add("a", pacer)
-    assert clock.tick(2.0, now=2.0) == []
-    for _ in range(6):
-        pacer.enqueue(FRAME, "item_a")
-    kicked = clock.kick("a", now=2.007)  # audio arrived 7 ms after a tick
-    assert [round(f.slot, 6) for f in kicked] == [2.02, 2.04, 2.06, 2.08]
-    # The tick at 2.02 fires late, after the kick used its grid point: nothing goes back.
-    assert [round(f.slot, 6) for _, f in clock.tick(2.02, now=2.025)] == []
-    assert [round(f.slot, 6) for _, f in clock.tick(2.04, now=2.04)] == [2.1]
-    assert clock.kick("missing", now=2.05) == []
+    pacer = _queued(2)
+    assert len(clock.kick("a", pacer, now=3.001)) == 2
+    assert clock.pacers == {}
+    assert clock.stats.frames_released == 2
 
 
-def test_the_ledger_counts_exact_slots() -> None:
+def test_a_call_refused_by_ready_leaves_the_clock_with_nothing_released() -> None:
+    clock = NodePacing()
+    closed, open_ = _queued(10, "item_a"), _queued(10, "item_b")
+    clock.add("closed", closed)
+    clock.add("open", open_)
+    released = clock.tick(1.0, now=1.0, ready=lambda key: key != "closed")
+    assert {key for key, _ in released} == {"open"}
+    assert closed.stats.frames_released == 0 and closed.queued_frames == 10
+    assert list(clock.pacers) == ["open"]
+
+
+def test_the_ledger_counts_exact_slots_from_the_first_frame() -> None:
     clock = NodePacing()
     pacer = _queued(25, "item_a")
-    clock.add("a", pacer)
-    due = 5.0
+    clock.kick("a", pacer, now=5.007)
+    due = 5.02
     for _ in range(30):
         clock.tick(due, now=due + 0.001)
         due = clock.next_tick(due)
     assert pacer.ledger.released_ms("item_a") == 500.0
-    assert pacer.ledger.heard_ms("item_a", 5.2) == 200.0
+    assert pacer.ledger.heard_ms("item_a", 5.207) == 200.0  # heard from the first release on
     assert pacer.ledger.heard_ms("item_a", 6.0) == 500.0
 
 
 def test_barge_in_stops_everything_queued_for_that_call_only() -> None:
     clock = NodePacing()
     talking, other = _queued(50, "item_a"), _queued(50, "item_b")
-    clock.add("a", talking)
-    clock.add("b", other)
-    due = 1.0
-    for _ in range(5):
+    clock.kick("a", talking, now=1.0)
+    clock.kick("b", other, now=1.0)
+    due = 1.02
+    for _ in range(4):
         clock.tick(due, now=due)
         due = clock.next_tick(due)
-    dropped = talking.clear(now=due - 0.01)  # killAudio mid-step
-    assert dropped == 50 - 8  # 5 ticks released 4 + 1 + 1 + 1 + 1
-    assert talking.ledger.heard_ms("item_a", due) == pytest.approx(90.0)
+    dropped = talking.clear(now=due - 0.01)  # killAudio mid-step, at 1.09
+    assert dropped == 50 - 8  # the kick released 4, then 1 per tick
+    assert talking.ledger.heard_ms("item_a", due) == pytest.approx(90.0)  # cut at the barge-in
     released = clock.tick(due, now=due)
     assert [key for key, _ in released] == ["b"]
+    assert "a" not in clock.pacers
     clock.remove("b")
     assert clock.tick(clock.next_tick(due), now=clock.next_tick(due)) == []
 
 
-def test_a_tick_later_than_a_whole_step_is_counted_and_catches_up() -> None:
+def test_a_late_tick_counts_its_lateness_and_does_not_burst() -> None:
     clock = NodePacing()
-    clock.add("a", _queued(10))
-    clock.tick(1.0, now=1.0)
+    pacer = _queued(10)
+    clock.kick("a", pacer, now=1.0)
     late = clock.tick(1.02, now=1.045)  # the loop stalled for 25 ms
     assert clock.stats.late_ticks == 1
     assert clock.stats.max_lateness_ms == pytest.approx(25.0)
-    # Released as of the last grid point passed (1.04): the frames of both ticks, the first
-    # of them counted late by its pacer.
+    # Slot 1.08 was due at 1.02, 1.10 at 1.04: both late; 1.12 falls due at the next grid
+    # point (1.06), whose tick sends it: nothing more goes out now.
     assert [round(f.slot, 6) for _, f in late] == [1.08, 1.1]
-    assert [f.timing_error_ms for _, f in late] == [20.0, 0.0]
+    assert [round(f.timing_error_ms, 3) for _, f in late] == [25.0, 5.0]
+    assert pacer.stats.late_frames == 0  # their slots had not started yet
+
+
+def test_a_forty_ms_clock_releases_two_frames_per_call_per_tick() -> None:
+    clock = NodePacing(frames_per_tick=2)
+    pacer = _queued(20)
+    first = clock.kick("a", pacer, now=2.0)
+    # Slots 2.00 … 2.06 are due now, 2.08 at 2.02, before the next tick (2.04): five frames.
+    assert [round(f.slot, 6) for f in first] == [2.0, 2.02, 2.04, 2.06, 2.08]
+    due, counts = 2.04, []
+    while clock.pacers:
+        counts.append(len(clock.tick(due, now=due)))
+        due = clock.next_tick(due)
+    assert counts == [2] * 7 + [1]
+    assert pacer.stats.max_timing_error_ms == 0.0
+    with pytest.raises(ValueError):
+        NodePacing(frames_per_tick=0)
