@@ -1,10 +1,12 @@
-"""Make moto's DynamoDB writes atomic, as DynamoDB's are.
+"""Make moto's DynamoDB operations atomic, as DynamoDB's are.
 
 DynamoDB evaluates a write's ``ConditionExpression`` and applies the write as one atomic step,
-which is what exactly-once claims (a rescue, a dial) rely on. moto checks the condition and then
-writes without a lock, so two threads can both pass the same condition. This wraps moto's write
-operations in one process-wide lock, giving the local stack and the tests DynamoDB's guarantee
-(and nothing more: reads are not serialised, and our code is not changed).
+which is what exactly-once claims (a rescue, a dial) rely on, and a read never sees a write half
+done. moto keeps its tables in plain dictionaries without a lock: two threads can both pass the
+same condition, and a query that iterates a table while another thread writes to it fails with
+"dictionary changed size during iteration" (the media node writes from worker threads). This
+wraps moto's item operations in one process-wide lock, giving the local stack and the tests
+DynamoDB's guarantee and nothing more: our code is not changed.
 """
 
 from __future__ import annotations
@@ -14,18 +16,29 @@ import threading
 from typing import Any
 
 _LOCK = threading.RLock()
-_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+_OPERATIONS = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+    "batch_write_item",
+    "get_item",
+    "query",
+    "scan",
+    "batch_get_item",
+    "transact_get_items",
+)
 _installed = False
 
 
 def install() -> None:
-    """Serialise moto's DynamoDB writes (idempotent)."""
+    """Serialise moto's DynamoDB item operations (idempotent)."""
     global _installed
     if _installed:
         return
     from moto.dynamodb.models import DynamoDBBackend
 
-    for name in _WRITES:
+    for name in _OPERATIONS:
         original = getattr(DynamoDBBackend, name, None)
         if original is None:
             continue
