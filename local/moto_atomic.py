@@ -4,9 +4,10 @@ DynamoDB evaluates a write's ``ConditionExpression`` and applies the write as on
 which is what exactly-once claims (a rescue, a dial) rely on, and a read never sees a write half
 done. moto keeps its tables in plain dictionaries without a lock: two threads can both pass the
 same condition, and a query that iterates a table while another thread writes to it fails with
-"dictionary changed size during iteration" (the media node writes from worker threads). This
-wraps moto's item operations in one process-wide lock, giving the local stack and the tests
-DynamoDB's guarantee and nothing more: our code is not changed.
+"dictionary changed size during iteration" (the media node writes from worker threads). Both
+moto's backend and its request handler (which turns the items into the response, outside the
+backend) are wrapped in one process-wide lock per item operation, giving the local stack and the
+tests DynamoDB's guarantee and nothing more: our code is not changed.
 """
 
 from __future__ import annotations
@@ -37,15 +38,17 @@ def install() -> None:
     if _installed:
         return
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
-    for name in _OPERATIONS:
-        original = getattr(DynamoDBBackend, name, None)
-        if original is None:
-            continue
+    for cls in (DynamoDBBackend, DynamoHandler):
+        for name in _OPERATIONS:
+            original = getattr(cls, name, None)
+            if original is None:
+                continue
 
-        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with _LOCK:
-                return __original(self, *args, **kwargs)
+            def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+                with _LOCK:
+                    return __original(self, *args, **kwargs)
 
-        setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
+            setattr(cls, name, functools.wraps(original)(locked))
     _installed = True
