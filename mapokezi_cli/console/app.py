@@ -18,7 +18,7 @@ from aiohttp import WSMsgType, web
 
 from calls_api.filters import FilterError, normalise_number, parse_filters
 from mapokezi.outcomes import CallOutcome
-from mapokezi.profiles import ProfileError, parse_profile
+from mapokezi.profiles import Profile, ProfileError, parse_profile
 from mapokezi_cli.console import pages
 from mapokezi_cli.console.html import esc, outcome_of, page
 from mapokezi_cli.console.overview import summarise
@@ -34,6 +34,7 @@ from mapokezi_cli.console.sources import (
     recent_calls,
 )
 from mapokezi_cli.console.talk import BrowserLink, TalkSettings, place_call, talk_options
+from mapokezi_cli.main import format_learned
 
 log = logging.getLogger("mapokezi.console")
 
@@ -158,6 +159,12 @@ class Console:
             platform = await self._run(self.settings.sautikit.numbers)
         for entry in profiles:
             entry["learned"] = await self._learned(entry.get("number"))
+            if isinstance(entry.get("profile"), Profile):
+                # What the transfers learned, as `mapokezi profile show` prints it.
+                strategy = entry["profile"].handoff.strategy
+                for line in format_learned(entry.get("platform"), strategy).splitlines():
+                    key, _, value = line.partition(": ")
+                    entry["learned"][key] = value
             entry["sautikit"] = _platform_view(platform, entry.get("number"))
         body = pages.render_numbers(
             profiles,

@@ -56,7 +56,8 @@ class TableSource:
         return store.call_record(self.table, call_id)
 
     def profiles(self) -> list[dict[str, Any]]:
-        """Every stored profile: ``number``, ``updated_at`` and ``profile`` (or ``error``)."""
+        """Every stored profile: ``number``, ``updated_at``, ``profile`` (or ``error``) and
+        ``platform``: what was learned about the platform's behaviour on the number, or None."""
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "FilterExpression": Key(keys.SK).eq("PROFILE"),
@@ -79,6 +80,7 @@ class TableSource:
                 entry["profile"] = parse_profile(json.loads(item["profile"]), number=item["number"])
             except (ValueError, KeyError) as exc:  # a profile stored by an older version
                 entry["error"] = str(exc)
+            entry["platform"] = store.platform_behaviour(self.table, str(item.get("number")))
             out.append(entry)
         return out
 

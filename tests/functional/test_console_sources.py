@@ -13,7 +13,7 @@ import pytest
 from doubles.sautikit_api import DEFAULT_API_KEY, SautikitApiDouble, ScriptedResponse
 from local import running
 from local.stack import LocalStack, StackConfig
-from mapokezi import keys, store
+from mapokezi import handoff, keys, store
 from mapokezi.profiles import ProfileError, load_profile_text, parse_profile
 from mapokezi.sautikit_api import SautikitApiError, SautikitClient
 from mapokezi_cli.console.sources import CallQuery, TableSource, recent_calls
@@ -70,6 +70,12 @@ def test_table_source_lists_profiles_and_follows_cursors(calls_table: Any) -> No
     assert len(calls) == 7
     [entry] = source.profiles()
     assert entry["profile"].business_name == "Duka"
+    assert entry["platform"] is None
+    store.learn_platform_behaviour(
+        calls_table, "+254700000100", handoff.LEARNED_NO_REPOST, call_id="c1"
+    )
+    [entry] = source.profiles()
+    assert entry["platform"]["after_stream"] == handoff.LEARNED_NO_REPOST
 
 
 def test_profile_text_is_read_as_the_cli_reads_files() -> None:
