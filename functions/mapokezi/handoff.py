@@ -27,35 +27,69 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-STRATEGY_AUTO = "auto"
-STRATEGY_SUPERVISE = "supervise"
-STRATEGY_DIAL = "dial"
-STRATEGIES = (STRATEGY_AUTO, STRATEGY_SUPERVISE, STRATEGY_DIAL)
 
-PATH_DIAL = "dial"
-PATH_SUPERVISE = "supervise"
-PATH_RESCUE = "rescue"
+class Strategy(StrEnum):
+    """A profile's ``handoff.strategy``."""
 
-#: What the platform was seen to do after a ``<Stream>`` ended on a number.
-LEARNED_REPOSTS = "reposts"
-LEARNED_NO_REPOST = "no_repost"
+    AUTO = "auto"
+    SUPERVISE = "supervise"
+    DIAL = "dial"
 
-# Handoff states on the record (``handoff.state``); outcomes.py reads the terminal ones.
-REQUESTED = "requested"
-RINGING = "ringing"
-CONNECTED = "connected"
-ENDED = "ended"
-NO_ANSWER = "no_answer"
-BUSY = "busy"
-FAILED = "failed"
+
+class HandoffPath(StrEnum):
+    """How a transfer reaches the person (``handoff.path`` on the record)."""
+
+    DIAL = "dial"
+    """The stream closes; the voice webhook answers the platform's re-POST with a ``<Dial>``."""
+    SUPERVISE = "supervise"
+    """The stream stays: hold audio while the node rings the person in as a supervisor."""
+    RESCUE = "rescue"
+    """The stream stopped and the platform never came back: the Lambda side rang the person."""
+
+
+class Learned(StrEnum):
+    """What the platform was seen to do after a ``<Stream>`` ended on a number."""
+
+    REPOSTS = "reposts"
+    NO_REPOST = "no_repost"
+
+
+class HandoffState(StrEnum):
+    """``handoff.state`` on the record; outcomes.py reads the terminal ones."""
+
+    PENDING = "pending"
+    DIALLED = "dialled"
+    STRANDED = "stranded"
+    REQUESTED = "requested"
+    RINGING = "ringing"
+    CONNECTED = "connected"
+    ENDED = "ended"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    FAILED = "failed"
+
+
+# The members under the names the rest of the code reads them by.
+STRATEGY_AUTO, STRATEGY_SUPERVISE, STRATEGY_DIAL = Strategy.AUTO, Strategy.SUPERVISE, Strategy.DIAL
+STRATEGIES = tuple(Strategy)
+PATH_DIAL, PATH_SUPERVISE, PATH_RESCUE = HandoffPath
+LEARNED_REPOSTS, LEARNED_NO_REPOST = Learned.REPOSTS, Learned.NO_REPOST
+REQUESTED, RINGING, CONNECTED = HandoffState.REQUESTED, HandoffState.RINGING, HandoffState.CONNECTED
+ENDED, NO_ANSWER, BUSY, FAILED = (
+    HandoffState.ENDED,
+    HandoffState.NO_ANSWER,
+    HandoffState.BUSY,
+    HandoffState.FAILED,
+)
 TERMINAL = frozenset({ENDED, NO_ANSWER, BUSY, FAILED})
 
 DEFAULT_RESCUE_GRACE_SECONDS = 2.0
 
 
-def choose_path(strategy: str, learned: str | None) -> str:
+def choose_path(strategy: str, learned: str | None) -> HandoffPath:
     """``dial`` or ``supervise`` for the next handoff on a number.
 
     Args:
@@ -241,7 +275,7 @@ class SupervisionTracker:
     def __init__(self, requested_at: float, policy: SupervisionPolicy | None = None) -> None:
         self.policy = policy or SupervisionPolicy()
         self.requested_at = requested_at
-        self.state = REQUESTED
+        self.state: str = REQUESTED
         self.supervision_id: str | None = None
         self.connected_at: float | None = None
         self._attempts = 1

@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -26,8 +27,16 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 URGENCIES = ("low", "normal", "high", "urgent")
-STATE_OPEN = "open"
-STATE_DONE = "done"
+
+
+class MessageState(StrEnum):
+    """A message's ``state``: ``open`` until someone marks it done."""
+
+    OPEN = "open"
+    DONE = "done"
+
+
+STATE_OPEN, STATE_DONE = MessageState.OPEN, MessageState.DONE
 MAX_MESSAGE_CHARS = 2000
 #: Words of "call me back on the number I am calling from" (a callback without digits).
 _OWN_NUMBER_WORDS = ("this", "same", "my", "calling from", "caller", "current")

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Attr, ConditionBase, Key
@@ -31,10 +32,16 @@ from mapokezi.profiles import Profile, parse_profile
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
-STATUS_ACTIVE = "active"
-STATUS_ENDED = "ended"
-HANDOFF_PENDING = "pending"
-HANDOFF_DIALLED = "dialled"
+
+class CallStatus(StrEnum):
+    """``status`` of a call record."""
+
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+STATUS_ACTIVE, STATUS_ENDED = CallStatus.ACTIVE, CallStatus.ENDED
+HANDOFF_PENDING, HANDOFF_DIALLED = handoffs.HandoffState.PENDING, handoffs.HandoffState.DIALLED
 #: What an ``incomplete`` record lacks when no first voice POST of the call was recorded.
 MISSING_FIRST_ANSWER = "first_answer"
 

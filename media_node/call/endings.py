@@ -20,12 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mapokezi.handoff import HandoffPath
 from media_node.call import actions as a
 from media_node.call.state import (
     EndingKind,
     EndingPhase,
     HandoffKind,
-    HandoffPath,
     Line,
     Outcome,
     Reason,

@@ -13,7 +13,8 @@ from typing import Any
 
 from websockets.frames import Close
 
-from media_node.call.state import ClosedBy, HandoffPath, Timer
+from mapokezi.handoff import HandoffPath
+from media_node.call.state import ClosedBy, Timer
 from media_node.inbound import DecodePlan
 from media_node.models.base import ModelEvent
 

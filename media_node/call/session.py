@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from mapokezi import handoff as h
 from mapokezi import store
+from mapokezi.handoff import HandoffPath
 from mapokezi.profiles import Profile
 from mapokezi.store import now_iso
 from media_node import messages, prompts, supervision
@@ -30,7 +31,7 @@ from media_node.audio import FrameTooLargeError, PacerStats
 from media_node.call import actions as a
 from media_node.call import events as e
 from media_node.call.core import CallCore
-from media_node.call.state import HandoffPath, Outcome, Timer
+from media_node.call.state import Outcome, Timer
 from media_node.context import NodeContext
 from media_node.inbound import InboundAudio, decode_plan
 from media_node.metrics import CallMetrics, emf_line

@@ -116,15 +116,6 @@ class HandoffKind(StrEnum):
     HANGUP = "hangup"
 
 
-class HandoffPath(StrEnum):
-    """How a transfer reaches the person (``mapokezi.handoff.choose_path``)."""
-
-    DIAL = "dial"
-    """The stream closes; the voice webhook answers the platform's re-POST with a ``<Dial>``."""
-    SUPERVISE = "supervise"
-    """The stream stays: hold audio while the node rings the person in as a supervisor."""
-
-
 class Line(StrEnum):
     """Pre-rendered lines (`media_node.assets`)."""
 

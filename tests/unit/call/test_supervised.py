@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from mapokezi.handoff import HandoffPath
 from media_node import prompts
 from media_node.assets import load_hold
 from media_node.call import actions as a
 from media_node.call import events as e
-from media_node.call.state import CallState, ClosedBy, HandoffPath, ModelLink, Outcome, Timer
+from media_node.call.state import CallState, ClosedBy, ModelLink, Outcome, Timer
 from media_node.call.supervised import HOLD_LEAD
 from media_node.models import base as m
 from tests.unit.call.driver import Driver
