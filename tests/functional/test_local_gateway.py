@@ -109,8 +109,6 @@ def test_root_redirects_to_the_console_when_it_runs(gateway: Gateway) -> None:
 
 def test_template_routes_are_the_design_routes() -> None:
     routes = {(r.method, r.path) for r in routes_from_template()}
-    if not routes:
-        pytest.skip("template.yaml declares no functions yet")
     assert {
         ("POST", "/voice"),
         ("POST", "/stream-status"),
