@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from doubles.openai_realtime import (
@@ -40,6 +40,7 @@ from media_node.assets import APOLOGY, DRAIN, load_line
 from media_node.call import CallSession
 from media_node.context import CallTimeouts, NodeContext, openai_factory
 from media_node.models import base as m
+from media_node.models.base import ModelFactory
 from media_node.models.openai_session import OpenAIRealtimeSession
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,20 +141,31 @@ class Caller:
 
 
 class Harness:
-    def __init__(self, table: Any, double: RealtimeDouble) -> None:
+    """A media server on 127.0.0.1 running one `CallSession` per socket against a model double
+    (the OpenAI one unless another factory and profile are given)."""
+
+    def __init__(
+        self,
+        table: Any,
+        double: Any,
+        model_factory: ModelFactory | None = None,
+        profile: Profile | None = None,
+        outcome_limit: float = 15.0,
+    ) -> None:
         self.table = table
         self.double = double
         self.sessions: list[CallSession] = []
         self.outcomes: list[str] = []
         self.done = asyncio.Event()
-        self.profile = make_profile()
+        self.profile = profile or make_profile()
         self.timeouts = TIMEOUTS
         self.url = ""
+        self.outcome_limit = outcome_limit
         self.node = NodeContext(
             node_id="node-test",
             settings=Settings.from_env(),
             table=table,
-            model_factory=openai_factory(double.url, "gpt-realtime", "sk-test"),
+            model_factory=model_factory or openai_factory(double.url, "gpt-realtime", "sk-test"),
             pacer_lead_ms=60,
         )
 
@@ -175,8 +187,8 @@ class Harness:
             await ws.send(metadata if isinstance(metadata, str) else json.dumps(metadata))
         return Caller(ws, rate)
 
-    async def outcome(self, limit: float = 15.0) -> str:
-        async with asyncio.timeout(limit):
+    async def outcome(self, limit: float | None = None) -> str:
+        async with asyncio.timeout(limit or self.outcome_limit):
             await self.done.wait()
         return self.outcomes[-1]
 
@@ -184,6 +196,14 @@ class Harness:
         record = store.call_record(self.table, CALL_ID)
         assert record is not None
         return record
+
+    async def listen(self) -> Server:
+        """Starts the media server on a free port and points `url` at its ``/audio``."""
+        server = await serve(
+            self.handler, "127.0.0.1", 0, subprotocols=["audio.drachtio.org"], max_size=None
+        )
+        self.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/audio"
+        return server
 
 
 @pytest.fixture
@@ -198,11 +218,7 @@ async def make_harness(calls_table: Any) -> AsyncIterator[Any]:
         double = RealtimeDouble(script or Script(), **double_kwargs)
         await double.start()
         harness = Harness(calls_table, double)
-        server = await serve(
-            harness.handler, "127.0.0.1", 0, subprotocols=["audio.drachtio.org"], max_size=None
-        )
-        harness.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/audio"
-        stack.append((server, double))
+        stack.append((await harness.listen(), double))
         return harness
 
     yield build

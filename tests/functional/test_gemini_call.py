@@ -15,23 +15,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from websockets.asyncio.server import ServerConnection, serve
 
 from doubles.gemini_live import GeminiLiveDouble
 from doubles.openai_realtime import FunctionCall, Pacing, Reply, Script, Turn
 from local.emulator.wav import load_mono
 from mapokezi import store
-from mapokezi.config import Settings
 from mapokezi.profiles import Limits, ModelChoice, Profile
-from media_node.call import CallSession
-from media_node.context import NodeContext, gemini_factory, provider_factory
+from media_node.context import gemini_factory, provider_factory
 from media_node.models.base import ModelFactory
 from tests.functional.test_call_session import (
     CALL_ID,
     CALLER,
     LONG_REPLY,
-    TIMEOUTS,
     Caller,
+    Harness,
     apology_heard,
     make_profile,
 )
@@ -46,47 +43,6 @@ def gemini_profile(**changes: Any) -> Profile:
     return make_profile(model=ModelChoice("gemini", voice="Puck"), **changes)
 
 
-class GeminiHarness:
-    def __init__(self, table: Any, double: GeminiLiveDouble, factory: ModelFactory) -> None:
-        self.table = table
-        self.double = double
-        self.profile = gemini_profile()
-        self.outcomes: list[str] = []
-        self.done = asyncio.Event()
-        self.url = ""
-        self.node = NodeContext(
-            node_id="node-test",
-            settings=Settings.from_env(),
-            table=table,
-            model_factory=factory,
-            pacer_lead_ms=60,
-            timeouts=TIMEOUTS,
-        )
-
-    async def handler(self, ws: ServerConnection) -> None:
-        session = CallSession(ws, call_id=CALL_ID, profile=self.profile, node=self.node)
-        self.outcomes.append(await session.run())
-        self.done.set()
-
-    async def call(self) -> Caller:
-        from websockets.asyncio.client import connect
-
-        rate = self.profile.audio.sample_rate
-        ws = await connect(self.url, subprotocols=["audio.drachtio.org"], max_size=None)
-        await ws.send(f'{{"callSid":"{CALL_ID}","sampleRate":{rate},"mixType":"mono"}}')
-        return Caller(ws, rate)
-
-    async def outcome(self, limit: float = 20.0) -> str:
-        async with asyncio.timeout(limit):
-            await self.done.wait()
-        return self.outcomes[-1]
-
-    def record(self) -> dict[str, Any]:
-        record = store.call_record(self.table, CALL_ID)
-        assert record is not None
-        return record
-
-
 @pytest.fixture
 async def make_harness(calls_table: Any) -> AsyncIterator[Any]:
     store.create_call(
@@ -96,17 +52,13 @@ async def make_harness(calls_table: Any) -> AsyncIterator[Any]:
 
     async def build(
         script: Script | None = None, factory: ModelFactory | None = None, **kwargs: Any
-    ) -> GeminiHarness:
+    ) -> Harness:
         kwargs.setdefault("pacing", Pacing(chunk_ms=120, speed=4.0))
         double = GeminiLiveDouble(script or Script(), api_key=API_KEY, **kwargs)
         await double.start()
         factory = factory or gemini_factory(double.url, MODEL, API_KEY)
-        harness = GeminiHarness(calls_table, double, factory)
-        server = await serve(
-            harness.handler, "127.0.0.1", 0, subprotocols=["audio.drachtio.org"], max_size=None
-        )
-        harness.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/audio"
-        stack.append((server, double))
+        harness = Harness(calls_table, double, factory, gemini_profile(), outcome_limit=20.0)
+        stack.append((await harness.listen(), double))
         return harness
 
     yield build
