@@ -157,7 +157,9 @@ def learn_repost(table: Any, call: Mapping[str, Any]) -> None:
 def apply_supervision_event(table: Any, call_id: str, kind: str, data: Mapping[str, Any]) -> bool:
     """Record a ``call.supervision.*`` event on the call's supervised handoff (any path).
 
-    A state already recorded (by a poll) is not recorded twice. Returns whether it changed.
+    A step already recorded (by the node's or a rescue's poll) is not recorded twice, even when
+    both report it at once (``store.record_handoff_change`` is conditional on the handoff's
+    state). Returns whether it changed.
     """
     state = str(data.get("state") or kind.rsplit(".", 1)[-1])
     call = store.get_call(table, call_id)
@@ -177,14 +179,16 @@ def apply_supervision_event(table: Any, call_id: str, kind: str, data: Mapping[s
         change = h.state_change(h.CONNECTED, at)
         ms = h.time_to_person_ms(current.get("changes") or [], at)
         fields = {"time_to_person_ms": ms} if ms is not None else {}
-        return store.record_handoff_change(table, call_id, change, fields)
+        return store.record_handoff_change(
+            table, call_id, change, fields, handoff_id=current.get("handoff_id")
+        )
     elif state in ("ended", "failed"):
         reason = data.get("failure_reason") or data.get("reason")
         new, why = h.platform_outcome(state, reason, previous == h.CONNECTED)
         change = h.state_change(new, at, why)
     else:
         return False
-    return store.record_handoff_change(table, call_id, change)
+    return store.record_handoff_change(table, call_id, change, handoff_id=current.get("handoff_id"))
 
 
 # -- the rescue queue's consumer --------------------------------------------------------------
@@ -348,7 +352,13 @@ class _Rescue:
             store.record_handoff_change(self.table, call_id, {}, {"rescue_connected_counted": True})
         for decision in decisions:
             if isinstance(decision, h.Record):
-                store.record_handoff_change(self.table, call_id, decision.change, decision.fields)
+                store.record_handoff_change(
+                    self.table,
+                    call_id,
+                    decision.change,
+                    decision.fields,
+                    handoff_id=(self.call.get("handoff") or {}).get("handoff_id"),
+                )
             elif isinstance(decision, h.CancelSupervision):
                 self._quietly("cancel the supervision", self.client.stop_supervision, call_id)
             elif isinstance(decision, h.NobodyAvailable | h.PersonLeft):

@@ -98,6 +98,15 @@ class StopSupervision:
 
 
 @dataclass(frozen=True, slots=True)
+class HangUpCall:
+    """End the live call on the platform (the person's leg with it) before the socket closes:
+    the supervision is followed no more and its end is recorded with `reason`, then the call is
+    hung up through the REST API (``POST /v1/calls/{id}/hangup``)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReopenModel:
     """Open a new model session for the call (the person left; the receptionist comes back)."""
 
@@ -172,6 +181,7 @@ Action = (
     | WriteHandoff
     | StartSupervision
     | StopSupervision
+    | HangUpCall
     | ReopenModel
     | TakeMessage
     | CloseModel

@@ -228,6 +228,12 @@ class CallCore:
 
     def _on_connected(self, now: float, out: list[a.Action]) -> None:
         self.started = now
+        self.restart_watchdog(now)
+        self._watch(now, out)
+
+    def restart_watchdog(self, now: float) -> None:
+        """Dead-air deadlines and the length limit counted from `now` (the call connected, or
+        the receptionist takes the caller back after the person left)."""
         limits = self.profile.limits
         self.watchdog = Watchdog(
             started=now,
@@ -238,7 +244,7 @@ class CallCore:
             reply_timeout=self.timeouts.reply,
             warning_lead=self.timeouts.time_warning,
         )
-        self._watch(now, out)
+        self._watch_at = None  # the next `_watch` arms the new watchdog's first deadline
 
     @property
     def _dog(self) -> Watchdog:
@@ -429,7 +435,7 @@ class CallCore:
             outcome = self.ending.outcome if self.ending is not None else Outcome.FAILED
             log.warning("call %s: drain deadline reached", self.call_id)
             self.close_call(outcome, now, out)
-        elif timer is Timer.HOLD_REFILL or timer is Timer.INTRODUCTION:
+        elif timer in (Timer.HOLD_REFILL, Timer.INTRODUCTION, Timer.BRIDGED_LIMIT):
             if self.supervised is not None:
                 self.supervised.timer_fired(timer, now, out)
         elif self.ending is not None:

@@ -48,6 +48,8 @@ CLOSE_WAIT = 2.0
 """Longest wait for the media socket's closing handshake (seconds)."""
 PERFORM_WAIT = CLOSE_WAIT + 2.0
 """Longest wait, once the call is over, for the socket and model actions still queued."""
+HANGUP_WAIT = 2.0
+"""Longest wait for the platform to accept a hang-up before the socket is closed anyway."""
 
 
 class CallSession:
@@ -326,6 +328,13 @@ class CallSession:
                 self._supervision_stopped = True
                 if self._supervision is not None:
                     self._supervision.caller_left()
+            elif kind is a.HangUpCall:
+                # The supervision's end (and its reason) is settled now, before the cleanup's
+                # own caller_left(); the REST hang-up waits its turn before the socket closes.
+                self._supervision_stopped = True
+                if self._supervision is not None:
+                    self._supervision.caller_left(action.reason)  # type: ignore[union-attr]
+                self._queue(action)
             elif kind is a.TakeMessage:
                 self._spawn(self._take_message(action))  # type: ignore[arg-type]
             elif kind is a.End:
@@ -405,6 +414,8 @@ class CallSession:
                     await model.aclose()
                 self.model = self._new_model()
                 self._readers.append(asyncio.create_task(self._guard(self._model_loop)))
+            case a.HangUpCall():
+                await self._hang_up()
             case a.CloseSocket():
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.ws.close(item.code), CLOSE_WAIT)
@@ -474,6 +485,18 @@ class CallSession:
             self._feed(e.HandoffProgress("nobody", "error"))
         finally:
             self._supervision = None
+
+    async def _hang_up(self) -> None:
+        """Ends the call on the platform; on failure the socket still closes after it."""
+        transfer = self._supervision
+        try:
+            if transfer is not None:
+                client = transfer.client
+            else:
+                client = await asyncio.to_thread(supervision.platform_client)
+            await asyncio.wait_for(asyncio.to_thread(client.hangup_call, self.call_id), HANGUP_WAIT)
+        except Exception:
+            log.exception("call %s: the platform did not take the hang-up", self.call_id)
 
     async def _take_message(self, action: a.TakeMessage) -> None:
         try:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from media_node import prompts
 from media_node.call import actions as a
-from media_node.call.state import CallState, ModelLink, Timer
+from media_node.call.state import CallState, ModelLink, Outcome, Reason, Timer
 
 if TYPE_CHECKING:
     from media_node.call.core import CallCore
@@ -104,6 +104,8 @@ class Supervised:
             core.metrics.time_to_person_ms = ms
             self._stop_hold(now, out)
             core.enter(CallState.BRIDGED)
+            bridged_limit = now + core.profile.handoff.max_bridged_seconds
+            out.append(a.SetTimer(Timer.BRIDGED_LIMIT, bridged_limit))
             if core.model_open:
                 self.introducing = True
                 self.introduction_limit = now + core.timeouts.handoff_line + core.timeouts.playout
@@ -122,9 +124,12 @@ class Supervised:
         elif state == PERSON_LEFT and core.state is CallState.BRIDGED:
             self.active = False
             self._stop_hold(now, out)
+            out.append(a.ClearTimer(Timer.BRIDGED_LIMIT))
             if self.introducing:
                 self.introducing = False
                 out.append(a.ClearTimer(Timer.INTRODUCTION))
+            # The receptionist's length limit (swallowed while bridged) starts over from here.
+            core.restart_watchdog(now)
             instructions = prompts.person_left_instructions(core.profile)
             if core.model_open:
                 core.come_back(instructions, now, out)
@@ -141,11 +146,24 @@ class Supervised:
         core = self.core
         if timer is Timer.HOLD_REFILL and core.state is CallState.HOLDING:
             self._refill(now, out)
+        elif timer is Timer.BRIDGED_LIMIT and core.state is CallState.BRIDGED:
+            self._end_bridged(now, out)
         elif timer is Timer.INTRODUCTION and self.introducing:
             if core.response is not None and now < self.introduction_limit:
                 out.append(a.SetTimer(Timer.INTRODUCTION, self.introduction_limit))
                 return
             self._check_introduction(now, out)
+
+    def _end_bridged(self, now: float, out: list[a.Action]) -> None:
+        """The bridged leg reached its limit: the call is hung up on the platform first (closing
+        only the socket could strand the caller or send them to the front desk), then closed."""
+        core = self.core
+        log.info("call %s: the caller and the person reached the bridged limit", core.call_id)
+        self.active = False  # the hang-up ends the supervision; nothing is left to remove
+        self.introducing = False
+        out.append(a.ClearTimer(Timer.INTRODUCTION))
+        out.append(a.HangUpCall(str(Reason.BRIDGED_LIMIT)))
+        core.close_call(Outcome.MAX_DURATION, now, out)
 
     def _check_introduction(self, now: float, out: list[a.Action]) -> None:
         playback = self.core.playback
