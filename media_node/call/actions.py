@@ -108,7 +108,10 @@ class HangUpCall:
 
 @dataclass(frozen=True, slots=True)
 class ReopenModel:
-    """Open a new model session for the call (the person left; the receptionist comes back)."""
+    """Open a new model session for the call (the person left; the receptionist comes back);
+    `earlier` (`prompts.earlier_in_call`) goes into its session instructions."""
+
+    earlier: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +169,6 @@ FLUSH_CALLER_AUDIO = FlushCallerAudio()
 CANCEL_RESPONSE = CancelResponse()
 CLOSE_MODEL = CloseModel()
 STOP_SUPERVISION = StopSupervision()
-REOPEN_MODEL = ReopenModel()
 
 Action = (
     KickPacer

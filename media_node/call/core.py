@@ -414,12 +414,15 @@ class CallCore:
         self._dog.agent_busy()
         self._watch(now, out)
 
-    def reopen_model(self, instructions: str, now: float, out: list[a.Action]) -> None:
-        """A new model session for the caller; its first reply follows `instructions`."""
+    def reopen_model(
+        self, instructions: str, now: float, out: list[a.Action], earlier: str = ""
+    ) -> None:
+        """A new model session for the caller, told `earlier` (the conversation before); its
+        first reply follows `instructions`."""
         self.model_link = ModelLink.CONNECTING
         self._opening = instructions
         self._enter(CallState.LISTENING)
-        out.append(a.REOPEN_MODEL)
+        out.append(a.ReopenModel(earlier))
         self._dog.agent_busy()
         self._watch(now, out)
 

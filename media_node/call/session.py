@@ -127,8 +127,10 @@ class CallSession:
             await self._cleanup()
         return str(self._outcome())
 
-    def _new_model(self) -> m.ModelSession:
-        instructions = prompts.session_instructions(self.profile, take_messages=True)
+    def _new_model(self, earlier: str = "") -> m.ModelSession:
+        instructions = prompts.session_instructions(
+            self.profile, take_messages=True, earlier=earlier
+        )
         return self.node.model_factory(self.profile, instructions)
 
     async def drain(self, deadline: float) -> None:
@@ -412,7 +414,7 @@ class CallSession:
             case a.ReopenModel():
                 with contextlib.suppress(Exception):
                     await model.aclose()
-                self.model = self._new_model()
+                self.model = self._new_model(item.earlier)
                 self._readers.append(asyncio.create_task(self._guard(self._model_loop)))
             case a.HangUpCall():
                 await self._hang_up()

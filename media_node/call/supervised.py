@@ -13,7 +13,15 @@ while the shell runs `media_node.supervision.SupervisedTransfer` and reports its
   and to offer to take a message. Without the model the caller hears the apology line and goes
   to the front desk (the dial path).
 - ``person_left`` (the caller stayed): a new model session is opened and its first reply says
-  the colleague left and offers more help or a message.
+  the colleague left and offers more help or a message. It is told the conversation before the
+  transfer as the caller heard it, and the note the colleague was given
+  (``prompts.earlier_in_call``), so it does not ask again; what the caller and the person said
+  to each other is not known (no model listened then). The receptionist's length limit starts
+  over from there.
+
+The bridged leg lasts at most the profile's ``handoff.max_bridged_seconds`` (from the person's
+answer): then the call is hung up on the platform and the socket closed (reason
+``bridged_limit``, outcome ``max_duration``).
 
 While holding, caller audio is not sent to the model: nothing said over the hold loop gets an
 answer, and the model's context stays as it was at the handoff. If the caller hangs up while the
@@ -130,11 +138,13 @@ class Supervised:
                 out.append(a.ClearTimer(Timer.INTRODUCTION))
             # The receptionist's length limit (swallowed while bridged) starts over from here.
             core.restart_watchdog(now)
-            instructions = prompts.person_left_instructions(core.profile)
+            summary = str(self.handoff.get("summary") or self.handoff.get("reason") or "")
+            earlier = prompts.earlier_in_call(core.transcript.turns(), summary)
+            instructions = prompts.person_left_instructions(core.profile, earlier)
             if core.model_open:
                 core.come_back(instructions, now, out)
             else:
-                core.reopen_model(instructions, now, out)
+                core.reopen_model(instructions, now, out, earlier)
 
     def response_done(self, now: float, out: list[a.Action]) -> None:
         """A response ended: the introduction, while it is awaited."""

@@ -174,3 +174,33 @@ async def test_the_bridged_leg_is_hung_up_at_its_limit(
     assert states[0] == "requested" and states[-2:] == ["connected", "ended"]
     assert changes[-1]["reason"] == "bridged_limit"
     assert [r for r in api.requests if r.method == "DELETE"] == []  # hung up, not removed
+
+
+async def test_after_the_person_leaves_the_new_session_knows_the_conversation(
+    make_harness: Any,  # noqa: F811
+    api: SautikitApiDouble,
+) -> None:
+    api.supervision.set_person(ring_after=0.2, answer_after=0.5, ring_timeout=30)
+    h = await make_harness(supervise_script())
+    h.profile = dataclasses.replace(
+        h.profile, handoff=dataclasses.replace(h.profile.handoff, strategy="supervise")
+    )
+    caller = await h.call()
+    await caller.quiet_after_audio()
+    await caller.say("transfer_yes")
+    first = h.double.sessions[0]
+    async with asyncio.timeout(20):
+        await first.wait_for(lambda s: s.closed, timeout=15)  # bridged: the model is closed
+    api.supervision.person_acts(CALL_ID, "hangup")
+    second = await h.double.wait_for_session(1, timeout=15)
+    await second.wait_for(lambda s: len(s.responses) >= 1, timeout=10)
+    opening = second.responses[0].trigger.instructions or ""
+    assert "Your colleague has left the call" in opening
+    # The caller's words as transcribed, the greeting they heard, and the colleague's note.
+    assert "Caller: Can I book a cleaning?" in opening
+    assert "The colleague was told: Wants to book a cleaning." in opening
+    # Its session instructions (every later reply) carry the same.
+    assert "Caller: Can I book a cleaning?" in second.config["instructions"]
+    assert "Caller: Can I book a cleaning?" not in first.config["instructions"]
+    await caller.stop()
+    assert await h.outcome() == "caller_hangup"

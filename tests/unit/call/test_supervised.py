@@ -197,11 +197,18 @@ def test_the_person_leaves_and_a_new_model_session_takes_the_caller_back() -> No
     assert d.core.model_link is ModelLink.GONE
     d.advance(120.0)
     out = d.feed(e.HandoffProgress("person_left"))
-    assert out[-1:] == [a.REOPEN_MODEL] or a.REOPEN_MODEL in out
+    (reopen,) = d.of(a.ReopenModel, out)
     assert d.core.state is CallState.LISTENING and not d.core.caller_frame()
+    # The new session is told the conversation before the transfer, as the caller heard it,
+    # and the note the colleague was given.
+    earlier = reopen.earlier
+    greeting, asked = "You: Karibu, how can I help?", "Caller: Can I book a cleaning?"
+    assert greeting in earlier and earlier.index(greeting) < earlier.index(asked)
+    assert f"The colleague was told: {d.core.handoff['summary']}" in earlier
     d.feed(e.ModelConnected())
     out = d.feed(m.SessionReady())
-    assert out == [a.CreateResponse(prompts.person_left_instructions(d.profile))]
+    assert out == [a.CreateResponse(prompts.person_left_instructions(d.profile, earlier))]
+    assert "Can I book a cleaning?" in out[0].instructions  # its first reply knows it too
     assert d.core.caller_frame()
 
 
@@ -209,10 +216,10 @@ def test_the_person_leaves_during_the_introduction() -> None:
     d = holding()
     d.feed(e.HandoffProgress("connected", time_to_person_ms=4000))
     out = d.feed(e.HandoffProgress("person_left"))
-    assert d.of(a.CreateResponse, out) == [
-        a.CreateResponse(prompts.person_left_instructions(d.profile))
-    ]
-    assert a.REOPEN_MODEL not in out and d.core.model_link is ModelLink.OPEN
+    (come_back,) = d.of(a.CreateResponse, out)
+    assert come_back.instructions.startswith(prompts.person_left_instructions(d.profile))
+    assert "Caller: Can I book a cleaning?" in come_back.instructions
+    assert d.of(a.ReopenModel, out) == [] and d.core.model_link is ModelLink.OPEN
 
 
 def test_a_model_lost_while_holding_ends_with_the_apology_when_nobody_comes() -> None:
