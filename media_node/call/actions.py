@@ -86,6 +86,14 @@ class WriteHandoff:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateHandoffSummary:
+    """Rewrite the summary of the handoff written for the supervised transfer (the caller's
+    last words were transcribed after it was written)."""
+
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
 class StartSupervision:
     """Run the supervised transfer of the written handoff (answers: HandoffProgress events)."""
 
@@ -181,6 +189,7 @@ Action = (
     | SendFunctionOutput
     | AddSystemMessage
     | WriteHandoff
+    | UpdateHandoffSummary
     | StartSupervision
     | StopSupervision
     | HangUpCall

@@ -162,6 +162,8 @@ class CallCore:
             case m.CallerTranscript():
                 at_ms = self._speech_at.get(event.item_id, self._ms(now))
                 self.transcript.add_caller(event.text, at_ms)
+                if self.supervised is not None and self.state is CallState.HOLDING:
+                    self.supervised.refresh_summary(out)
             case m.ResponseStarted():
                 self.response = event.response_id
                 self._dog.agent_busy()

@@ -324,6 +324,9 @@ class CallSession:
                     self._queue(tail)
             elif kind is a.WriteHandoff:
                 self._spawn(self._write_handoff(action))  # type: ignore[arg-type]
+            elif kind is a.UpdateHandoffSummary:
+                summary = action.summary  # type: ignore[union-attr]
+                self._spawn(self._rewrite_summary(summary))
             elif kind is a.StartSupervision:
                 self._spawn(self._supervise(action.handoff))  # type: ignore[union-attr]
             elif kind is a.StopSupervision:
@@ -431,6 +434,9 @@ class CallSession:
         else:
             ok = await self.records.handoff(action.handoff)
         self._feed(e.HandoffWritten(ok, path))
+
+    async def _rewrite_summary(self, summary: str) -> None:
+        await self.records.handoff_summary(summary, self._handoff_id)
 
     async def _choose_path(self) -> HandoffPath:
         """Dial or supervise for this transfer: the profile's strategy and what the platform was

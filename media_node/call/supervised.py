@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from media_node import prompts
 from media_node.call import actions as a
 from media_node.call.state import CallState, ModelLink, Outcome, Reason, Timer
+from media_node.call.transcript import handoff_summary
 
 if TYPE_CHECKING:
     from media_node.call.core import CallCore
@@ -81,7 +82,22 @@ class Supervised:
         self.hold_pcm = core.hold(core.rate)
         self.next_refill = now
         self._refill(now, out)
+        self.refresh_summary(out)
         out.append(a.StartSupervision(self.handoff))
+
+    def refresh_summary(self, out: list[a.Action]) -> None:
+        """Fold the caller's words transcribed after the handoff was written into its summary.
+
+        The last turn before ``transfer_to_human`` is often transcribed only after the tool
+        call; while holding no caller audio reaches the model, so nothing newer can arrive.
+        The introduction and the record then use the summary with those words.
+        """
+        reason = str(self.handoff.get("reason") or "")
+        summary = handoff_summary(reason, self.core.transcript.recent_caller_text())
+        if summary != self.handoff.get("summary"):
+            self.handoff = {**self.handoff, "summary": summary}
+            self.core.handoff = self.handoff
+            out.append(a.UpdateHandoffSummary(summary))
 
     def _refill(self, now: float, out: list[a.Action]) -> None:
         self.core.playback.play_line(self.hold_pcm)

@@ -203,3 +203,16 @@ def test_the_node_talks_to_dynamodb_with_short_timeouts(aws: None) -> None:
     config = node_table("test-calls").meta.client.meta.config
     assert (config.connect_timeout, config.read_timeout) == (1.0, 3.0)
     assert config.retries == {"mode": "standard", "total_max_attempts": 3}
+
+
+async def test_a_summary_rewrite_touches_only_the_summary_of_its_handoff(table: Any) -> None:
+    call = records(table, BackgroundWrites())
+    handoff = {"kind": "transfer", "reason": "asked", "summary": "asked.", "path": "supervise"}
+    assert await call.handoff(handoff, state="requested")
+    written = store.call_record(table, CALL)["handoff"]
+    late = 'asked. Caller said: "On Saturday."'
+    assert await call.handoff_summary(late, written["handoff_id"])
+    rewritten = store.call_record(table, CALL)["handoff"]
+    assert rewritten == {**written, "summary": late}  # same id, state and changes
+    assert not await call.handoff_summary("stale", "another-handoff")
+    assert store.call_record(table, CALL)["handoff"]["summary"] == late

@@ -304,3 +304,54 @@ def test_the_person_leaving_clears_the_bridged_limit_and_restarts_the_receptioni
     # Its limit counted from when it took the caller back, not from the call's start.
     assert write.handoff["reason"] == "max_duration"
     assert d.now - left_at == pytest.approx(900, abs=10)
+
+
+def transfer_before_the_transcript(d: Driver) -> None:
+    """The caller asks; the model calls transfer_to_human before their words are transcribed."""
+    d.greeted()
+    d.caller_turn("Hello.", item_id="c0")
+    d.feed(m.SpeechStarted("c1"))
+    d.advance(1.5)
+    d.feed(m.SpeechStopped("c1"))
+    d.feed(m.ResponseStarted("r2"))
+    d.feed(TRANSFER)
+    d.feed(m.ResponseDone("r2", "completed"))
+    d.feed(e.HandoffWritten(True, HandoffPath.SUPERVISE))
+    assert "Saturday" not in d.core.handoff["summary"]
+
+
+def test_late_caller_words_while_holding_reach_the_introduction_and_the_record() -> None:
+    d = Driver()
+    transfer_before_the_transcript(d)
+    d.say("r3", "i3", 1200)
+    assert d.core.state is CallState.HOLDING
+    assert d.of(a.UpdateHandoffSummary) == []  # nothing new yet
+    d.advance(2.0)
+    out = d.feed(m.CallerTranscript("c1", "I need a cleaning on Saturday morning."))
+    (update,) = d.of(a.UpdateHandoffSummary, out)
+    assert update.summary.startswith("Wants a cleaning.")
+    assert "I need a cleaning on Saturday morning." in update.summary
+    assert d.core.handoff["summary"] == update.summary
+    out = d.feed(e.HandoffProgress("connected", time_to_person_ms=5000))
+    (introduction,) = d.of(a.CreateResponse, out)
+    assert introduction == a.CreateResponse(
+        prompts.introduction_instructions(d.profile, update.summary)
+    )
+    # Once the person is on the line the summary stays the one they were introduced with.
+    assert d.of(a.UpdateHandoffSummary, d.feed(m.CallerTranscript("c9", "Thanks."))) == []
+
+
+def test_late_caller_words_during_the_handoff_line_are_folded_in_when_holding_starts() -> None:
+    d = Driver()
+    transfer_before_the_transcript(d)
+    d.feed(m.ResponseStarted("r3"))
+    d.feed(m.CallerTranscript("c1", "It's about Saturday."))  # while the line is generated
+    assert d.of(a.UpdateHandoffSummary) == [] and d.core.state is CallState.ENDING
+    d.feed(m.AudioDelta("r3", "i3", bytes(1200 * 48)))
+    d.feed(m.AudioDone("r3", "i3"))
+    out = d.feed(m.ResponseDone("r3", "completed"))
+    assert d.core.state is CallState.HOLDING
+    (update,) = d.of(a.UpdateHandoffSummary, out)
+    assert "It's about Saturday." in update.summary
+    (start,) = d.of(a.StartSupervision, out)
+    assert start.handoff["summary"] == update.summary
