@@ -35,23 +35,42 @@ def call(calls_table: Any) -> str:
 def test_profile_handoff_defaults_and_values() -> None:
     default = parse_profile(PROFILE, number=NUMBER).handoff
     assert (default.strategy, default.rescue_grace_seconds) == ("auto", 2.0)
+    assert default.max_bridged_seconds == 3600
     chosen = parse_profile(
-        {**PROFILE, "handoff": {"strategy": "supervise", "rescue_grace_seconds": 3}}, number=NUMBER
+        {
+            **PROFILE,
+            "handoff": {
+                "strategy": "supervise",
+                "rescue_grace_seconds": 3,
+                "max_bridged_seconds": 1800,
+            },
+        },
+        number=NUMBER,
     )
     assert chosen.handoff.strategy == "supervise" and chosen.handoff.rescue_grace_seconds == 3.0
+    assert chosen.handoff.max_bridged_seconds == 1800
     assert parse_profile(json.loads(json.dumps(chosen.to_dict())), number=NUMBER) == chosen
 
 
 def test_profile_handoff_errors_name_the_field() -> None:
     with pytest.raises(ProfileError) as caught:
         parse_profile(
-            {**PROFILE, "handoff": {"strategy": "conference", "rescue_grace_seconds": 0, "x": 1}},
+            {
+                **PROFILE,
+                "handoff": {
+                    "strategy": "conference",
+                    "rescue_grace_seconds": 0,
+                    "max_bridged_seconds": 30,
+                    "x": 1,
+                },
+            },
             number=NUMBER,
         )
     assert caught.value.errors == [
         "handoff.x: unknown field",
         "handoff.strategy: must be one of auto, supervise, dial",
         "handoff.rescue_grace_seconds: must be a number from 0.5 to 30.0",
+        "handoff.max_bridged_seconds: must be a whole number from 60 to 14400",
     ]
 
 
