@@ -99,6 +99,8 @@ STEP_FOLLOWS: Mapping[str, frozenset[str]] = {
 DEFAULT_RESCUE_GRACE_SECONDS = 2.0
 #: The reason recorded when the supervision ends because the caller hung up.
 CALLER_HANGUP = "caller_hangup"
+#: The reason recorded when the caller and the person talked for ``max_bridged_seconds``.
+BRIDGED_LIMIT = "bridged_limit"
 #: How long a caller and the person reached may talk before the call is ended (one hour).
 DEFAULT_MAX_BRIDGED_SECONDS = 3600
 
@@ -148,11 +150,16 @@ def state_change(state: str, at: float, reason: str | None = None) -> dict[str, 
 
 def last_requested_at(changes: list[Mapping[str, Any]]) -> float | None:
     """Epoch seconds of the last ``requested`` change, or None."""
-    requested = [c.get("at") for c in changes if c.get("state") == REQUESTED and c.get("at")]
-    if not requested:
+    return last_change_at(changes, REQUESTED)
+
+
+def last_change_at(changes: list[Mapping[str, Any]], state: str) -> float | None:
+    """Epoch seconds of the last change to ``state``, or None."""
+    times = [c.get("at") for c in changes if c.get("state") == state and c.get("at")]
+    if not times:
         return None
     try:
-        return datetime.fromisoformat(str(requested[-1]).replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(str(times[-1]).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
 

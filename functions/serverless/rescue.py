@@ -13,7 +13,8 @@ it ends, recording each state change.
 
 No model is on the line any more, so when nobody answers, or the person leaves, the call is
 hung up rather than left silent, and the business is notified of the missed caller on the
-messages topic so someone calls back.
+messages topic so someone calls back. A call whose person stays on is hung up once they have
+talked for the profile's ``handoff.max_bridged_seconds`` (noticed at the next follow-up).
 
 Message body (JSON): ``{"call_id": str, "step": "check" | "follow", "attempt": int}``.
 """
@@ -35,7 +36,7 @@ from aws_lambda_powertools import Logger
 from mapokezi import handoff as h
 from mapokezi import messages, store
 from mapokezi.config import ConfigError
-from mapokezi.profiles import E164, Profile
+from mapokezi.profiles import E164, HandoffSettings, Profile
 from mapokezi.sautikit_api import SautikitApiError, phone_supervisor
 
 logger = Logger(child=True)
@@ -318,6 +319,9 @@ class _Rescue:
         at = self.now()
         if caller_gone:
             return self.act(tracker, tracker.caller_left(at), "caller_gone")
+        if tracker.state == h.CONNECTED and self._bridged_too_long(pending, profile, at):
+            ending = tracker.caller_left(at, h.BRIDGED_LIMIT)
+            return self.act(tracker, ending, "bridged_limit", close_reason=h.BRIDGED_LIMIT)
         timed_out = tracker.tick(at)
         if timed_out:
             return self.act(tracker, timed_out, "timed_out")
@@ -331,6 +335,14 @@ class _Rescue:
             return self.act(tracker, tracker.gone(at), "polled")
         decisions = tracker.observed(at, supervision.state, supervision.failure_reason)
         return self.act(tracker, decisions, "polled")
+
+    @staticmethod
+    def _bridged_too_long(pending: Mapping[str, Any], profile: Profile | None, at: float) -> bool:
+        """The caller and the person have talked for the profile's ``max_bridged_seconds``
+        (noticed at the next follow-up, so up to one follow interval late)."""
+        connected_at = h.last_change_at(pending.get("changes") or [], h.CONNECTED)
+        limit = (profile.handoff if profile else HandoffSettings()).max_bridged_seconds
+        return connected_at is not None and at - connected_at >= limit
 
     @staticmethod
     def _seen_connected(pending: Mapping[str, Any]) -> list[h.Decision]:
@@ -364,7 +376,7 @@ class _Rescue:
             elif isinstance(decision, h.NobodyAvailable | h.PersonLeft):
                 close_reason = getattr(decision, "reason", "person_left")
         if close_reason is not None:
-            self._close(close_reason, missed=close_reason != "person_left")
+            self._close(close_reason, missed=close_reason not in ("person_left", h.BRIDGED_LIMIT))
         elif tracker.finished:  # ended with the caller gone: nothing to hang up
             store.record_handoff_change(self.table, call_id, {}, {"rescue_closed": True})
         else:

@@ -85,6 +85,7 @@ class CallSession:
         self._after_kill: list[a.Action] | None = None  # pacer actions held behind a killAudio
         self._connected_at = ""
         self._supervision: supervision.SupervisedTransfer | None = None
+        self._platform: Any = None  # the Sautikit client, once a supervision needed it
         self._handoff_id: str | None = None
         self._supervision_stopped = False  # the caller left before the supervision began
 
@@ -458,7 +459,7 @@ class CallSession:
         target = str(handoff.get("target") or "")
         label = str(handoff.get("department") or "Front desk")
         try:
-            client = await asyncio.to_thread(supervision.platform_client)
+            client = self._platform = await asyncio.to_thread(supervision.platform_client)
             transfer = self._supervision = supervision.SupervisedTransfer(
                 client=client,
                 table=self.node.table,
@@ -496,12 +497,8 @@ class CallSession:
 
     async def _hang_up(self) -> None:
         """Ends the call on the platform; on failure the socket still closes after it."""
-        transfer = self._supervision
         try:
-            if transfer is not None:
-                client = transfer.client
-            else:
-                client = await asyncio.to_thread(supervision.platform_client)
+            client = self._platform or await asyncio.to_thread(supervision.platform_client)
             await asyncio.wait_for(asyncio.to_thread(client.hangup_call, self.call_id), HANGUP_WAIT)
         except Exception:
             log.exception("call %s: the platform did not take the hang-up", self.call_id)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from mapokezi import handoff
 from media_node import assets
 
 
@@ -108,7 +109,7 @@ class Reason(StrEnum):
     NODE_DRAINING = "node_draining"
     MAX_DURATION = "max_duration"
     IDLE = "idle"
-    BRIDGED_LIMIT = "bridged_limit"
+    BRIDGED_LIMIT = handoff.BRIDGED_LIMIT
     """The caller and the person talked for the profile's ``handoff.max_bridged_seconds``."""
 
 
