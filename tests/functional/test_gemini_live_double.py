@@ -132,6 +132,29 @@ async def test_audio_other_than_16k_pcm_is_refused(double: GeminiLiveDouble, mim
     assert code == 1007 and "mime type" in (reason or "")
 
 
+async def test_compact_audio_is_heard_exactly_and_bad_compact_audio_is_refused() -> None:
+    async with GeminiLiveDouble(Script(), api_key=KEY, record_audio=True) as double:
+        ws = await open_ws(double)
+        await ws.send(json.dumps(setup()))
+        await ws.recv()
+        pcm = bytes(range(256)) * 5
+        await ws.send(wire.audio_input(pcm))  # the node's compact message
+        live = await double.wait_for_connection()
+        await live.wait_for(lambda c: c.input_audio_ms > 0)
+        assert bytes(live.input_audio or b"") == pcm
+        assert live.kinds() == ["setup", "realtimeInput"]
+        await ws.send(wire.audio_input(pcm[:-1]))  # compact, but not whole samples
+        code, reason = await closed_with(ws)
+        assert code == 1007 and "whole 16-bit samples" in (reason or "")
+
+        ws = await open_ws(double)
+        await ws.send(json.dumps(setup()))
+        await ws.recv()
+        await ws.send(wire.audio_input(pcm).replace('"data":"', '"data":"!!!!'))
+        code, reason = await closed_with(ws)
+        assert code == 1007 and "realtime_input.audio.data" in (reason or "")
+
+
 async def test_missing_or_wrong_key_and_wrong_path(double: GeminiLiveDouble) -> None:
     for headers in ({}, {"x-goog-api-key": "wrong"}):
         ws = await connect(double.url, additional_headers=headers)
