@@ -164,4 +164,5 @@ def print_side_by_side(rows: list[dict[str, Any]], sweeps: Mapping[str, Any]) ->
     )
     print(format_table(SIDE_BY_SIDE_COLUMNS, rows))
     for provider, sweep in sweeps.items():
-        print(f"  {provider}: max {sweep['max_calls']} calls within budget ({sweep['limited_by']})")
+        limit = sweep["limited_by"]
+        print(f"  {provider}: max {sweep['max_calls']} calls within budget; limited by: {limit}")

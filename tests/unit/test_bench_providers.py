@@ -132,7 +132,7 @@ def test_side_by_side_table_prints_both_models(capsys: pytest.CaptureFixture[str
     header = next(line for line in lines if line.strip().startswith("calls"))
     assert "hop p99" in header and "load side core" in header
     assert sum(" gemini " in line for line in lines) == 2
-    assert "gemini: max 50 calls within budget (the generator side)" in out
+    assert "gemini: max 50 calls within budget; limited by: the generator side" in out
 
 
 def _sent_by(side: Side, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
