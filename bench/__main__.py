@@ -7,7 +7,7 @@ media-node capacity sweep with a profile of the node at the largest passing step
 (``--cpu-quota`` runs the node under a Fargate-like CFS quota instead of a whole core). The
 capacity part runs for each model provider of ``--provider`` (default both): the full sweep for
 the first, a few steps for the others (``--steps`` sets them for all), and a table of the
-providers side by side at the call counts they share.
+providers side by side at the call counts they share; the latency part runs for each too.
 ``--quick`` runs a smaller version of each (about two minutes); ``--only`` picks parts.
 Results go to ``bench/results/<UTC time>.json`` and ``bench/results/latest.json``.
 
@@ -59,8 +59,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--provider",
         default=",".join(PROVIDERS),
-        help="capacity: the models the calls are relayed to, in order, e.g. openai,gemini "
-        "(the first gets the full sweep and the profile)",
+        help="capacity and latency: the models the calls are relayed to, in order, e.g. "
+        "openai,gemini (the first gets the full capacity sweep and the profile)",
     )
     parser.add_argument("--window", type=float, help="seconds measured per capacity step")
     parser.add_argument("--settle", type=float, help="seconds after the ramp before measuring")
@@ -234,11 +234,29 @@ def run_part(part: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
             "event_loop": loop_cost.run(quick=args.quick),
         }
     if part == "latency":
-        from bench import latency
-
-        rounds, calls, seconds = (1, 5, 12.0) if args.quick else (3, 10, 15.0)
-        return asyncio.run(latency.measure(rounds=rounds, calls=calls, seconds=seconds, logs=logs))
+        return run_latency(args, logs)
     return asyncio.run(run_capacity(args, logs))
+
+
+def run_latency(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    """The latency rounds for each provider: the first's figures, the others' under
+    ``other_providers``."""
+    from bench import latency
+
+    rounds, calls, seconds = (1, 5, 12.0) if args.quick else (3, 10, 15.0)
+    found = {
+        provider: asyncio.run(
+            latency.measure(
+                rounds=rounds, calls=calls, seconds=seconds, logs=logs, provider=provider
+            )
+        )
+        for provider in args.providers
+    }
+    first, *others = args.providers
+    results = dict(found[first])
+    if others:
+        results["other_providers"] = {name: found[name] for name in others}
+    return results
 
 
 def print_part(part: str, figures: dict[str, Any]) -> None:
@@ -260,6 +278,9 @@ def print_part(part: str, figures: dict[str, Any]) -> None:
         from bench import latency
 
         latency.print_table(figures)
+        for other in (figures.get("other_providers") or {}).values():
+            print()
+            latency.print_table(other)
     else:
         from bench import capacity, providers
         from bench import profile as profiling
