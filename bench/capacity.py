@@ -1,8 +1,9 @@
 """Media-node capacity: how many concurrent calls one core carries within the timing budget.
 
 For each N of the sweep, a fresh media node (``python -m media_node`` under
-``bench.node_probe``) is pinned to core 0; the load generator (this process), the Realtime
-double and moto (their own processes) are pinned to core 1. N legs connect one at a time (each
+``bench.node_probe``) is pinned to core 0; the load generator (this process), the model
+double (OpenAI Realtime or Gemini Live, as ``provider`` says; every call dials that provider's
+number) and moto (their own processes) are pinned to core 1. N legs connect one at a time (each
 waits until its model session has opened, which also maps legs to model sessions), stream
 caller audio in real time without pause (speech turns with line noise between them) and the
 double answers every turn with bursty deltas (120 ms chunks at 4× real time). After a settle

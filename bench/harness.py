@@ -1,13 +1,15 @@
-"""What the media-node benchmarks run against: moto, the Realtime double, the node process.
+"""What the media-node benchmarks run against: moto, the model double, the node process.
 
 - :class:`BenchAws`: moto in server mode on loopback with the calls table from template.yaml,
-  the example profile for the dialled number, and one call record plus stream token per leg,
-  minted exactly as the voice webhook does.
+  the example profile at each provider's number (`bench.providers`), and one call record plus
+  stream token per leg, minted exactly as the voice webhook does.
 - :class:`ModelTap`: timestamps, per Realtime double session, every audio append received and
   every ``speech_started`` and first audio delta sent (through the double's ``on_session`` hook,
   wrapping that session's sans-I/O protocol object).
 - :class:`NodeProcess`: ``python -m media_node`` as a child process, optionally pinned to one
   core, with its CPU time and resident memory read from ``/proc``.
+- :class:`DoubleProcess`: ``python -m bench.model_double``, the OpenAI Realtime or Gemini Live
+  double with its taps (the Gemini one is `bench.providers.GeminiTap`).
 """
 
 from __future__ import annotations
@@ -245,7 +247,8 @@ class BenchResponder:
 
 
 class NodeProcess:
-    """``python -m media_node`` on loopback, pinned to `cpu` when given."""
+    """``python -m media_node`` on loopback, pinned to `cpu` when given, with `model_url` as
+    `provider`'s endpoint (``OPENAI_REALTIME_URL`` or ``GEMINI_LIVE_URL``)."""
 
     def __init__(
         self,
