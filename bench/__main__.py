@@ -164,10 +164,8 @@ async def run_capacity(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
             node_env=dict(item.split("=", 1) for item in args.node_env),
             provider=provider,
         )
-    first, *others = args.providers
-    results = dict(sweeps[first])
-    if others:
-        results["other_providers"] = {name: sweeps[name] for name in others}
+    results = providers.first_with_others(sweeps)
+    if len(sweeps) > 1:
         results["side_by_side"] = providers.side_by_side(sweeps)
     return results
 
@@ -241,7 +239,7 @@ def run_part(part: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
 def run_latency(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     """The latency rounds for each provider: the first's figures, the others' under
     ``other_providers``."""
-    from bench import latency
+    from bench import latency, providers
 
     rounds, calls, seconds = (1, 5, 12.0) if args.quick else (3, 10, 15.0)
     found = {
@@ -252,11 +250,7 @@ def run_latency(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         )
         for provider in args.providers
     }
-    first, *others = args.providers
-    results = dict(found[first])
-    if others:
-        results["other_providers"] = {name: found[name] for name in others}
-    return results
+    return providers.first_with_others(found)
 
 
 def print_part(part: str, figures: dict[str, Any]) -> None:

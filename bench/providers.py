@@ -99,6 +99,19 @@ class GeminiTap:
         connection._send = timed_send
 
 
+def first_with_others(found: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One part's results for several providers, in the shape a single run has always had.
+
+    The first provider's figures stay at the top level (so readers of earlier result files
+    find them where they were); the others go under ``other_providers``.
+    """
+    first, *others = found
+    results = dict(found[first])
+    if others:
+        results["other_providers"] = {name: dict(found[name]) for name in others}
+    return results
+
+
 SIDE_BY_SIDE_COLUMNS = [
     ("calls", "calls"),
     ("provider", "model"),

@@ -15,6 +15,7 @@ from bench.__main__ import capacity_steps, parse_args
 from bench.capacity import QuotaPlan
 from bench.providers import (
     NUMBERS,
+    first_with_others,
     parse_providers,
     print_side_by_side,
     profile_changes,
@@ -199,3 +200,11 @@ def test_compact_audio_reads_only_what_the_full_parse_would_accept() -> None:
     odd = gemini_protocol.audio_input(pcm[:-1])
     for text in (spaced, other_rate, not_base64, odd, message[:-1]):
         assert double_wire.compact_audio(text) is None  # left to the parser, which decides
+
+
+def test_results_of_several_providers_keep_the_first_where_it_always_was() -> None:
+    found = {"openai": {"steps": [1], "max_calls": 100}, "gemini": {"steps": [2], "max_calls": 50}}
+    results = first_with_others(found)
+    assert results["steps"] == [1] and results["max_calls"] == 100
+    assert results["other_providers"] == {"gemini": {"steps": [2], "max_calls": 50}}
+    assert first_with_others({"gemini": {"steps": [2]}}) == {"steps": [2]}
