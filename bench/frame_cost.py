@@ -278,6 +278,10 @@ def run(*, instructions: bool = True, quick: bool = False) -> dict[str, Any]:
     results["call_core_share_pct"] = round(
         (up["cpu_us_per_frame"] + down["cpu_us_per_frame"]) * FRAMES_PER_SECOND / 1e4, 3
     )
+    up, down = results["variants"]["uplink/gemini"], results["variants"]["downlink/gemini"]
+    results["gemini_call_core_share_pct"] = round(
+        (up["cpu_us_per_frame"] + down["cpu_us_per_frame"]) * FRAMES_PER_SECOND / 1e4, 3
+    )
     return results
 
 
@@ -305,6 +309,8 @@ def print_table(results: dict[str, Any]) -> None:
         f"  both directions at 50 frames/s: {results['call_core_share_pct']} % of a core per "
         "call (the frame loop alone: no event loop, timers or socket system calls)"
     )
+    if "gemini_call_core_share_pct" in results:
+        print(f"  … a Gemini Live call: {results['gemini_call_core_share_pct']} % of a core")
 
 
 def main(argv: list[str] | None = None) -> int:
