@@ -28,11 +28,14 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bench  # noqa: F401  (puts functions/ on sys.path)
 from bench import harness, report
 from bench.providers import PROVIDERS, parse_providers
+
+if TYPE_CHECKING:
+    from bench.capacity import QuotaPlan
 
 PARTS = ("serverless", "audio", "frames", "latency", "capacity")
 FULL_STEPS = (50, 100, 125, 150, 175, 200, 250, 300)
@@ -170,7 +173,7 @@ async def run_capacity(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     return results
 
 
-def capacity_steps(args: argparse.Namespace, quota: Any, *, first: bool) -> list[int]:
+def capacity_steps(args: argparse.Namespace, quota: QuotaPlan | None, *, first: bool) -> list[int]:
     """The call counts of one provider's sweep: ``--steps``, else the full or short default."""
     if args.steps:
         return [int(n) for n in args.steps.split(",")]
