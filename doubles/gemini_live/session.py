@@ -387,8 +387,8 @@ class LiveConnection:
                 self.state, Trigger("function_output", function_call=call, function_output=output)
             )
             await self._speak(turn, reply)
-        self._send({"serverContent": {"generationComplete": True}})
         turn.generated = True
+        self._send({"serverContent": {"generationComplete": True}})
         # Like the service, the turn completes once its audio would have played out.
         await asyncio.sleep(max(0.0, turn.play_until - loop.time()))
         self._finish(turn, "completed")
