@@ -89,7 +89,7 @@ TERMINAL = frozenset({ENDED, NO_ANSWER, BUSY, FAILED})
 #: The states each step of a supervision may follow. The node (polling) and the events function
 #: (the platform's supervision events) both report the same steps; a step whose state is not
 #: in its set here was already recorded by the other writer, or comes after a later one, and is
-#: not recorded again (``mapokezi.store.record_handoff_change``). A new handoff starts over.
+#: not recorded again (the store's ``record_handoff_change``). A new handoff starts over.
 STEP_FOLLOWS: Mapping[str, frozenset[str]] = {
     RINGING: frozenset({REQUESTED}),
     CONNECTED: frozenset({REQUESTED, RINGING}),
