@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="send the first POST again this long after its answer (a late retry)",
     )
     flow.add_argument(
+        "--stream-stopped-copies",
+        type=int,
+        default=1,
+        metavar="N",
+        help="send the stream-stopped status callback N times at once (a parallel retry)",
+    )
+    flow.add_argument(
         "--drop-media-after",
         type=float,
         metavar="SECONDS",
@@ -150,6 +157,9 @@ def options_from_args(args: argparse.Namespace) -> CallOptions:
         raise ValueError("--first-post-copies must be at least 1")
     options.first_post_copies = args.first_post_copies
     options.first_post_retry_after = args.retry_first_post_after
+    if args.stream_stopped_copies < 1:
+        raise ValueError("--stream-stopped-copies must be at least 1")
+    options.stream_stopped_copies = args.stream_stopped_copies
     options.drop_media_after = args.drop_media_after
     options.dial_outcome, options.dial_answer_seconds = args.dial_outcome, args.dial_answer_seconds
     options.realtime_verbs, options.record_wait_seconds = args.realtime_verbs, args.record_wait

@@ -11,6 +11,7 @@ the API double, register and complete the call there so the CDR fetcher finds it
 
 Faults of the platform's side can be played: the first POST sent several times at once and again
 later (``first_post_copies``, ``first_post_retry_after``; see :mod:`local.emulator.retries`),
+the ``stream-stopped`` status callback delivered several times at once (``stream_stopped_copies``),
 and the media socket dropped without a close frame (``drop_media_after``), after which the
 platform reports a stream error and re-POSTs ``StreamStopped`` with the caller still there.
 """
@@ -113,6 +114,7 @@ class CallRunner:
         self._dialled: list[dict[str, Any]] = []
         self._api: str | None = None
         self._late_retry: asyncio.Task[None] | None = None
+        self._stream_ended: float | None = None
 
     async def run(self) -> CallResult:
         """Place the call and return the result."""
@@ -182,21 +184,30 @@ class CallRunner:
         self.result.warnings += [f"{label} answer: {w}" for w in answer.warnings]
         return answer if answer.ok else None
 
-    async def _status(self, spec: StreamSpec, event: str, stream_sid: str, error: str = "") -> None:
+    async def _status(
+        self, spec: StreamSpec, event: str, stream_sid: str, error: str = "", copies: int = 1
+    ) -> None:
+        """POST the status callback for ``event``; ``copies`` identical deliveries at once."""
         if not spec.status_callback or event not in (spec.status_events or ALL_STATUS_EVENTS):
             return
         fields = status_fields(
             event, self.call, stream_sid, spec.name, self.options.status_dialect, error or None
         )
         signer = Signer(self.options.status_encoding, self.signer.secret, self.signer.scheme)
-        exchange = await post_fields(
-            event, spec.status_callback, fields, signer, self.options.http_timeout
-        )
-        self.result.exchanges.append(exchange)
-        if not exchange.ok:
-            self.result.warnings.append(
-                f"{event} status callback failed: {exchange.error or exchange.status}"
+        callback = spec.status_callback
+        labels = [event] + [f"{event}-copy-{n}" for n in range(1, max(1, copies))]
+        sent = await asyncio.gather(
+            *(
+                post_fields(label, callback, fields, signer, self.options.http_timeout)
+                for label in labels
             )
+        )
+        for exchange in sent:
+            self.result.exchanges.append(exchange)
+            if not exchange.ok:
+                self.result.warnings.append(
+                    f"{exchange.label} status callback failed: {exchange.error or exchange.status}"
+                )
 
     # -- verbs ---------------------------------------------------------------------------------
 
@@ -393,6 +404,7 @@ class CallRunner:
                 person_on_stream(self._api, call, leg, person, behaviour=options.person)
             )
         media = self.result.media = await leg.run()
+        self._stream_ended = time.monotonic()
         if watcher is not None:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
@@ -407,7 +419,8 @@ class CallRunner:
             await self._status(spec, "stream-error", stream_sid, "media connection lost")
             self._judge_media(media, connect_started)
             return
-        await self._status(spec, "stream-stopped", stream_sid)
+        copies = options.stream_stopped_copies
+        await self._status(spec, "stream-stopped", stream_sid, copies=copies)
         self._judge_media(media, connect_started)
 
     def _judge_media(self, media: MediaLegResult, connect_started: float) -> None:
@@ -444,6 +457,7 @@ class CallRunner:
             appear_seconds=self.options.rescue_wait_seconds,
             ring_seconds=self.options.person_ring_seconds,
             heard_wav=self.options.heard_wav,
+            stream_ended_at=self._stream_ended,
         )
         self.result.person = person.as_dict()
         if person.connected_after_s is None:

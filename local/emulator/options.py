@@ -67,6 +67,8 @@ class CallOptions:
     first_post_copies: int = 1
     #: Send the first POST once more this many seconds after its answer (a late retry).
     first_post_retry_after: float | None = None
+    #: Copies of the ``stream-stopped`` status callback sent at once (a parallel retry).
+    stream_stopped_copies: int = 1
     #: Drop the media socket this many seconds after it opened, with no close frame.
     drop_media_after: float | None = None
     post_stream_started: bool = False

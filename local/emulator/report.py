@@ -39,6 +39,12 @@ def _transfer_lines(result: CallResult) -> list[str]:
         lines.append(f"Person: supervision {person['supervision_id']}: {states}")
         if person["connected_after_s"] is not None:
             lines.append(f"  the caller heard the person ({person['heard_seconds']:g} s)")
+    media = result.media
+    if media is not None and media.person_joined_ms is not None:
+        lines.append(
+            f"  mixed into the stream from {media.person_joined_ms / 1000:.1f} s: the caller heard"
+            " the person and the receptionist together, as a conference bridge mixes them"
+        )
     record = result.call_record or {}
     handoff = record.get("handoff") or {}
     if handoff.get("kind", "transfer") == "transfer" and handoff:
