@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="what the person a supervision rings does (Sautikit double only)",
     )
     flow.add_argument(
+        "--person-answer-after",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how long the person's phone rings before they answer (--person answer)",
+    )
+    flow.add_argument(
         "--rescue-wait",
         type=float,
         default=10.0,
@@ -164,6 +171,9 @@ def options_from_args(args: argparse.Namespace) -> CallOptions:
     options.dial_outcome, options.dial_answer_seconds = args.dial_outcome, args.dial_answer_seconds
     options.realtime_verbs, options.record_wait_seconds = args.realtime_verbs, args.record_wait
     options.person, options.rescue_wait_seconds = args.person, args.rescue_wait
+    if args.person_answer_after < 0:
+        raise ValueError("--person-answer-after must not be negative")
+    options.person_answer_seconds = args.person_answer_after
     return options
 
 

@@ -512,8 +512,13 @@ class CallRunner:
         if warning:
             self.result.warnings.append(warning)
         if self._api:
-            ring = self.options.person_ring_seconds
-            if trouble := await configure_person(self._api, self.options.person, ring):
+            options = self.options
+            if trouble := await configure_person(
+                self._api,
+                options.person,
+                options.person_ring_seconds,
+                options.person_answer_seconds,
+            ):
                 self.result.warnings.append(trouble)
 
     async def _complete_with_api_double(self) -> None:

@@ -83,3 +83,4 @@ class CallOptions:
     person: str = "answer"  # what the person a transfer reaches does (see person.py)
     rescue_wait_seconds: float = 10.0  # silence a caller sits through before giving up
     person_ring_seconds: float = 40.0  # how long a ringing person may take
+    person_answer_seconds: float = 1.0  # how long an answering person's phone rings first

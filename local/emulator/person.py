@@ -50,11 +50,14 @@ class PersonResult:
         return dict(self.__dict__)
 
 
-async def configure_person(api: str, behaviour: str, ring_timeout_seconds: float) -> str | None:
-    """Set the person's behaviour in the double; returns a warning when that failed."""
+async def configure_person(
+    api: str, behaviour: str, ring_timeout_seconds: float, answer_after_seconds: float = 1.0
+) -> str | None:
+    """Set the person's behaviour in the double (an answering person picks up after
+    ``answer_after_seconds`` of ringing); returns a warning when that failed."""
     body = {
         "behaviour": _DOUBLE_BEHAVIOUR[behaviour],
-        "answer_after": 1.0,
+        "answer_after": answer_after_seconds,
         "ring_timeout": ring_timeout_seconds,
     }
     status, reply = await request_json("POST", f"{api}/_double/person", body)
