@@ -42,8 +42,8 @@ def _transfer_lines(result: CallResult) -> list[str]:
     media = result.media
     if media is not None and media.person_joined_ms is not None:
         lines.append(
-            f"  mixed into the stream from {media.person_joined_ms / 1000:.1f} s: the caller heard"
-            " the person and the receptionist together, as a conference bridge mixes them"
+            f"  mixed into the stream {media.person_joined_ms / 1000:.1f} s after it opened: the"
+            " caller heard the person over whatever the receptionist still sent, as a bridge does"
         )
     record = result.call_record or {}
     handoff = record.get("handoff") or {}
@@ -73,7 +73,7 @@ def format_summary(result: CallResult) -> str:
     ]
     for x in result.exchanges:
         outcome = x.error or f"HTTP {x.status}"
-        lines.append(f"  {x.label:<15} POST {x.url}  {outcome}  {x.elapsed_ms:.0f} ms")
+        lines.append(f"  {x.label:<21} POST {x.url}  {outcome}  {x.elapsed_ms:.0f} ms")
     for answer in result.answers:
         verbs = " ".join(f"<{v['name']}>" for v in answer["verbs"]) or "<Response/> (empty)"
         lines.append(f"  answer to {answer['label']}: {verbs}")
