@@ -56,15 +56,18 @@ CALL_LIMIT_SECONDS = 60.0
 @dataclass(frozen=True)
 class InstructedScript(Script):
     """A script that also follows per-response instructions, as a model does: a response whose
-    instructions are exactly one of ``instructed``'s keys (say, the media node's "nobody is
-    free" prompt for the scenario's profile) speaks that key's reply."""
+    instructions contain one of ``instructed``'s keys (say, the media node's "nobody is free"
+    prompt for the scenario's profile, with or without context added) speaks that key's reply."""
 
     instructed: dict[str, Reply] = field(default_factory=dict)
 
     def respond(self, state: SessionState, trigger: Trigger) -> Reply:
         """The instructed reply, else the script's."""
-        reply = self.instructed.get(trigger.instructions or "")
-        return reply if reply is not None else super().respond(state, trigger)
+        instructions = trigger.instructions or ""
+        for prompt, reply in self.instructed.items():
+            if prompt in instructions:
+                return reply
+        return super().respond(state, trigger)
 
 
 class ScenarioModel:
