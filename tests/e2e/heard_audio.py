@@ -27,6 +27,11 @@ SILENCE_RMS = 50.0
 MAX_SILENCE_MS = 1000.0
 #: Length of the pieces of a recording that are looked for on their own.
 PIECE_MS = 200.0
+#: How well the person's voice must match on a supervised stream. The platform mixes them over
+#: whatever the node still plays (the hold loop until the node sees the connection, then the
+#: introduction), so no piece of their voice may be heard alone; another voice or line scores
+#: far lower (below 0.5).
+MIXED_VOICE_SCORE = 0.8
 
 
 def window_rms(pcm: bytes, rate: int, window_ms: float = WINDOW_MS) -> np.ndarray:
@@ -84,7 +89,7 @@ class Found:
     score: float  # normalised correlation of the best-matching piece (1.0 = an exact copy)
 
 
-def locate(heard: bytes, recording: np.ndarray, rate: int, pieces: int = 6) -> Found:
+def locate(heard: bytes, recording: np.ndarray, rate: int, pieces: int = 12) -> Found:
     """Find ``recording`` (float samples at ``rate``) in ``heard``.
 
     Pieces of ``PIECE_MS`` spread over the recording are each looked for on their own, so a

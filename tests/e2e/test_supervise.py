@@ -31,6 +31,7 @@ from tests.e2e.harness import (
     scenario,
 )
 from tests.e2e.heard_audio import (
+    MIXED_VOICE_SCORE,
     Found,
     assert_no_long_silence,
     assert_recording_heard,
@@ -125,7 +126,7 @@ def assert_held_then_person(result: CallResult) -> tuple[float, Found]:
     pcm, rate = heard_pcm(result)
     started = transfer_started_ms(result)
     voice = person_voice(rate)
-    person = assert_recording_heard(pcm, rate, voice, "the person's voice")
+    person = assert_recording_heard(pcm, rate, voice, "the person's voice", MIXED_VOICE_SCORE)
     assert person.start_ms > started
     hold = slice_ms(pcm, rate, started, person.start_ms)
     assert_recording_heard(hold, rate, hold_loop(rate), "the hold loop before the person")
