@@ -32,12 +32,16 @@ def loud_tone(seconds: float, hz: float = 1000.0) -> np.ndarray:
 
 
 @asynccontextmanager
-async def node_playing(audio: bytes) -> AsyncIterator[str]:
-    """A media server that sends ``audio`` at once (the playout paces it), then only listens."""
+async def node_playing(audio: bytes, kill_after: float | None = None) -> AsyncIterator[str]:
+    """A media server that sends ``audio`` at once (the playout paces it), then only listens;
+    with ``kill_after``, it also sends ``killAudio`` that many seconds in."""
 
     async def handler(ws: ServerConnection) -> None:
         await ws.recv()  # the metadata frame
         await ws.send(audio)
+        if kill_after is not None:
+            await asyncio.sleep(kill_after)
+            await ws.send('{"type": "killAudio"}')
         try:
             async for _ in ws:
                 pass
@@ -52,9 +56,11 @@ async def node_playing(audio: bytes) -> AsyncIterator[str]:
         yield f"ws://127.0.0.1:{port}/audio"
 
 
-async def call_with_person(node_audio: bytes, person: np.ndarray, after: float) -> MediaLegResult:
+async def call_with_person(
+    node_audio: bytes, person: np.ndarray, after: float, kill_after: float | None = None
+) -> MediaLegResult:
     """Stream, let the person speak ``after`` seconds in, hang up as soon as they are done."""
-    async with asyncio.timeout(15), node_playing(node_audio) as url:
+    async with asyncio.timeout(15), node_playing(node_audio, kill_after) as url:
         leg = MediaLeg(url, rate=RATE)
         call = asyncio.create_task(leg.run())
         await asyncio.sleep(after)
@@ -91,7 +97,9 @@ async def test_the_person_is_summed_into_the_node_audio_and_clipped() -> None:
 async def test_the_person_alone_is_heard_as_is_and_counts_as_heard_audio() -> None:
     person = loud_tone(0.3, hz=300.0)
     result = await call_with_person(level(0.1), person, after=0.5)
-    assert result.person_joined_ms is not None and result.person_joined_ms >= 500.0
+    # ``after`` counts from before the socket opened, so the person joins a little sooner on
+    # the stream's clock; the node's 100 ms have played out well before.
+    assert result.person_joined_ms is not None and result.person_joined_ms >= 300.0
     start = int(result.person_joined_ms * RATE / 1000)
     audio = heard(result)
     assert audio[start : start + len(person)].tolist() == person.tolist()
@@ -101,3 +109,20 @@ async def test_the_person_alone_is_heard_as_is_and_counts_as_heard_audio() -> No
     assert result.heard_segments[-1] == [joined, joined + 300.0]
     assert len(result.heard_segments) == 2
     assert result.played_bytes == len(level(0.1))
+
+
+async def test_kill_audio_stops_the_node_but_never_the_person() -> None:
+    # The node stops its hold loop (killAudio) while the person is already talking.
+    person = loud_tone(1.0, hz=250.0) // 4
+    result = await call_with_person(level(3.0), person, after=0.3, kill_after=0.8)
+    assert result.person_joined_ms is not None
+    (kill,) = result.kills
+    assert kill.dropped_bytes > 0 and result.stale_audio_bytes == 0
+    start = int(result.person_joined_ms * RATE / 1000)
+    audio = heard(result)[start : start + len(person)]
+    node_part = audio.astype(np.int32) - person.astype(np.int32)
+    # Before the kill the caller heard the node under the person, after it the person alone.
+    assert set(node_part.tolist()) == {NODE_LEVEL, 0}
+    cut = int(np.flatnonzero(node_part == 0)[0])
+    assert not node_part[cut:].any() and (node_part[:cut] == NODE_LEVEL).all()
+    assert result.person_segments == [[result.person_joined_ms, result.person_joined_ms + 1000.0]]
