@@ -45,6 +45,8 @@ class PersonResult:
     final_state: str | None = None
     reason: str | None = None
     heard_seconds: float = 0.0
+    #: After a stream that ended: the silence the caller sat through before the person spoke.
+    silent_seconds: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -104,6 +106,7 @@ async def await_person(
             if state == "connected" and result.connected_after_s is None:
                 result.connected_after_s = round(time.monotonic() - started, 2)
                 silent = time.monotonic() - (stream_ended_at or started)
+                result.silent_seconds = round(silent, 2)
                 result.heard_seconds = _hear_person(heard_wav, silent)
                 if behaviour == "hang-up-first":
                     await request_json("POST", f"{url}/hangup")

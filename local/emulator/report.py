@@ -39,6 +39,11 @@ def _transfer_lines(result: CallResult) -> list[str]:
         lines.append(f"Person: supervision {person['supervision_id']}: {states}")
         if person["connected_after_s"] is not None:
             lines.append(f"  the caller heard the person ({person['heard_seconds']:g} s)")
+        if person.get("silent_seconds") is not None:
+            lines.append(
+                f"  after {person['silent_seconds']:g} s of silence since the stream ended"
+                " (no hold audio can reach a caller once the stream is gone)"
+            )
     media = result.media
     if media is not None and media.person_joined_ms is not None:
         lines.append(

@@ -763,8 +763,10 @@ async def test_stream_stopped_copies_then_a_rescue_is_heard_after_the_silence(
     assert not silence.any()
     # At least the grace period and the ring (0.2 s, then 1 s to answer) went by in silence.
     assert len(silence) / rate >= 1.5
+    assert person["silent_seconds"] == pytest.approx(len(silence) / rate, abs=0.01)
     summary = format_summary(result)
     assert "the caller heard the person (3.91 s)" in summary
+    assert f"after {person['silent_seconds']:g} s of silence since the stream ended" in summary
     assert "stream-stopped-copy-2" in summary
 
 
