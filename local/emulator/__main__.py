@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="send the stream-stopped status callback N times at once (a parallel retry)",
     )
     flow.add_argument(
+        "--stream-stopped-event",
+        action="store_true",
+        help="also post the stop to the events URL at the same moment (Sautikit double only)",
+    )
+    flow.add_argument(
         "--drop-media-after",
         type=float,
         metavar="SECONDS",
@@ -167,6 +172,7 @@ def options_from_args(args: argparse.Namespace) -> CallOptions:
     if args.stream_stopped_copies < 1:
         raise ValueError("--stream-stopped-copies must be at least 1")
     options.stream_stopped_copies = args.stream_stopped_copies
+    options.stream_stopped_event = args.stream_stopped_event
     options.drop_media_after = args.drop_media_after
     options.dial_outcome, options.dial_answer_seconds = args.dial_outcome, args.dial_answer_seconds
     options.realtime_verbs, options.record_wait_seconds = args.realtime_verbs, args.record_wait

@@ -69,6 +69,8 @@ class CallOptions:
     first_post_retry_after: float | None = None
     #: Copies of the ``stream-stopped`` status callback sent at once (a parallel retry).
     stream_stopped_copies: int = 1
+    #: Also have the API double post the stop to the events URL, at the same moment.
+    stream_stopped_event: bool = False
     #: Drop the media socket this many seconds after it opened, with no close frame.
     drop_media_after: float | None = None
     post_stream_started: bool = False

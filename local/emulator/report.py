@@ -79,6 +79,8 @@ def format_summary(result: CallResult) -> str:
     for x in result.exchanges:
         outcome = x.error or f"HTTP {x.status}"
         lines.append(f"  {x.label:<21} POST {x.url}  {outcome}  {x.elapsed_ms:.0f} ms")
+    for event in result.platform_events:
+        lines.append(f"  {event['kind']:<21} event posted by the platform ({event['event_id']})")
     for answer in result.answers:
         verbs = " ".join(f"<{v['name']}>" for v in answer["verbs"]) or "<Response/> (empty)"
         lines.append(f"  answer to {answer['label']}: {verbs}")

@@ -95,6 +95,7 @@ def _serve(cfg: StackConfig, conn: Connection) -> None:
         "start_media_node": stack.start_media_node,
         "platform_call": lambda call_id: stack.sautikit.call_view(call_id),
         "supervision_requests": lambda *idents: _supervision_requests(stack, idents),
+        "event_deliveries": lambda call_id: _event_deliveries(stack, call_id),
     }
     while True:
         try:
@@ -125,4 +126,15 @@ def _supervision_requests(stack: LocalStack, idents: tuple[str, ...]) -> list[di
         }
         for request in list(stack.sautikit.requests)
         if request.path in paths
+    ]
+
+
+def _event_deliveries(stack: LocalStack, call_id: str) -> list[dict[str, Any]]:
+    """The events the Sautikit double posted about a call: kind, event id and the status the
+    events URL answered."""
+    assert stack.sautikit is not None
+    return [
+        {"kind": d["kind"], "event_id": d["body"]["event_id"], "status": d["status"]}
+        for d in list(stack.sautikit.event_deliveries)
+        if d["body"]["data"].get("call_id") == call_id
     ]

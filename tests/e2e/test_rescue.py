@@ -1,7 +1,8 @@
 """A transfer on a number where the platform never re-POSTs after the stream (the field finding):
 with ``handoff.strategy: auto`` the Lambda side rescues the caller with a supervision, and the
-number is remembered as one that needs ``supervise``. When the platform delivers the
-stream-stopped callback twice at the same moment, the caller is still rescued exactly once.
+number is remembered as one that needs ``supervise``. When the platform delivers the stop
+three times at the same moment (two copies of the stream-stopped callback, and an event to
+``/events``), the caller is still rescued exactly once.
 
 A rescue happens after the stream is gone, so no hold audio can reach the caller: between the
 end of the stream and the person there is silence (the grace period, the ring), which is why a
@@ -85,7 +86,7 @@ async def test_no_re_post_ends_in_a_rescued_call(e2e: E2E) -> None:
     assert learned is not None and learned["after_stream"] == "no_repost"
 
 
-async def test_stream_stopped_twice_at_once_is_rescued_exactly_once(
+async def test_stream_stopped_three_times_at_once_is_rescued_exactly_once(
     e2e: E2E, tmp_path: Path
 ) -> None:
     heard_wav = tmp_path / "heard.wav"
@@ -94,15 +95,20 @@ async def test_stream_stopped_twice_at_once_is_rescued_exactly_once(
         [WaitReply(0.6), Say(caller_wav("sales"))],
         restream_post=False,
         stream_stopped_copies=2,
+        stream_stopped_event=True,
         person="answer",
         rescue_wait_seconds=20.0,
         heard_wav=str(heard_wav),
     )
     assert result.ok, result.errors
-    # The platform delivered stream-stopped twice, concurrently, and both were acknowledged.
+    # The platform delivered stream-stopped twice to /stream-status and once to /events, all at
+    # the same moment, and every delivery was acknowledged.
     stopped = [x for x in result.exchanges if x.label.startswith("stream-stopped")]
     assert [x.label for x in stopped] == ["stream-stopped", "stream-stopped-copy-1"]
     assert all(x.ok for x in stopped), [(x.status, x.body) for x in stopped]
+    events = e2e.stack.request("event_deliveries", result.call.call_id)
+    (event,) = [e for e in events if e["kind"] == "call.stream.stopped"]
+    assert event["status"] == 200, events
     assert "StreamStopped" not in labels(result)  # and never came back to /voice
 
     # One supervision asked of the platform, so one person's phone rang.
@@ -120,6 +126,10 @@ async def test_stream_stopped_twice_at_once_is_rescued_exactly_once(
     states = [change["state"] for change in handoff["changes"]]
     assert states.count("requested") == 1 and "connected" in states, states
     assert call_outcome(record) == "rescued"
+    # Both functions saw the stop; the copy was recognised as the same delivery.
+    seen = [(e["source"], e.get("kind") or e.get("StreamEvent")) for e in record["events"]]
+    assert ("events", "call.stream.stopped") in seen, seen
+    assert seen.count(("stream_status", "stream-stopped")) == 1, seen
 
     # What the caller heard: the handoff line on the stream, then, after the stream had ended,
     # the person's voice.

@@ -710,20 +710,23 @@ async def test_no_restream_post_models_the_field_finding() -> None:
 async def test_stream_stopped_copies_then_a_rescue_is_heard_after_the_silence(
     tmp_path: Path,
 ) -> None:
-    """stream-stopped is sent three times at once; then, as the Lambda side's rescue would, a
-    supervision of the call starts here. ``--out`` gets what the stream played, the silence the
-    caller sat through since the stream ended, then the person's voice."""
+    """stream-stopped is sent three times at once, and as an event to the events URL; then, as
+    the Lambda side's rescue would, a supervision of the call starts here. ``--out`` gets what
+    the stream played, the silence the caller sat through since the stream ended, then the
+    person's voice."""
     heard_wav = tmp_path / "heard.wav"
 
     def stopped(app: FakeApp) -> bool:
         return any(f.get("StreamEvent") == "stream-stopped" for _, f, _ in app.posts)
 
     async with asyncio.timeout(30), call_stack() as (app, api):
+        api.events_url = f"{app.base}/events"
         options = CallOptions(
             voice_url=f"{app.base}/voice",
             steps=parse_script("wait-reply 0.3; say wait_stop; wait-reply 0.3 timeout 5"),
             restream_post=False,
             stream_stopped_copies=3,
+            stream_stopped_event=True,
             sautikit_api_url=api.url,
             call_record_url=app.base,
             record_wait_seconds=2,
@@ -749,6 +752,17 @@ async def test_stream_stopped_copies_then_a_rescue_is_heard_after_the_silence(
     labels = [x.label for x in result.exchanges if x.label.startswith("stream-stopped")]
     assert labels == ["stream-stopped", "stream-stopped-copy-1", "stream-stopped-copy-2"]
     assert app.states() == [None, "Completed"]  # never re-POSTed
+    (event,) = [d for d in api.event_deliveries if d["kind"] == "call.stream.stopped"]
+    assert (event["kind"], event["url"], event["status"]) == (
+        "call.stream.stopped",
+        f"{app.base}/events",
+        200,
+    )
+    assert event["body"]["data"]["callSessionState"] == "StreamStopped"
+    assert event["body"]["data"]["call_id"] == app.posts[0][1]["CallId"]
+    assert result.platform_events == [
+        {"kind": "call.stream.stopped", "event_id": event["body"]["event_id"]}
+    ]
     person = result.person
     assert person is not None and person["final_state"] == "connected", person
 

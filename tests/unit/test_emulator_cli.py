@@ -20,13 +20,14 @@ def test_person_and_callback_copies_reach_the_call_options() -> None:
         "4.5",
         "--stream-stopped-copies",
         "2",
+        "--stream-stopped-event",
         "--no-restream-post",
         "--rescue-wait",
         "12",
     )
     assert chosen.person == "hang-up-first"
     assert chosen.person_answer_seconds == 4.5
-    assert chosen.stream_stopped_copies == 2
+    assert chosen.stream_stopped_copies == 2 and chosen.stream_stopped_event is True
     assert chosen.restream_post is False
     assert chosen.rescue_wait_seconds == 12.0
 
@@ -34,7 +35,7 @@ def test_person_and_callback_copies_reach_the_call_options() -> None:
 def test_defaults_send_each_callback_once_and_answer_after_a_second() -> None:
     chosen = options()
     assert (chosen.person, chosen.person_answer_seconds) == ("answer", 1.0)
-    assert chosen.stream_stopped_copies == 1
+    assert chosen.stream_stopped_copies == 1 and chosen.stream_stopped_event is False
 
 
 @pytest.mark.parametrize(
