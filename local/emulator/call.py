@@ -36,6 +36,7 @@ from local.emulator.person import PersonResult, await_person, configure_person, 
 from local.emulator.records import (
     complete_with_api_double,
     fetch_call_record,
+    post_stream_stopped_event,
     register_with_api_double,
 )
 from local.emulator.script import CallerTrack, default_script
@@ -45,15 +46,11 @@ from local.emulator.webhook import (
     HttpExchange,
     Signer,
     post_fields,
-    request_json,
     voice_fields,
 )
 
 MAX_DOCUMENTS = 10  # webhook round trips per call before the emulator calls it a loop
 ALL_STATUS_EVENTS = ("stream-started", "stream-stopped", "stream-error")
-#: The kind of the stream-stopped event on the events URL: Sautikit documents none, so this name
-#: is an assumption (the events function recognises any kind ending in "stopped").
-STREAM_STOPPED_EVENT = "call.stream.stopped"
 
 
 @dataclass
@@ -434,24 +431,17 @@ class CallRunner:
         self._judge_media(media, connect_started)
 
     async def _stream_stopped_event(self, stream_sid: str) -> None:
-        """With ``stream_stopped_event``, the platform also posts the stop to the events URL (as
-        seen in the field); the API double sends it, signed like its own events."""
+        """With ``stream_stopped_event``, the platform also posts the stop to the events URL."""
         if not self.options.stream_stopped_event:
             return
         if not self._api:
             self.result.warnings.append("no API double: the stream-stopped event was not sent")
             return
-        body = {
-            "kind": STREAM_STOPPED_EVENT,
-            "data": {"callSessionState": "StreamStopped", "streamSid": stream_sid},
-        }
-        url = f"{self._api}/_double/calls/{self.call.call_id}/events"
-        status, reply = await request_json("POST", url, body)
-        if status != 202:
-            self.result.warnings.append(f"the stream-stopped event failed: {status} {reply}")
-            return
-        event_id = reply.get("event_id") if isinstance(reply, dict) else None
-        self.result.platform_events.append({"kind": STREAM_STOPPED_EVENT, "event_id": event_id})
+        event, warning = await post_stream_stopped_event(self._api, self.call, stream_sid)
+        if event is not None:
+            self.result.platform_events.append(event)
+        if warning:
+            self.result.warnings.append(warning)
 
     def _judge_media(self, media: MediaLegResult, connect_started: float) -> None:
         if media.first_audio_heard_ms is None:
