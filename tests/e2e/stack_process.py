@@ -96,6 +96,8 @@ def _serve(cfg: StackConfig, conn: Connection) -> None:
         "platform_call": lambda call_id: stack.sautikit.call_view(call_id),
         "supervision_requests": lambda *idents: _supervision_requests(stack, idents),
         "event_deliveries": lambda call_id: _event_deliveries(stack, call_id),
+        # What the messages topic delivered to the stack's inbox queue so far.
+        "notifications": lambda: list(stack.notifications),
     }
     while True:
         try:
