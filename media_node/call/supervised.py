@@ -8,15 +8,19 @@ while the shell runs `media_node.supervision.SupervisedTransfer` and reports its
 - ``connected``: the hold loop is cut; with the model still open, the receptionist says a
   one-sentence introduction both hear (from the handoff summary); once it has played out the
   model session is closed and the node stays on the media socket, silent (BRIDGED).
-- ``nobody`` (ring timeout, busy, no answer, refusal, error): the receptionist comes back — the model, kept open while holding, is asked to say nobody is free
-  and to offer to take a message. Without the model the caller hears the apology line and goes
-  to the front desk (the dial path).
+- ``nobody`` (ring timeout, busy, no answer, refusal, error): the receptionist comes back —
+  the model, kept open while holding, is asked to say nobody is free and to offer to take a
+  message. Without the model the caller hears the apology line and goes to the front desk (the
+  dial path).
 - ``person_left`` (the caller stayed): a new model session is opened and its first reply says
   the colleague left and offers more help or a message. It is told the conversation before the
   transfer as the caller heard it, and the note the colleague was given
   (``prompts.earlier_in_call``), so it does not ask again; what the caller and the person said
   to each other is not known (no model listened then). The receptionist's length limit starts
   over from there.
+
+While the receptionist comes back (a reply being prepared, a new session opening) the hold loop
+goes on, or starts again, until the reply's first audio or the caller's own words.
 
 The bridged leg lasts at most the profile's ``handoff.max_bridged_seconds`` (from the person's
 answer): then the call is hung up on the platform and the socket closed (reason
