@@ -1,13 +1,15 @@
 """Serverless half: Lambda cold starts against the 200 ms import goal, and warm invocations.
 
 - Cold starts: each handler module (``<function>.app`` for every function folder) is imported in a
-  fresh interpreter with the environment Lambda gives it (task root, a sampled trace header, an
-  X-Ray daemon address, tracing left on as ``Tracing: Active`` has it), and where a first request
-  is scripted the handler then serves it against a moto server on loopback: the voice webhook's
-  first POST, the stream-started callback and the platform event of that call, and the call's
-  record from the calls API. Import and first request are timed apart, in CPU and wall time, so
-  work moved from one to the other shows. The stream token secret comes from Secrets Manager, as
-  in AWS. ``voice.app`` is measured once more with ``TRACE_DETAIL=true`` (the X-Ray SDK loaded).
+  fresh interpreter from a copy of ``functions/`` compiled as ``make deploy`` ships it (checked-hash
+  ``.pyc``), with the environment Lambda gives it (task root, a sampled trace header, an X-Ray
+  daemon address, tracing left on as ``Tracing: Active`` has it). Where a first request is
+  scripted the handler then serves it against a moto server on loopback: the voice webhook's first
+  POST, the stream-started callback and the platform event of that call, and the call's record
+  from the calls API. Import and first request are timed apart, in CPU and wall time, so work
+  moved from one to the other shows. The stream token secret comes from Secrets Manager, as in
+  AWS. ``voice.app`` is measured twice more: with ``TRACE_DETAIL=true`` (the X-Ray SDK loaded) and
+  from the bare sources (what a deployment without ``.pyc`` files costs).
 - Warm invocations: the voice webhook (first POST of a new call: profile lookup, heartbeat check,
   call creation, token minting, ``<Stream>`` XML) and the stream-status callback run in-process
   against a moto server on loopback, as real HTTP calls. Time spent inside DynamoDB API calls
@@ -21,6 +23,7 @@ import importlib
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -196,10 +199,10 @@ def _cold_requests(call_id: str) -> dict[str, dict[str, Any] | None]:
 
 
 def _cold_sample(
-    python: str, module: str, event: dict[str, Any] | None, env: dict[str, str]
+    python: str, folder: Path, module: str, event: dict[str, Any] | None, env: dict[str, str]
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "result.json"
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "result.json"
         spec = {"module": module, "function": module.split(".")[0], "event": event}
         spec["out"] = str(out)
         probe = subprocess.run(
@@ -207,8 +210,8 @@ def _cold_sample(
             input=json.dumps(spec),
             capture_output=True,
             text=True,
-            env=env,
-            cwd=FUNCTIONS,
+            env={**env, "PYTHONPATH": str(folder), "LAMBDA_TASK_ROOT": str(folder)},
+            cwd=folder,
             timeout=120,
         )
         if probe.returncode != 0 or not out.exists():
@@ -238,9 +241,8 @@ def cold_starts(
         }
         env.update(
             {
-                "PYTHONPATH": str(FUNCTIONS),  # the zip's folder and nothing else
                 "POWERTOOLS_LOG_LEVEL": "INFO",  # as the template sets it
-                "LAMBDA_TASK_ROOT": str(FUNCTIONS),
+                "PYTHONDONTWRITEBYTECODE": "1",  # the task root is read-only in Lambda
                 "_X_AMZN_TRACE_ID": TRACE_HEADER,
                 "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{daemon.getsockname()[1]}",
             }
@@ -249,19 +251,37 @@ def cold_starts(
         call_ids = [str(uuid.uuid4()) for _ in range(repeats)]
         # The voice webhook first: its first POSTs create the calls the others then touch.
         modules = sorted(handler_modules(), key=lambda module: module != "voice.app")
-        variants = [(module, module, {}) for module in modules]
-        variants.append(("voice.app", "voice.app, TRACE_DETAIL=true", {"TRACE_DETAIL": "true"}))
-        for module, label, extra in variants:
-            samples = []
-            for call_id in call_ids:
-                if extra:  # a call of its own, so the first POST is a first POST again
-                    call_id = str(uuid.uuid4())
-                event = _cold_requests(call_id).get(module)
-                samples.append(_cold_sample(interpreter, module, event, {**env, **extra}))
-            results[label] = _cold_summary(samples)
+        with deployed_functions(interpreter) as deployed:
+            variants = [(module, module, deployed, {}) for module in modules]
+            variants += [
+                ("voice.app", "voice.app, TRACE_DETAIL=true", deployed, {"TRACE_DETAIL": "true"}),
+                ("voice.app", "voice.app, no .pyc (compiled at import)", FUNCTIONS, {}),
+            ]
+            for module, label, folder, extra in variants:
+                samples = []
+                for call_id in call_ids:
+                    if label != module:  # a call of its own: the first POST is a first POST again
+                        call_id = str(uuid.uuid4())
+                    event = _cold_requests(call_id).get(module)
+                    env_of_sample = {**env, **extra}
+                    samples.append(_cold_sample(interpreter, folder, module, event, env_of_sample))
+                results[label] = _cold_summary(samples)
     finally:
         daemon.close()
     return results
+
+
+@contextmanager
+def deployed_functions(python: str) -> Iterator[Path]:
+    """A copy of ``functions/`` as ``make deploy`` ships it: with checked-hash ``.pyc`` files
+    compiled by `python`, so a cold start does not compile the sources (the task root is
+    read-only, so Lambda cannot cache them itself)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        target = Path(scratch) / "functions"
+        shutil.copytree(FUNCTIONS, target, ignore=shutil.ignore_patterns("__pycache__"))
+        compile_all = [python, "-m", "compileall", "-q", "--invalidation-mode", "checked-hash"]
+        subprocess.run([*compile_all, str(target)], check=True, capture_output=True)
+        yield target
 
 
 def _cold_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
