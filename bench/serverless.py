@@ -23,6 +23,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -43,6 +44,8 @@ FUNCTIONS = ROOT / "functions"
 NUMBER = "+254700000100"
 CALLER = "+254711000222"
 TOKEN_SECRET = "bench-stream-token-secret"
+#: Counts a probe's instructions (user space, whole process) without simulating caches.
+_CACHEGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
 #: The issue's goal for a handler's import in a Python 3.12 environment like Lambda's.
 IMPORT_GOAL_MS = 200.0
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
@@ -199,14 +202,22 @@ def _cold_requests(call_id: str) -> dict[str, dict[str, Any] | None]:
 
 
 def _cold_sample(
-    python: str, folder: Path, module: str, event: dict[str, Any] | None, env: dict[str, str]
+    python: str,
+    folder: Path,
+    module: str,
+    event: dict[str, Any] | None,
+    env: dict[str, str],
+    count_instructions: bool = False,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "result.json"
         spec = {"module": module, "function": module.split(".")[0], "event": event}
         spec["out"] = str(out)
+        command = [python, "-c", _COLD_PROBE]
+        if count_instructions:
+            command = [*_CACHEGRIND, *command]
         probe = subprocess.run(
-            [python, "-c", _COLD_PROBE],
+            command,
             input=json.dumps(spec),
             capture_output=True,
             text=True,
@@ -217,18 +228,28 @@ def _cold_sample(
         if probe.returncode != 0 or not out.exists():
             lines = probe.stderr.strip().splitlines()
             return {"error": lines[-1] if lines else f"exit {probe.returncode}"}
-        return json.loads(out.read_text())
+        result: dict[str, Any] = json.loads(out.read_text())
+        if count_instructions:
+            refs = re.search(r"I\s+refs:\s+([\d,]+)", probe.stderr)
+            result["instructions"] = int(refs.group(1).replace(",", "")) if refs else None
+        return result
 
 
 def cold_starts(
-    stack: dict[str, str], repeats: int = 5, python: str | None = None
+    stack: dict[str, str],
+    repeats: int = 5,
+    python: str | None = None,
+    instructions: bool = False,
 ) -> dict[str, Any]:
     """Import and first-request times (ms) of each handler in fresh Lambda-like interpreters.
 
     Args:
         stack: What :func:`moto_stack` yielded.
         python: The interpreter to run the handlers in (default: this one).
+        instructions: Also count the instructions of the import and of import plus first
+            request, once each under valgrind (they do not move with other load on the machine).
     """
+    count = instructions and shutil.which("valgrind") is not None
     interpreter = python or sys.executable
     daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # X-Ray daemon stand-in
     daemon.bind(("127.0.0.1", 0))
@@ -266,9 +287,33 @@ def cold_starts(
                     env_of_sample = {**env, **extra}
                     samples.append(_cold_sample(interpreter, folder, module, event, env_of_sample))
                 results[label] = _cold_summary(samples)
+                if count:
+                    results[label]["instructions_m"] = _instructions(
+                        interpreter, folder, module, {**env, **extra}
+                    )
     finally:
         daemon.close()
     return results
+
+
+def _instructions(
+    python: str, folder: Path, module: str, env: dict[str, str]
+) -> dict[str, float | None]:
+    """Millions of instructions of the import alone and of the import plus first request."""
+    # Handlers other than the voice webhook need the call its first POST makes.
+    call_id = str(uuid.uuid4())
+    if module != "voice.app":
+        voice_post = _cold_requests(call_id)["voice.app"]
+        _cold_sample(python, folder, "voice.app", voice_post, env)
+    event = _cold_requests(call_id).get(module)
+    figures: dict[str, float | None] = {}
+    for name, scripted in (("import", None), ("import_first", event)):
+        if name == "import_first" and scripted is None:
+            continue
+        sample = _cold_sample(python, folder, module, scripted, env, count_instructions=True)
+        total = sample.get("instructions")
+        figures[name] = None if total is None else round(total / 1e6)
+    return figures
 
 
 @contextmanager
@@ -444,19 +489,24 @@ def warm_invocations(stack: dict[str, str], count: int = 200, warmup: int = 20) 
     return results
 
 
-def run(quick: bool = False, python: str | None = None) -> dict[str, Any]:
+def run(
+    quick: bool = False, python: str | None = None, instructions: bool = False
+) -> dict[str, Any]:
     """Cold starts and warm invocation times; `quick` takes fewer samples.
 
     Args:
         python: Interpreter for the cold starts (default: this one), e.g. a Python 3.12 venv
             with only boto3 and Powertools installed, like the Lambda runtime.
+        instructions: Also count cold-start instructions with valgrind (a few minutes).
     """
     started = time.monotonic()
     with moto_stack() as stack:
         results = {
             "cold_python": python or sys.executable,
             "import_goal_ms": IMPORT_GOAL_MS,
-            "cold_ms": cold_starts(stack, repeats=3 if quick else 7, python=python),
+            "cold_ms": cold_starts(
+                stack, repeats=3 if quick else 7, python=python, instructions=instructions
+            ),
             "warm": warm_invocations(stack, count=50 if quick else 200, warmup=10 if quick else 20),
         }
     results["runtime_s"] = round(time.monotonic() - started, 1)
@@ -490,6 +540,8 @@ def print_table(results: dict[str, Any]) -> None:
                 "first": _p50(row, "first_cpu_ms"),
                 "first_wall": _p50(row, "first_wall_ms"),
                 "cold": _p50(row, "cold_request_cpu_ms"),
+                "mi_import": (row.get("instructions_m") or {}).get("import"),
+                "mi_first": (row.get("instructions_m") or {}).get("import_first"),
                 "sdk": "yes" if row["xray_sdk_loaded"] else "no",
                 "goal": "met" if row["import_within_goal"] else "over",
             }
@@ -504,6 +556,8 @@ def print_table(results: dict[str, Any]) -> None:
                 ("first", "1st request CPU"),
                 ("first_wall", "1st request wall"),
                 ("cold", "import+1st CPU"),
+                ("mi_import", "import Minstr"),
+                ("mi_first", "import+1st Minstr"),
                 ("sdk", "X-Ray SDK"),
                 ("goal", "import goal"),
             ],
