@@ -41,8 +41,9 @@ class DirectModelLoader(Loader):
                 # Unknown here: botocore's own path lists the services and names them.
                 return super().load_service_model(service_name, type_name)
         model = self.load_data(str(Path(service_name, api_version, type_name)))
-        extras = self._find_extras(service_name, type_name, api_version)
-        self._extras_processor.process(model, extras)
+        # What botocore's own load_service_model does after its listing (private in the stubs).
+        extras = self._find_extras(service_name, type_name, api_version)  # type: ignore[attr-defined]
+        self._extras_processor.process(model, extras)  # type: ignore[attr-defined]
         return model
 
 

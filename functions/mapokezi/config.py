@@ -190,7 +190,8 @@ def clear_secret_cache() -> None:
 
 def aws_client(service: str) -> Any:
     """A new boto3 client for ``service`` from the process's shared session."""
-    return aws_session.shared_session().client(service)
+    session: Any = aws_session.shared_session()  # the stubs type clients per literal name
+    return session.client(service)
 
 
 @cache
