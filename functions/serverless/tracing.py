@@ -95,8 +95,9 @@ def make_tracer(environ: Mapping[str, str] | None = None) -> Tracer:
         from aws_xray_sdk.core import patch, patch_all, xray_recorder
 
         # As Powertools wires its default provider. Powertools keeps its configuration on the
-        # class, so the recorder is named explicitly: an earlier tracer cannot leave its own.
+        # class, so provider and patching are named explicitly: an earlier tracer in this
+        # process cannot leave its own behind.
         xray_recorder.patch = patch
         xray_recorder.patch_all = patch_all
-        return Tracer(provider=xray_recorder)
+        return Tracer(provider=xray_recorder, auto_patch=True)
     return Tracer(provider=LambdaSegmentsOnly(), auto_patch=False)

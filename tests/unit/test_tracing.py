@@ -157,3 +157,26 @@ def test_trace_detail_unset_is_off_and_a_typo_is_an_error() -> None:
     assert tracing.detail_requested({}) is False
     with pytest.raises(ValueError, match="TRACE_DETAIL must be true or false"):
         tracing.detail_requested({tracing.TRACE_DETAIL: "ture"})
+
+
+_BOTH_TRACERS = """
+import json
+from botocore.client import BaseClient
+from serverless import tracing
+
+def patched():
+    # The SDK instruments AWS calls by wrapping this method with wrapt.
+    return type(BaseClient.__dict__["_make_api_call"]).__name__ == "FunctionWrapper"
+
+tracing.make_tracer({})
+before = patched()
+tracing.make_tracer({"TRACE_DETAIL": "true"})
+print(json.dumps([before, patched()]))
+"""
+
+
+def test_a_detailed_tracer_patches_aws_calls_even_after_a_plain_one(
+    daemon: socket.socket,
+) -> None:
+    # Powertools keeps tracer settings on the class; the plain tracer's must not stick.
+    assert _run(_BOTH_TRACERS, _lambda_env(daemon)) == [False, True]
