@@ -80,7 +80,9 @@ async def test_writes_that_succeed_are_not_retried(table: Any) -> None:
     assert await call.handoff({"kind": "transfer", "reason": "asked", "summary": "s"}) is True
     await call.finish({"outcome": "handoff"}, TURNS, {"barge_ins": 1})
     assert len(background) == 0
-    assert outage.attempts == ["UpdateItem", "UpdateItem", "BatchWriteItem", "UpdateItem"]
+    # The handoff first; the end-of-call writes run concurrently, in any order.
+    assert outage.attempts[0] == "UpdateItem"
+    assert sorted(outage.attempts[1:]) == ["BatchWriteItem", "UpdateItem", "UpdateItem"]
 
 
 async def test_end_of_call_writes_are_retried_until_the_table_is_back(table: Any) -> None:
