@@ -272,11 +272,11 @@ def cold_starts(
         call_ids = [str(uuid.uuid4()) for _ in range(repeats)]
         # The voice webhook first: its first POSTs create the calls the others then touch.
         modules = sorted(handler_modules(), key=lambda module: module != "voice.app")
-        with deployed_functions(interpreter) as deployed:
+        with deployed_functions(interpreter) as deployed, deployed_functions(None) as sources:
             variants = [(module, module, deployed, {}) for module in modules]
             variants += [
                 ("voice.app", "voice.app, TRACE_DETAIL=true", deployed, {"TRACE_DETAIL": "true"}),
-                ("voice.app", "voice.app, no .pyc (compiled at import)", FUNCTIONS, {}),
+                ("voice.app", "voice.app, no .pyc (compiled at import)", sources, {}),
             ]
             for module, label, folder, extra in variants:
                 samples = []
@@ -317,15 +317,16 @@ def _instructions(
 
 
 @contextmanager
-def deployed_functions(python: str) -> Iterator[Path]:
+def deployed_functions(python: str | None) -> Iterator[Path]:
     """A copy of ``functions/`` as ``make deploy`` ships it: with checked-hash ``.pyc`` files
     compiled by `python`, so a cold start does not compile the sources (the task root is
-    read-only, so Lambda cannot cache them itself)."""
+    read-only, so Lambda cannot cache them itself). With `python` None: the bare sources."""
     with tempfile.TemporaryDirectory() as scratch:
         target = Path(scratch) / "functions"
         shutil.copytree(FUNCTIONS, target, ignore=shutil.ignore_patterns("__pycache__"))
-        compile_all = [python, "-m", "compileall", "-q", "--invalidation-mode", "checked-hash"]
-        subprocess.run([*compile_all, str(target)], check=True, capture_output=True)
+        if python is not None:
+            compile_all = [python, "-m", "compileall", "-q", "--invalidation-mode", "checked-hash"]
+            subprocess.run([*compile_all, str(target)], check=True, capture_output=True)
         yield target
 
 

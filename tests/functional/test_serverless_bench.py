@@ -7,6 +7,7 @@ the X-Ray SDK must load only where asked, and the summary must carry what the re
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -49,3 +50,16 @@ def test_the_table_prints_every_variant(
     for label in cold:
         assert label in printed
     assert "import goal" in printed
+
+
+def test_handlers_are_measured_with_checked_hash_bytecode_and_without_any() -> None:
+    with (
+        serverless.deployed_functions(sys.executable) as deployed,
+        serverless.deployed_functions(None) as sources,
+    ):
+        compiled = list(deployed.rglob("*.pyc"))
+        assert not list(sources.rglob("*.pyc"))
+        assert {p.parent.parent.name for p in compiled} >= {"voice", "serverless", "mapokezi"}
+        for path in compiled:
+            # PEP 552: flags word after the magic number; 0b11 = hash-based, source checked.
+            assert int.from_bytes(path.read_bytes()[4:8], "little") == 0b11, path
