@@ -34,6 +34,12 @@ class DirectModelLoader(Loader):
         Raises:
             UnknownServiceError: no folder holds a ``type_name`` model for ``service_name``.
         """
+        # Private parts of botocore's loader (the Lambda runtime's botocore is not pinned): a
+        # botocore without them takes its own path, listing and all, instead of failing.
+        find_extras = getattr(self, "_find_extras", None)
+        extras_processor = getattr(self, "_extras_processor", None)
+        if find_extras is None or extras_processor is None:
+            return super().load_service_model(service_name, type_name, api_version)
         if api_version is None:
             try:
                 api_version = self.determine_latest_version(service_name, type_name)
@@ -41,9 +47,8 @@ class DirectModelLoader(Loader):
                 # Unknown here: botocore's own path lists the services and names them.
                 return super().load_service_model(service_name, type_name)
         model = self.load_data(str(Path(service_name, api_version, type_name)))
-        # What botocore's own load_service_model does after its listing (private in the stubs).
-        extras = self._find_extras(service_name, type_name, api_version)  # type: ignore[attr-defined]
-        self._extras_processor.process(model, extras)  # type: ignore[attr-defined]
+        # What botocore's own load_service_model does after its listing.
+        extras_processor.process(model, find_extras(service_name, type_name, api_version))
         return model
 
 

@@ -47,6 +47,29 @@ def test_models_are_botocore_s_own(service: str, type_name: str) -> None:
     assert direct.listings == []
 
 
+def test_a_botocore_without_the_private_extras_takes_its_own_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The runtime's botocore is not pinned: a release without the private parts the loader
+    relies on gets its own loading path, not an error."""
+
+    class RenamedExtras(aws_session.DirectModelLoader):
+        @property
+        def _find_extras(self) -> Any:
+            raise AttributeError("renamed in this botocore")
+
+    asked: list[tuple[str, str, str | None]] = []
+
+    def botocore_s_own(self: Loader, service: str, type_name: str, api_version: Any = None) -> Any:
+        asked.append((service, type_name, api_version))
+        return {"from": "botocore"}
+
+    monkeypatch.setattr(Loader, "load_service_model", botocore_s_own)
+    loader = RenamedExtras(extra_search_paths=[BOTO3_DATA])
+    assert loader.load_service_model("dynamodb", "service-2") == {"from": "botocore"}
+    assert asked == [("dynamodb", "service-2", None)]
+
+
 def test_an_unknown_service_is_refused_with_the_list_of_known_ones() -> None:
     direct = CountingLoader()
     with pytest.raises(UnknownServiceError, match="dynamodb"):
