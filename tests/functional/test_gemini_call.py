@@ -33,7 +33,11 @@ from tests.functional.test_call_session import (
     apology_heard,
     make_profile,
 )
-from tests.functional.test_supervised_call import api, supervise_script  # noqa: F401
+from tests.functional.test_supervised_call import (  # noqa: F401
+    api,
+    asks_for_a_person,
+    supervised_harness,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -343,13 +347,8 @@ async def test_the_session_after_the_person_left_knows_the_conversation(
     api: SautikitApiDouble,  # noqa: F811
 ) -> None:
     api.supervision.set_person(ring_after=0.2, answer_after=0.5, ring_timeout=30)
-    h = await make_harness(supervise_script())
-    h.profile = dataclasses.replace(
-        h.profile, handoff=dataclasses.replace(h.profile.handoff, strategy="supervise")
-    )
-    caller = await h.call()
-    await caller.quiet_after_audio()
-    await caller.say("transfer_yes")
+    h = await supervised_harness(make_harness)
+    caller = await asks_for_a_person(h)
     first = await h.double.wait_for_connection(0)
     async with asyncio.timeout(25):
         await first.wait_for(lambda c: c.closed, timeout=20)  # bridged: the model is closed

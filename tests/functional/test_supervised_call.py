@@ -64,15 +64,30 @@ def supervise_script() -> Script:
     )
 
 
+async def supervised_harness(make_harness: Any, **handoff: Any) -> Any:  # noqa: F811
+    """A call harness whose profile transfers by supervision (``handoff`` overrides more)."""
+    h = await make_harness(supervise_script())
+    h.profile = dataclasses.replace(
+        h.profile,
+        handoff=dataclasses.replace(h.profile.handoff, strategy="supervise", **handoff),
+    )
+    return h
+
+
+async def asks_for_a_person(h: Any) -> Any:
+    """Places the call; the caller hears the greeting, then asks for a person."""
+    caller = await h.call()
+    await caller.quiet_after_audio()
+    await caller.say("transfer_yes")
+    return caller
+
+
 async def test_supervise_holds_then_bridges_and_keeps_the_socket(
     make_harness: Any,  # noqa: F811
     api: SautikitApiDouble,
 ) -> None:
     api.supervision.set_person(ring_after=0.2, answer_after=3.0, ring_timeout=30)
-    h = await make_harness(supervise_script())
-    h.profile = dataclasses.replace(
-        h.profile, handoff=dataclasses.replace(h.profile.handoff, strategy="supervise")
-    )
+    h = await supervised_harness(make_harness)
     caller = await h.call()
     arrivals: list[tuple[float, int]] = []  # (when, bytes received before the frame)
     caller.on_frame = lambda c: arrivals.append((time.monotonic(), len(c.audio)))
@@ -118,13 +133,8 @@ async def test_nobody_free_then_a_message_is_taken(
     api: SautikitApiDouble,
 ) -> None:
     api.supervision.set_person(behaviour="busy", ring_after=0.2, answer_after=1.0)
-    h = await make_harness(supervise_script())
-    h.profile = dataclasses.replace(
-        h.profile, handoff=dataclasses.replace(h.profile.handoff, strategy="supervise")
-    )
-    caller = await h.call()
-    await caller.quiet_after_audio()
-    await caller.say("transfer_yes")
+    h = await supervised_harness(make_harness)
+    caller = await asks_for_a_person(h)
     session = h.double.sessions[0]
     await session.wait_for(
         lambda s: any(r.transcript == NOBODY_FREE and r.status == "completed" for r in s.responses),
@@ -152,15 +162,9 @@ async def test_the_bridged_leg_is_hung_up_at_its_limit(
     api: SautikitApiDouble,
 ) -> None:
     api.supervision.set_person(ring_after=0.2, answer_after=0.5, ring_timeout=30)
-    h = await make_harness(supervise_script())
     # Profiles allow a minute at least; two seconds keeps the test short.
-    h.profile = dataclasses.replace(
-        h.profile,
-        handoff=dataclasses.replace(h.profile.handoff, strategy="supervise", max_bridged_seconds=2),
-    )
-    caller = await h.call()
-    await caller.quiet_after_audio()
-    await caller.say("transfer_yes")
+    h = await supervised_harness(make_harness, max_bridged_seconds=2)
+    caller = await asks_for_a_person(h)
     async with asyncio.timeout(30):
         await caller.closed.wait()
     # The platform was told to hang up before the node closed the stream.
@@ -181,13 +185,8 @@ async def test_after_the_person_leaves_the_new_session_knows_the_conversation(
     api: SautikitApiDouble,
 ) -> None:
     api.supervision.set_person(ring_after=0.2, answer_after=0.5, ring_timeout=30)
-    h = await make_harness(supervise_script())
-    h.profile = dataclasses.replace(
-        h.profile, handoff=dataclasses.replace(h.profile.handoff, strategy="supervise")
-    )
-    caller = await h.call()
-    await caller.quiet_after_audio()
-    await caller.say("transfer_yes")
+    h = await supervised_harness(make_harness)
+    caller = await asks_for_a_person(h)
     first = h.double.sessions[0]
     async with asyncio.timeout(20):
         await first.wait_for(lambda s: s.closed, timeout=15)  # bridged: the model is closed
