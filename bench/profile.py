@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 IDLE_FRAMES = ("EpollSelector.select", "_worker (concurrent/futures/thread.py")
-"""Frames where a sampled thread is waiting, not working."""
+"""Leaf frames where a sampled thread is waiting, not working (Python frames only)."""
+IDLE_NATIVE = ("PyThread_acquire_lock_timed", "internal_select", "epoll_wait")
+"""Native frames that mean the same when py-spy samples C code too (``--native``): a worker
+thread waiting for work or for a socket, the loop waiting for events."""
+
+
+def _frame_name(frame: str) -> str:
+    # An unresolved native address says only which library it is in.
+    return f"(native) {frame.split(' ', 1)[1]}" if frame.startswith("0x") else frame
 
 
 def summarize_stacks(raw: str, top: int = 15) -> dict[str, Any]:
@@ -40,9 +48,12 @@ def summarize_stacks(raw: str, top: int = 15) -> dict[str, Any]:
         samples = int(count)
         frames = stack.split(";")
         total += samples
-        if any(frames[-1].startswith(name) for name in IDLE_FRAMES):
+        if any(frames[-1].startswith(name) for name in IDLE_FRAMES) or any(
+            marker in frame for frame in frames for marker in IDLE_NATIVE
+        ):
             idle += samples
             continue
+        frames = [_frame_name(frame) for frame in frames]
         own[frames[-1]] += samples
         for frame in set(frames):
             inclusive[frame] += samples
@@ -66,28 +77,36 @@ def py_spy() -> str | None:
 
 
 async def record(pid: int, seconds: float, output: Path, rate: int = 250) -> str | None:
-    """Samples `pid` for `seconds`; returns the raw stacks, or None if py-spy is unavailable."""
+    """Samples `pid` for `seconds`; returns the raw stacks, or None if py-spy is unavailable.
+
+    Native frames (uvloop's and soxr's C code, system calls) are sampled too where py-spy can
+    unwind them (``--native``); where it cannot, the profile is taken without them.
+    """
     executable = py_spy()
     if executable is None:
         return None
-    process = await asyncio.create_subprocess_exec(
-        executable,
-        "record",
-        "--pid",
-        str(pid),
-        "--duration",
-        str(max(1, round(seconds))),
-        "--rate",
-        str(rate),
-        "--format",
-        "raw",
-        "--output",
-        str(output),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    await process.wait()
-    if process.returncode != 0:
+    for native in (["--native"], []):
+        process = await asyncio.create_subprocess_exec(
+            executable,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, round(seconds))),
+            "--rate",
+            str(rate),
+            "--format",
+            "raw",
+            "--output",
+            str(output),
+            *native,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        await process.wait()
+        if process.returncode == 0:
+            break
+    else:
         return None
     try:
         return await asyncio.to_thread(output.read_text)
