@@ -583,7 +583,8 @@ def _hop_parts(
     All three processes read the same monotonic clock, and the k-th caller frame a leg sent is
     the k-th binary frame the node parsed on that call's socket (TCP keeps order, nothing is
     dropped), as the k-th append the node wrote is the k-th the double received on that call's
-    session (legs and sessions are opened in the same order). So: ``hop_read_wait_ms`` = frame
+    session (legs and sessions are opened in the same order); the probe times every
+    ``stride``-th of each, from index ``first``. So: ``hop_read_wait_ms`` = frame
     sent → parsed by the node (the kernel, and the node's loop busy with other work or stopped
     by its quota), ``node_hop_ms`` (the probe's histogram) = parsed → append written, and
     ``hop_double_wait_ms`` = append written → read by the double (its process and core).
@@ -598,11 +599,15 @@ def _hop_parts(
         if timeline is None or leg.error is not None:
             continue
         sends = leg.sends
-        for k, parsed in enumerate(timeline["frames"], start=timeline["frames_first"]):
+        first, stride = timeline["frames_first"], timeline.get("frames_stride", 1)
+        for j, parsed in enumerate(timeline["frames"]):
+            k = first + j * stride
             if k < len(sends) and window[0] <= sends[k] < window[1]:
                 read_wait.append((parsed - sends[k]) * 1000)
         arrived = taps[index]["appends"] if taps is not None and index < len(taps) else []
-        for k, written in enumerate(timeline["appends"], start=timeline["appends_first"]):
+        first, stride = timeline["appends_first"], timeline.get("appends_stride", 1)
+        for j, written in enumerate(timeline["appends"]):
+            k = first + j * stride
             if k < len(arrived) and window[0] <= written < window[1]:
                 double_wait.append((arrived[k] - written) * 1000)
     return {

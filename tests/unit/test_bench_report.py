@@ -233,6 +233,7 @@ def test_hop_parts_pair_the_kth_frame_and_append_of_each_call() -> None:
     # window reset) and its 1st append; the double saw appends 0.5 ms after the node wrote them.
     sends = [10.0 + 0.02 * k for k in range(6)]
     legs = [SimpleNamespace(sends=sends, error=None), SimpleNamespace(sends=sends, error="x")]
+    legs.append(SimpleNamespace(sends=sends, error=None))
     timelines = {
         "call-0": {
             "frames_first": 2,
@@ -240,23 +241,53 @@ def test_hop_parts_pair_the_kth_frame_and_append_of_each_call() -> None:
             "appends_first": 1,
             "appends": [10.0602, 10.1002],
         },
+        # Every 2nd frame from the 1st: frames 1, 3 and 5 (5 is after the window).
+        "call-2": {
+            "frames_first": 1,
+            "frames_stride": 2,
+            "frames": [sends[1] + 0.003, sends[3] + 0.007, sends[5] + 0.001],
+            "appends_first": 0,
+            "appends_stride": 2,
+            "appends": [],
+        },
         "call-1": {"frames_first": 0, "frames": [99.0], "appends_first": 0, "appends": []},
     }
-    taps = [{"appends": [10.02, 10.0607, 10.1007]}, {"appends": []}]
+    taps = [{"appends": [10.02, 10.0607, 10.1007]}, {"appends": []}, {"appends": []}]
     parts = _hop_parts(
         SimpleNamespace(legs=legs),
         taps,
-        ["call-0", "call-1"],
+        ["call-0", "call-1", "call-2"],
         {"timelines": timelines},
         (10.0, 10.09),
     )
     read = parts["hop_read_wait_ms"]
     # Frames 2–4 were sent in the window (frame 5 at 10.10 is after it); call-1's leg failed
     # to connect, so its timeline is not counted.
-    assert read["n"] == 3
+    assert read["n"] == 5  # and frames 1 and 3 of call-2
     assert read["min"] == pytest.approx(2.0)
-    assert read["max"] == pytest.approx(4.0)
+    assert read["max"] == pytest.approx(7.0)
     double = parts["hop_double_wait_ms"]
     assert double["n"] == 1  # the append written at 10.1002 is after the window
     assert double["min"] == pytest.approx(0.5)
     assert _hop_parts(SimpleNamespace(legs=legs), taps, ["call-0"], None, (0.0, 1.0)) == {}
+
+
+def test_probe_timeline_samples_every_stride_th_frame_from_an_aligned_index() -> None:
+    from bench import node_probe
+
+    timeline = node_probe._CallTimeline()
+    stride = node_probe.TIMELINE_STRIDE
+    for k in range(stride + 3):
+        timeline.frame(float(k))
+    timeline.reset()  # the window starts after frame stride + 2
+    for k in range(stride + 3, 4 * stride):
+        timeline.frame(float(k))
+    data = timeline.as_json()
+    assert data["frames_first"] == 2 * stride
+    # The j-th time kept is that of frame first + j * stride.
+    assert data["frames"] == [
+        float(data["frames_first"] + j * data["frames_stride"]) for j in (0, 1)
+    ]
+    for k in range(10 * node_probe.TIMELINE_SIZE):
+        timeline.append(float(k))
+    assert len(timeline.appends) == node_probe.TIMELINE_SIZE  # bounded
