@@ -13,7 +13,12 @@ period, a measurement window records:
   the frame's slot minus the lead, or its arrival if later), and the same seen at the caller
   (``analysis.frame_timing_errors``), which adds loopback and the generator's own loop;
 - late frames (released after their slot began) in the window, and over whole calls;
-- inbound hop latency: caller frame sent → audio appended on the model socket;
+- inbound hop latency: caller frame sent → the append carrying its audio received by the
+  double, attributed to the frame that completes each append's block; split, for a sample of
+  frames, into sent → parsed by the node, parsed → append written (the probe's histogram of
+  every frame) and written → read by the double; and the hop of each block's first frame, which
+  also waits for the rest of its block;
+- garbage-collector pauses in the node, per generation;
 - frames lost: caller frames sent but not counted by the node, frames the node released but the
   caller never received (callers hang up in a pause, so nothing is in flight);
 - the generator side's health: its clock's lateness and how busy core 1 was, per process.
