@@ -4,7 +4,10 @@ Parts, in order: the serverless half (handler import and warm invocation times),
 of the resampling path, the per-frame cost of the node's audio path and of its event loop
 (``frames``: load-independent figures to judge levers by), call-experience latencies, and the
 media-node capacity sweep with a profile of the node at the largest passing step
-(``--cpu-quota`` runs the node under a Fargate-like CFS quota instead of a whole core).
+(``--cpu-quota`` runs the node under a Fargate-like CFS quota instead of a whole core). The
+capacity part runs for each model provider of ``--provider`` (default both): the full sweep for
+the first, a few steps for the others (``--steps`` sets them for all), and a table of the
+providers side by side at the call counts they share; the latency part runs for each too.
 ``--quick`` runs a smaller version of each (about two minutes); ``--only`` picks parts.
 Results go to ``bench/results/<UTC time>.json`` and ``bench/results/latest.json``.
 
@@ -25,10 +28,14 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bench  # noqa: F401  (puts functions/ on sys.path)
 from bench import harness, report
+from bench.providers import PROVIDERS, parse_providers
+
+if TYPE_CHECKING:
+    from bench.capacity import QuotaPlan
 
 PARTS = ("serverless", "audio", "frames", "latency", "capacity")
 FULL_STEPS = (50, 100, 125, 150, 175, 200, 250, 300)
@@ -36,6 +43,10 @@ QUICK_STEPS = (20, 50)
 QUOTA_STEPS = (100, 200, 300, 400, 500)
 """Calls per core of the sweep under ``--cpu-quota`` (scaled by the quota)."""
 QUICK_QUOTA_STEPS = (100, 200)
+SIDE_BY_SIDE_STEPS = (50, 100)
+"""Capacity steps of the providers after the first, unless ``--steps`` is given: enough to
+compare CPU per call and hop latency at the same load without doubling the run time."""
+QUICK_SIDE_BY_SIDE_STEPS = (20,)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -48,6 +59,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--only", default=",".join(PARTS), help=f"comma-separated parts of {','.join(PARTS)}"
     )
     parser.add_argument("--steps", help="capacity sweep, e.g. 50,100,200 (calls per step)")
+    parser.add_argument(
+        "--provider",
+        default=",".join(PROVIDERS),
+        help="capacity and latency: the models the calls are relayed to, in order, e.g. "
+        "openai,gemini (the first gets the full capacity sweep and the profile)",
+    )
     parser.add_argument("--window", type=float, help="seconds measured per capacity step")
     parser.add_argument("--settle", type=float, help="seconds after the ramp before measuring")
     parser.add_argument("--repeats", type=int, help="runs per capacity step (default 2, quick 1)")
@@ -98,14 +115,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = set(args.parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    try:
+        args.providers = parse_providers(args.provider)
+    except ValueError as exc:
+        parser.error(f"--provider: {exc}")
     if args.stream_url or args.urls_file:
         args.parts = ["capacity"]
+        args.providers = ["openai"]  # the foreign server is pointed at the Realtime double
     return args
 
 
 async def run_capacity(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
-    """The capacity sweep with the options given."""
-    from bench import capacity, cpu_quota
+    """The capacity sweep for each provider, with the options given.
+
+    Returns:
+        The first provider's sweep (as ``bench.capacity.sweep`` returns it), with the other
+        providers' sweeps under ``other_providers`` and the comparison rows under
+        ``side_by_side`` when there is more than one.
+    """
+    from bench import capacity, cpu_quota, providers
 
     quota = None
     if args.cpu_quota:
@@ -113,13 +141,6 @@ async def run_capacity(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         if reason:
             raise SystemExit(f"--cpu-quota: {reason}")
         quota = capacity.QuotaPlan(args.cpu_quota, args.cpu_period_ms)
-    if args.steps:
-        steps = [int(n) for n in args.steps.split(",")]
-    elif quota:
-        per_core = QUICK_QUOTA_STEPS if args.quick else QUOTA_STEPS
-        steps = [max(1, round(n * quota.share)) for n in per_core]
-    else:
-        steps = list(QUICK_STEPS if args.quick else FULL_STEPS)
     target = capacity.Target(
         stream_url=args.stream_url,
         urls=(
@@ -130,18 +151,38 @@ async def run_capacity(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         metadata=json.loads(args.metadata),
         server_pid=args.server_pid,
     )
-    return await capacity.sweep(
-        steps,
-        window_s=args.window or (8.0 if args.quick else 20.0),
-        settle_s=args.settle or (2.0 if args.quick else 3.0),
-        logs=logs,
-        target=target,
-        model_port=args.model_port,
-        profile_calls=None if args.no_profile else 0,
-        repeats=args.repeats or (1 if args.quick else 2),
-        quota=quota,
-        node_env=dict(item.split("=", 1) for item in args.node_env),
-    )
+    sweeps: dict[str, dict[str, Any]] = {}
+    for index, provider in enumerate(args.providers):
+        print(f"  -- {provider} --", flush=True)
+        sweeps[provider] = await capacity.sweep(
+            capacity_steps(args, quota, first=index == 0),
+            window_s=args.window or (8.0 if args.quick else 20.0),
+            settle_s=args.settle or (2.0 if args.quick else 3.0),
+            logs=logs,
+            target=target,
+            model_port=args.model_port,
+            profile_calls=None if args.no_profile or index else 0,
+            repeats=args.repeats or (1 if args.quick else 2),
+            quota=quota,
+            node_env=dict(item.split("=", 1) for item in args.node_env),
+            provider=provider,
+        )
+    results = providers.first_with_others(sweeps)
+    if len(sweeps) > 1:
+        results["side_by_side"] = providers.side_by_side(sweeps)
+    return results
+
+
+def capacity_steps(args: argparse.Namespace, quota: QuotaPlan | None, *, first: bool) -> list[int]:
+    """The call counts of one provider's sweep: ``--steps``, else the full or short default."""
+    if args.steps:
+        return [int(n) for n in args.steps.split(",")]
+    if quota:
+        per_core = QUICK_QUOTA_STEPS if args.quick else QUOTA_STEPS
+        return [max(1, round(n * quota.share)) for n in per_core]
+    if not first:
+        return list(QUICK_SIDE_BY_SIDE_STEPS if args.quick else SIDE_BY_SIDE_STEPS)
+    return list(QUICK_STEPS if args.quick else FULL_STEPS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,11 +235,25 @@ def run_part(part: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
             "event_loop": loop_cost.run(quick=args.quick),
         }
     if part == "latency":
-        from bench import latency
-
-        rounds, calls, seconds = (1, 5, 12.0) if args.quick else (3, 10, 15.0)
-        return asyncio.run(latency.measure(rounds=rounds, calls=calls, seconds=seconds, logs=logs))
+        return run_latency(args, logs)
     return asyncio.run(run_capacity(args, logs))
+
+
+def run_latency(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    """The latency rounds for each provider: the first's figures, the others' under
+    ``other_providers``."""
+    from bench import latency, providers
+
+    rounds, calls, seconds = (1, 5, 12.0) if args.quick else (3, 10, 15.0)
+    found = {
+        provider: asyncio.run(
+            latency.measure(
+                rounds=rounds, calls=calls, seconds=seconds, logs=logs, provider=provider
+            )
+        )
+        for provider in args.providers
+    }
+    return providers.first_with_others(found)
 
 
 def print_part(part: str, figures: dict[str, Any]) -> None:
@@ -220,13 +275,24 @@ def print_part(part: str, figures: dict[str, Any]) -> None:
         from bench import latency
 
         latency.print_table(figures)
+        for other in (figures.get("other_providers") or {}).values():
+            print()
+            latency.print_table(other)
     else:
-        from bench import capacity
+        from bench import capacity, providers
         from bench import profile as profiling
 
         capacity.print_table(figures)
         if figures.get("profile") and figures["profile"].get("samples"):
             profiling.print_table(figures["profile"])
+        others = figures.get("other_providers") or {}
+        for sweep in others.values():
+            print()
+            capacity.print_table(sweep)
+        if others:
+            print()
+            sweeps = {figures.get("provider", "openai"): figures, **others}
+            providers.print_side_by_side(figures["side_by_side"], sweeps)
 
 
 if __name__ == "__main__":

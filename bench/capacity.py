@@ -1,8 +1,9 @@
 """Media-node capacity: how many concurrent calls one core carries within the timing budget.
 
 For each N of the sweep, a fresh media node (``python -m media_node`` under
-``bench.node_probe``) is pinned to core 0; the load generator (this process), the Realtime
-double and moto (their own processes) are pinned to core 1. N legs connect one at a time (each
+``bench.node_probe``) is pinned to core 0; the load generator (this process), the model
+double (OpenAI Realtime or Gemini Live, as ``provider`` says; every call dials that provider's
+number) and moto (their own processes) are pinned to core 1. N legs connect one at a time (each
 waits until its model session has opened, which also maps legs to model sessions), stream
 caller audio in real time without pause (speech turns with line noise between them) and the
 double answers every turn with bursty deltas (120 ms chunks at 4× real time). After a settle
@@ -51,6 +52,7 @@ from bench.harness import (
 )
 from bench.loadgen import CallerAudio, LegSpec, LoadGenerator
 from bench.node_probe import histogram_summary
+from bench.providers import NUMBERS
 from bench.report import format_table
 from bench.stats import median_of_runs, summarize
 
@@ -129,8 +131,12 @@ async def run_step(
     profile: bool = False,
     quota: QuotaPlan | None = None,
     node_env: dict[str, str] | None = None,
+    provider: str = "openai",
 ) -> dict[str, Any]:
     """One step of the sweep: N concurrent calls, measured over `window_s` seconds.
+
+    Every call dials `provider`'s number, so the node relays it to `double` (which speaks
+    that provider's protocol).
 
     With `profile`, py-spy samples the node during the window (which disturbs its timing, so
     such a step is reported only for its profile).
@@ -153,12 +159,15 @@ async def run_step(
             if quota
             else None,
             extra_env=node_env,
+            provider=provider,
         )
-        await asyncio.to_thread(node.start, logs / f"media-node-{n}.log")
+        await asyncio.to_thread(node.start, logs / f"media-node-{provider}-{n}.log")
         server = node
         specs = []
         for _ in range(n):
-            call_id, spec = await asyncio.to_thread(aws.new_call, node.media_url)
+            call_id, spec = await asyncio.to_thread(
+                aws.new_call, node.media_url, number=NUMBERS[provider]
+            )
             call_ids.append(call_id)
             specs.append(spec)
     await asyncio.sleep(1.0)
@@ -186,7 +195,7 @@ async def run_step(
     sampler = None
     if profile and node is not None and node.process is not None:
         sampler = asyncio.create_task(
-            profiling.record(node.process.pid, window_s, logs / f"py-spy-{n}.txt")
+            profiling.record(node.process.pid, window_s, logs / f"py-spy-{provider}-{n}.txt")
         )
     rss: list[float] = []
     while loop.time() - start < window_s:
@@ -221,7 +230,7 @@ async def run_step(
     if aws is not None and call_ids:
         records = await _collect_records(aws, call_ids)
     exit_code = await node.stop() if node else None
-    taps = await double.taps(logs / f"model-taps-{n}.json") if mapped else None
+    taps = await double.taps(logs / f"model-taps-{provider}-{n}.json") if mapped else None
     if profile:
         return {"calls": n, **(profiling.summarize_stacks(stacks) if stacks else {})}
     return _analyse(
@@ -248,6 +257,7 @@ async def run_step(
             "generator_side_core_share": helper_split,
             "cpu_quota": None if quota is None else quota.share,
             "node_env": node_env or {},
+            "provider": provider,
             "cpu_quota_period_ms": None if quota is None else quota.period_ms,
             "throttling": throttled,
         },
@@ -420,6 +430,7 @@ async def sweep(
     repeats: int = 1,
     quota: QuotaPlan | None = None,
     node_env: dict[str, str] | None = None,
+    provider: str = "openai",
 ) -> dict[str, Any]:
     """Runs the sweep; stops after the first failing step.
 
@@ -430,13 +441,15 @@ async def sweep(
         quota: Run the node under this CPU quota (`bench.cpu_quota`); capacity is then
             reported per core as calls ÷ quota.
         node_env: Extra environment for the node (e.g. ``EVENT_LOOP=asyncio`` to compare).
+        provider: The model every call is relayed to (``openai`` or ``gemini``): the double
+            speaks its protocol and the calls dial its number.
     """
     target = target or Target()
     node_cpu, gen_cpu = core_plan()
     pin_to(gen_cpu, "generator")
     await asyncio.to_thread(logs.mkdir, parents=True, exist_ok=True)
     aws = None if target.foreign else await asyncio.to_thread(BenchAws().start, gen_cpu)
-    double = await DoubleProcess(cpu=gen_cpu, port=model_port).start()
+    double = await DoubleProcess(cpu=gen_cpu, port=model_port, provider=provider).start()
     if target.foreign:
         print(f"  model double for the server under test: OPENAI_REALTIME_URL={double.url}")
     helpers = {"load_generator": proc_cpu_seconds, "model_double": double.cpu_seconds}
@@ -462,6 +475,7 @@ async def sweep(
                         helpers=helpers,
                         quota=quota,
                         node_env=node_env,
+                        provider=provider,
                     )
                 )
             step = combine_runs(runs)
@@ -486,6 +500,7 @@ async def sweep(
                 profile=True,
                 quota=quota,
                 node_env=node_env,
+                provider=provider,
             )
     finally:
         await double.stop()
@@ -497,6 +512,7 @@ async def sweep(
         profiled = None
     return {
         "profile": profiled,
+        "provider": provider,
         "target": "python -m media_node" if not target.foreign else "foreign server",
         "pinning": {"media_node_cpu": node_cpu, "generator_cpu": gen_cpu},
         "budget": {"p99_frame_timing_error_ms": P99_BUDGET_MS, "frames_lost": 0},
@@ -690,7 +706,8 @@ def print_table(results: dict[str, Any]) -> None:
     """The sweep as a table, then the verdict."""
     pin = results["pinning"]
     print(
-        f"Media-node capacity (node on core {pin['media_node_cpu']}, generator + model double "
+        f"Media-node capacity, {results.get('provider', 'openai')} model (node on core "
+        f"{pin['media_node_cpu']}, generator + model double "
         f"+ moto on core {pin['generator_cpu']}, all ms)\n"
         "  err = outbound frame timing error (node pacer: release − due); caller err = the same"
         " seen at the caller (adds loopback and the generator's own loop)\n"

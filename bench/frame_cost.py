@@ -11,7 +11,10 @@ figure depends on the code, not on how busy the machine is:
   `OpenAIRealtimeProtocol.receive` (JSON, base64) → soxr 24→16 kHz → `Framer` → `Pacer` → one
   binary WebSocket frame per 20 ms for the caller.
 
-Variants switch one lever at a time (base64 backend, masking in C or Python, append size).
+Variants switch one lever at a time (base64 backend, masking in C or Python, append size);
+the ``/gemini`` variants run the same path with the Gemini Live adapter's messages instead
+(``realtimeInput.audio`` at the caller's 16 kHz, so no uplink resampler; ``serverContent``
+with inline 24 kHz audio, in binary frames as the service sends them).
 Each is reported as CPU time per frame (``time.process_time`` over many frames; the minimum of
 a few repeats, since interference only ever adds time) and, where valgrind is installed
 (``apt-get install valgrind``), as instructions per frame counted by callgrind: the difference
@@ -25,6 +28,7 @@ not move when other work shares the machine, which makes them the figure to comp
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -54,6 +58,8 @@ VARIANTS: dict[str, str] = {
     "uplink/100ms-appends": "one append per 100 ms",
     "downlink": "as the node runs it (deltas decoded with pybase64)",
     "downlink/stdlib-decode": "deltas decoded with binascii instead of pybase64",
+    "uplink/gemini": "Gemini Live, 16 kHz call: no resampler, realtimeInput JSON, 40 ms",
+    "downlink/gemini": "Gemini Live: serverContent.modelTurn, 120 ms of 24 kHz per message",
 }
 
 
@@ -115,12 +121,18 @@ def _lever(variant: str) -> Iterator[None]:
             setattr(owner, name, value)
 
 
-def _uplink(frames: int, append_ms: int) -> Callable[[int | None], int]:
+def _uplink(frames: int, append_ms: int, provider: str = "openai") -> Callable[[int | None], int]:
     from websockets.protocol import Protocol, Side, State
 
     from media_node.audio import FRAME_MS
     from media_node.inbound import DecodePlan, InboundAudio
+    from media_node.models import gemini_protocol
     from media_node.models import openai_protocol as wire
+
+    if provider == "gemini":
+        model_rate, encode = gemini_protocol.INPUT_RATE, gemini_protocol.audio_input
+    else:
+        model_rate, encode = wire.MODEL_RATE, wire.append_audio
 
     pcm = _caller_audio(frames)
     caller = Protocol(Side.CLIENT, state=State.OPEN)  # Sautikit's side: masks every frame
@@ -130,7 +142,7 @@ def _uplink(frames: int, append_ms: int) -> Callable[[int | None], int]:
         arriving.append(b"".join(caller.data_to_send()))
     media = Protocol(Side.SERVER, state=State.OPEN, max_size=None)
     model = Protocol(Side.CLIENT, state=State.OPEN, max_size=None)
-    inbound = InboundAudio(DecodePlan(CALL_RATE, 1), wire.MODEL_RATE, max(FRAME_MS, append_ms))
+    inbound = InboundAudio(DecodePlan(CALL_RATE, 1), model_rate, max(FRAME_MS, append_ms))
 
     def run(limit: int | None = None) -> int:
         sent = 0
@@ -139,41 +151,58 @@ def _uplink(frames: int, append_ms: int) -> Callable[[int | None], int]:
             for frame in media.events_received():
                 block = inbound.feed(frame.data)
                 if block:
-                    model.send_text(wire.append_audio(block).encode())
+                    model.send_text(encode(block).encode())
                     sent += len(b"".join(model.data_to_send()))
         return sent
 
     return run
 
 
-def _downlink(frames: int) -> Callable[[int | None], int]:
+def _model_messages(provider: str, pcm: bytes, delta_bytes: int) -> list[bytes]:
+    """The model's audio as the service frames it: Realtime deltas as text, Gemini Live
+    ``serverContent`` as binary frames."""
+    from websockets.protocol import Protocol, Side, State
+
+    service = Protocol(Side.SERVER, state=State.OPEN, max_size=None)  # the model's side
+    arriving = []
+    for n, start in enumerate(range(0, len(pcm) - delta_bytes + 1, delta_bytes)):
+        encoded = base64.b64encode(pcm[start : start + delta_bytes]).decode()
+        if provider == "gemini":
+            part = {"inlineData": {"mimeType": "audio/pcm;rate=24000", "data": encoded}}
+            message = {"serverContent": {"modelTurn": {"parts": [part]}}}
+            service.send_binary(json.dumps(message, separators=(",", ":")).encode())
+        else:
+            event = {
+                "type": "response.output_audio.delta",
+                "event_id": f"event_{n:06d}",
+                "response_id": "resp_bench",
+                "item_id": "item_bench",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": encoded,
+            }
+            service.send_text(json.dumps(event).encode())
+        arriving.append(b"".join(service.data_to_send()))
+    return arriving
+
+
+def _downlink(frames: int, provider: str = "openai") -> Callable[[int | None], int]:
     from websockets.protocol import Protocol, Side, State
 
     from media_node.audio import Framer, Pacer, StreamResampler
     from media_node.models import openai_protocol as wire
     from media_node.models.base import AudioDelta
+    from media_node.models.gemini_protocol import GeminiLiveProtocol
 
     per_delta = DELTA_MS // 20
     model_pcm = _caller_audio(frames * 3 // 2)  # 24 kHz: 1.5 times the samples of 16 kHz
     delta_bytes = wire.MODEL_RATE * 2 * DELTA_MS // 1000
-    service = Protocol(Side.SERVER, state=State.OPEN, max_size=None)  # the model's side
-    arriving = []
-    for n, start in enumerate(range(0, len(model_pcm) - delta_bytes + 1, delta_bytes)):
-        event = {
-            "type": "response.output_audio.delta",
-            "event_id": f"event_{n:06d}",
-            "response_id": "resp_bench",
-            "item_id": "item_bench",
-            "output_index": 0,
-            "content_index": 0,
-            "delta": __import__("base64").b64encode(model_pcm[start : start + delta_bytes]),
-        }
-        event["delta"] = event["delta"].decode()
-        service.send_text(json.dumps(event).encode())
-        arriving.append(b"".join(service.data_to_send()))
+    arriving = _model_messages(provider, model_pcm, delta_bytes)
     model = Protocol(Side.CLIENT, state=State.OPEN, max_size=None)
     media = Protocol(Side.SERVER, state=State.OPEN, max_size=None)
-    protocol = wire.OpenAIRealtimeProtocol({})
+    protocol: Any = (
+        GeminiLiveProtocol() if provider == "gemini" else wire.OpenAIRealtimeProtocol({})
+    )
     resampler = StreamResampler(wire.MODEL_RATE, CALL_RATE)
     framer = Framer(FRAME_BYTES)
     pacer = Pacer()
@@ -184,7 +213,9 @@ def _downlink(frames: int) -> Callable[[int | None], int]:
         for data in arriving[: None if limit is None else limit // per_delta]:
             model.receive_data(data)
             for message in model.events_received():
-                for event in protocol.receive(message.data.decode()):
+                # As the sessions receive them: Realtime text as str, Gemini binary as bytes.
+                frame = message.data if provider == "gemini" else message.data.decode()
+                for event in protocol.receive(frame):
                     if isinstance(event, AudioDelta):
                         for frame in framer.push(resampler.process(event.pcm)):
                             pacer.enqueue(frame, event.item_id)
@@ -205,10 +236,11 @@ def build(variant: str, frames: int) -> Callable[[int | None], int]:
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
+    provider = "gemini" if variant.endswith("/gemini") else "openai"
     if variant.startswith("downlink"):
-        return _downlink(frames)
+        return _downlink(frames, provider)
     append_ms = {"uplink/20ms-appends": 20, "uplink/100ms-appends": 100}.get(variant, 40)
-    return _uplink(frames, append_ms)
+    return _uplink(frames, append_ms, provider)
 
 
 def cpu_us_per_frame(variant: str, frames: int = 3000, repeats: int = 5) -> float:
@@ -270,6 +302,10 @@ def run(*, instructions: bool = True, quick: bool = False) -> dict[str, Any]:
     results["call_core_share_pct"] = round(
         (up["cpu_us_per_frame"] + down["cpu_us_per_frame"]) * FRAMES_PER_SECOND / 1e4, 3
     )
+    up, down = results["variants"]["uplink/gemini"], results["variants"]["downlink/gemini"]
+    results["gemini_call_core_share_pct"] = round(
+        (up["cpu_us_per_frame"] + down["cpu_us_per_frame"]) * FRAMES_PER_SECOND / 1e4, 3
+    )
     return results
 
 
@@ -297,6 +333,8 @@ def print_table(results: dict[str, Any]) -> None:
         f"  both directions at 50 frames/s: {results['call_core_share_pct']} % of a core per "
         "call (the frame loop alone: no event loop, timers or socket system calls)"
     )
+    if "gemini_call_core_share_pct" in results:
+        print(f"  … a Gemini Live call: {results['gemini_call_core_share_pct']} % of a core")
 
 
 def main(argv: list[str] | None = None) -> int:

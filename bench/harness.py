@@ -1,13 +1,15 @@
-"""What the media-node benchmarks run against: moto, the Realtime double, the node process.
+"""What the media-node benchmarks run against: moto, the model double, the node process.
 
 - :class:`BenchAws`: moto in server mode on loopback with the calls table from template.yaml,
-  the example profile for the dialled number, and one call record plus stream token per leg,
-  minted exactly as the voice webhook does.
+  the example profile at each provider's number (`bench.providers`), and one call record plus
+  stream token per leg, minted exactly as the voice webhook does.
 - :class:`ModelTap`: timestamps, per Realtime double session, every audio append received and
   every ``speech_started`` and first audio delta sent (through the double's ``on_session`` hook,
   wrapping that session's sans-I/O protocol object).
 - :class:`NodeProcess`: ``python -m media_node`` as a child process, optionally pinned to one
   core, with its CPU time and resident memory read from ``/proc``.
+- :class:`DoubleProcess`: ``python -m bench.model_double``, the OpenAI Realtime or Gemini Live
+  double with its taps (the Gemini one is `bench.providers.GeminiTap`).
 """
 
 from __future__ import annotations
@@ -112,10 +114,12 @@ class BenchAws:
         config.reset_aws_clients()
         create_tables(boto3.client("dynamodb"), {"CallsTable": "mapokezi-calls"})
         self.table = config.dynamodb_table("mapokezi-calls")
-        profile = parse_profile(
-            load_profile_file(ROOT / "profiles" / "example.yaml"), number=NUMBER
-        )
-        store.put_profile(self.table, profile)
+        from bench.providers import NUMBERS, profile_changes
+
+        example = load_profile_file(ROOT / "profiles" / "example.yaml")
+        for provider, number in NUMBERS.items():
+            profile = parse_profile({**example, **profile_changes(provider)}, number=number)
+            store.put_profile(self.table, profile)
         return self
 
     def env(self) -> dict[str, str]:
@@ -128,8 +132,11 @@ class BenchAws:
             "CALLS_TABLE": "mapokezi-calls",
         }
 
-    def new_call(self, media_url: str, rate: int = 16000) -> tuple[str, LegSpec]:
-        """Creates a call record and a claimable stream token; returns the call id and leg."""
+    def new_call(
+        self, media_url: str, rate: int = 16000, number: str = NUMBER
+    ) -> tuple[str, LegSpec]:
+        """Creates a call record and a claimable stream token for a call to `number` (whose
+        profile picks the model); returns the call id and leg."""
         from local.lambda_path import add_functions_to_path
         from mapokezi import store, tokens
 
@@ -137,10 +144,10 @@ class BenchAws:
         from serverless import voice_flow
 
         call_id = str(uuid.uuid4())
-        store.create_call(self.table, call_id=call_id, caller=CALLER, to=NUMBER, retention_days=1)
-        token, claims = tokens.mint_stream_token(TOKEN_SECRET, call_id, NUMBER)
+        store.create_call(self.table, call_id=call_id, caller=CALLER, to=number, retention_days=1)
+        token, claims = tokens.mint_stream_token(TOKEN_SECRET, call_id, number)
         store.set_stream_token(self.table, call_id, claims.nonce)
-        metadata = {"callSid": call_id, "from": CALLER, "to": NUMBER, "sampleRate": rate}
+        metadata = {"callSid": call_id, "from": CALLER, "to": number, "sampleRate": rate}
         return call_id, LegSpec(voice_flow.stream_url(media_url, token), metadata, rate)
 
     def metrics_of(self, call_id: str) -> dict[str, Any] | None:
@@ -240,7 +247,8 @@ class BenchResponder:
 
 
 class NodeProcess:
-    """``python -m media_node`` on loopback, pinned to `cpu` when given."""
+    """``python -m media_node`` on loopback, pinned to `cpu` when given, with `model_url` as
+    `provider`'s endpoint (``OPENAI_REALTIME_URL`` or ``GEMINI_LIVE_URL``)."""
 
     def __init__(
         self,
@@ -251,6 +259,7 @@ class NodeProcess:
         max_calls: int,
         extra_env: dict[str, str] | None = None,
         quota: CpuQuota | None = None,
+        provider: str = "openai",
     ) -> None:
         self.port = free_port()
         self.cpu = cpu
@@ -263,13 +272,18 @@ class NodeProcess:
             "MEDIA_NODE_PORT": str(self.port),
             "MAX_CALLS": str(max_calls),
             "STREAM_TOKEN_SECRET": TOKEN_SECRET,
-            "OPENAI_REALTIME_URL": model_url,
             "OPENAI_API_KEY": API_KEY,
             "MEDIA_STREAM_URL": self.media_url,
             "NODE_ID": "bench-node",
             "DRAIN_SECONDS": "5",
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            # The dialled number's profile picks the adapter; `model_url` is that provider's.
+            **(
+                {"GEMINI_LIVE_URL": model_url, "GEMINI_API_KEY": API_KEY}
+                if provider == "gemini"
+                else {"OPENAI_REALTIME_URL": model_url}
+            ),
             **(extra_env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -412,11 +426,15 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], limit_s: float = 30.0
 
 
 class DoubleProcess:
-    """``python -m bench.model_double`` as a child process, pinned to `cpu` when given."""
+    """``python -m bench.model_double`` as a child process, pinned to `cpu` when given, speaking
+    `provider`'s wire protocol."""
 
-    def __init__(self, *, cpu: int | None, port: int = 0, **options: float) -> None:
+    def __init__(
+        self, *, cpu: int | None, port: int = 0, provider: str = "openai", **options: float
+    ) -> None:
         self.cpu = cpu
         self.port = port
+        self.provider = provider
         self.options = options
         self.url = ""
         self.sessions = 0
@@ -428,6 +446,7 @@ class DoubleProcess:
         """Starts the double and waits until it listens."""
         cpu = self.cpu
         args = [sys.executable, "-m", "bench.model_double", "--port", str(self.port)]
+        args += ["--provider", self.provider]
         for name, value in self.options.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
         self.process = await asyncio.create_subprocess_exec(

@@ -15,6 +15,10 @@ gives one reply start and one barge-in. Measured from timestamps on both sides o
 - barge-in: the double sends ``speech_started`` → killAudio reaches the caller, and → the last
   stale frame (released after the speech start) reaches it; also the node's own
   ``barge_in_stop_ms``.
+
+With the Gemini Live double (``provider="gemini"``) the same taps read its messages: the
+greeting is asked for with ``clientContent``, a reply's first ``serverContent.modelTurn`` audio
+is its first delta, and ``interrupted`` is the barge-in signal.
 """
 
 from __future__ import annotations
@@ -26,12 +30,19 @@ from typing import Any
 from bench import analysis
 from bench.harness import BenchAws, DoubleProcess, NodeProcess, core_plan, pin_to
 from bench.loadgen import CallerAudio, LoadGenerator
+from bench.providers import NUMBERS
 from bench.report import format_table
 from bench.stats import summarize
 
 
 async def _round(
-    aws: BenchAws, node: NodeProcess, double: DoubleProcess, calls: int, seconds: float, logs: Path
+    aws: BenchAws,
+    node: NodeProcess,
+    double: DoubleProcess,
+    calls: int,
+    seconds: float,
+    logs: Path,
+    provider: str = "openai",
 ) -> dict[str, list[float]]:
     await double.reset()
     audio = CallerAudio(speech_s=1.0, pause_s=1.3, lead_in_s=2.6)
@@ -39,7 +50,9 @@ async def _round(
     call_ids = []
     legs = []
     for index in range(calls):
-        call_id, spec = await asyncio.to_thread(aws.new_call, node.media_url)
+        call_id, spec = await asyncio.to_thread(
+            aws.new_call, node.media_url, number=NUMBERS[provider]
+        )
         call_ids.append(call_id)
         leg = await generator.open_leg(spec, start_frame=0)
         legs.append(leg)
@@ -47,7 +60,7 @@ async def _round(
             await double.wait_sessions(index + 1, limit_s=5.0)
     await asyncio.sleep(seconds)
     await generator.stop()
-    taps = await double.taps(logs / "latency-taps.json")
+    taps = await double.taps(logs / f"latency-taps-{provider}.json")
     found: dict[str, list[float]] = {
         "greeting": [],
         "delta_to_frame": [],
@@ -88,20 +101,20 @@ def _wait_metrics(aws: BenchAws, call_id: str) -> dict[str, Any] | None:
 
 
 async def measure(
-    *, rounds: int = 3, calls: int = 10, seconds: float = 15.0, logs: Path
+    *, rounds: int = 3, calls: int = 10, seconds: float = 15.0, logs: Path, provider: str = "openai"
 ) -> dict[str, Any]:
-    """Runs the rounds and summarises every latency (ms)."""
+    """Runs the rounds with calls relayed to `provider` and summarises every latency (ms)."""
     node_cpu, gen_cpu = core_plan()
     pin_to(gen_cpu, "generator")
     await asyncio.to_thread(logs.mkdir, parents=True, exist_ok=True)
     aws = await asyncio.to_thread(BenchAws().start, gen_cpu)
-    double = await DoubleProcess(cpu=gen_cpu, first_audio_delay=0.0).start()
-    node = NodeProcess(aws, double.url, cpu=node_cpu, max_calls=calls + 10)
-    await asyncio.to_thread(node.start, logs / "media-node-latency.log")
+    double = await DoubleProcess(cpu=gen_cpu, provider=provider, first_audio_delay=0.0).start()
+    node = NodeProcess(aws, double.url, cpu=node_cpu, max_calls=calls + 10, provider=provider)
+    await asyncio.to_thread(node.start, logs / f"media-node-latency-{provider}.log")
     samples: dict[str, list[float]] = {}
     try:
         for _ in range(rounds):
-            found = await _round(aws, node, double, calls, seconds, logs)
+            found = await _round(aws, node, double, calls, seconds, logs, provider)
             for name, values in found.items():
                 samples.setdefault(name, []).extend(values)
     finally:
@@ -109,6 +122,7 @@ async def measure(
         await double.stop()
         await asyncio.to_thread(aws.stop)
     return {
+        "provider": provider,
         "setup": {"rounds": rounds, "concurrent_calls": calls, "seconds_per_call": seconds},
         "connect_to_greeting_first_frame_ms": summarize(samples["greeting"]),
         "node_time_to_first_audio_ms": summarize(samples["node_time_to_first_audio"]),
@@ -133,8 +147,9 @@ def print_table(results: dict[str, Any]) -> None:
     """The latencies as a table."""
     setup = results["setup"]
     print(
-        f"Call-experience latency added by the bridge, ms ({setup['rounds']} rounds of "
-        f"{setup['concurrent_calls']} calls, model double answering at once)"
+        f"Call-experience latency added by the bridge, {results.get('provider', 'openai')} "
+        f"model, ms ({setup['rounds']} rounds of {setup['concurrent_calls']} calls, model "
+        "double answering at once)"
     )
     rows = [{"what": label, **results[key]} for key, label in ROWS]
     print(

@@ -1,12 +1,14 @@
-"""The OpenAI Realtime double in its own process, with timestamps for the benchmarks.
+"""The bench's model double in its own process, with timestamps for the benchmarks.
 
-``python -m bench.model_double [--port P] [--chunk-ms 120] [--speed 4] [--greeting-s 2]
-[--reply-s 3]`` prints ``ready <url>``, then ``session <count>`` each time a session opens.
-On stdin, ``dump <path>`` writes every session's timestamps (see ``harness.SessionTap``) as
-JSON to ``<path>`` and prints ``dumped``; ``reset`` forgets the sessions so far; end of input
-stops the double. Running it apart from the load generator keeps the double's work (JSON,
-base64, VAD per append) from delaying the generator's own clock and receive timestamps, and
-lets a server under test be pointed at it (``OPENAI_REALTIME_URL``) by port.
+``python -m bench.model_double [--provider openai|gemini] [--port P] [--chunk-ms 120]
+[--speed 4] [--greeting-s 2] [--reply-s 3]`` runs the OpenAI Realtime double or the Gemini Live
+double with the same responder and pacing, prints ``ready <url>``, then ``session <count>`` each
+time a session (Gemini: a connection) opens. On stdin, ``dump <path>`` writes every session's
+timestamps (see ``harness.SessionTap``) as JSON to ``<path>`` and prints ``dumped``; ``reset``
+forgets the sessions so far; end of input stops the double. Running it apart from the load
+generator keeps the double's work (JSON, base64, VAD per append) from delaying the generator's
+own clock and receive timestamps, and lets a server under test be pointed at it
+(``OPENAI_REALTIME_URL`` or ``GEMINI_LIVE_URL``) by port.
 """
 
 from __future__ import annotations
@@ -15,35 +17,84 @@ import argparse
 import asyncio
 import json
 import sys
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import bench  # noqa: F401  (puts functions/ on sys.path)
-from bench.harness import BenchResponder, ModelTap
+from bench.harness import BenchResponder, ModelTap, SessionTap
+from bench.providers import PROVIDERS, GeminiTap
+
+
+@dataclass
+class _Served:
+    """The running double, its tap's sessions and how to forget what it has seen."""
+
+    double: Any
+    sessions: list[SessionTap]
+    forget: Callable[[], None]
+
+
+def _openai(args: argparse.Namespace, announce: Callable[[int], None]) -> _Served:
+    from doubles.openai_realtime import RealtimeDouble
+
+    tap = ModelTap()
+
+    def on_session(session: Any) -> None:
+        tap(session)
+        announce(len(tap.sessions))
+
+    double = RealtimeDouble(
+        BenchResponder(args.greeting_s, args.reply_s),
+        port=args.port,
+        pacing=_pacing(args),
+        on_session=on_session,
+    )
+    return _Served(double, tap.sessions, tap.sessions.clear)
+
+
+def _gemini(args: argparse.Namespace, announce: Callable[[int], None]) -> _Served:
+    from doubles.gemini_live import GeminiLiveDouble
+
+    tap = GeminiTap()
+
+    def on_connection(connection: Any) -> None:
+        tap(connection)
+        announce(len(tap.sessions))
+
+    double = GeminiLiveDouble(
+        BenchResponder(args.greeting_s, args.reply_s),
+        port=args.port,
+        pacing=_pacing(args),
+        on_connection=on_connection,
+    )
+
+    def forget() -> None:
+        tap.sessions.clear()
+        double.forget()
+
+    return _Served(double, tap.sessions, forget)
+
+
+def _pacing(args: argparse.Namespace) -> Any:
+    from doubles.openai_realtime import Pacing
+
+    return Pacing(
+        chunk_ms=args.chunk_ms, speed=args.speed, first_audio_delay_s=args.first_audio_delay
+    )
 
 
 async def serve(args: argparse.Namespace) -> None:
     """Runs the double until stdin closes."""
-    from doubles.openai_realtime import Pacing, RealtimeDouble
-
-    tap = ModelTap()
     loop = asyncio.get_running_loop()
 
-    def on_session(session: Any) -> None:
-        tap(session)
-        sys.stdout.write(f"session {len(tap.sessions)}\n")
+    def announce(count: int) -> None:
+        sys.stdout.write(f"session {count}\n")
         sys.stdout.flush()
 
-    pacing = Pacing(
-        chunk_ms=args.chunk_ms, speed=args.speed, first_audio_delay_s=args.first_audio_delay
-    )
-    double = RealtimeDouble(
-        BenchResponder(args.greeting_s, args.reply_s),
-        port=args.port,
-        pacing=pacing,
-        on_session=on_session,
-    )
+    served = (_gemini if args.provider == "gemini" else _openai)(args, announce)
+    double = served.double
     await double.start()
     print(f"ready {double.url}", flush=True)
     reader = asyncio.StreamReader()
@@ -52,11 +103,11 @@ async def serve(args: argparse.Namespace) -> None:
         while line := (await reader.readline()).decode().strip():
             command, _, argument = line.partition(" ")
             if command == "dump":
-                data = {"sessions": [asdict(s) for s in tap.sessions]}
+                data = {"sessions": [asdict(s) for s in served.sessions]}
                 await asyncio.to_thread(Path(argument).write_text, json.dumps(data))
                 print("dumped", flush=True)
             elif command == "reset":
-                tap.sessions.clear()
+                served.forget()
                 print("reset", flush=True)
     finally:
         await double.close()
@@ -65,6 +116,7 @@ async def serve(args: argparse.Namespace) -> None:
 def main() -> None:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--provider", choices=PROVIDERS, default="openai")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--chunk-ms", type=int, default=120)
     parser.add_argument("--speed", type=float, default=4.0)

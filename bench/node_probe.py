@@ -41,7 +41,7 @@ import bench  # noqa: F401  (puts functions/ on sys.path)
 from media_node import __main__ as node_main
 from media_node import inbound
 from media_node.audio import pacer
-from media_node.models import openai_session
+from media_node.models import gemini_session, openai_session
 
 BIN_MS = 0.1
 BINS = 2000
@@ -144,7 +144,7 @@ def _wrap_inbound_hop() -> None:
 
     clock = time.monotonic
     process_event, recv = ServerConnection.process_event, GuardedConnection.recv
-    feed, send_audio = inbound.InboundAudio.feed, openai_session.OpenAIRealtimeSession.send_audio
+    feed = inbound.InboundAudio.feed
     last = BINS - 1
     # The caller frame being handled: when it was parsed, and its call's timeline.
     current: list[Any] = [None, None]
@@ -181,29 +181,40 @@ def _wrap_inbound_hop() -> None:
             completed[0] = (current[0], getattr(self, "bench_block_start", None), current[1])
         return block
 
-    async def timed_send_audio(self: Any, pcm: bytes) -> None:
-        on_wire = bool(pcm) and self._protocol.created and not self._closed
-        await send_audio(self, pcm)
-        now = clock()
-        block, completed[0] = completed[0], None
-        if block is None:
-            # The caller's last words flushed at a turn end (by the call's performer, not right
-            # after a frame): no frame completed them, so only the append is counted.
-            timeline = self.__dict__.get("bench_timeline")
-        else:
-            received, start, timeline = block
-            self.bench_timeline = timeline
-            if received is not None:
-                _hop[min(int((now - received) * 10000), last)] += 1
-            if start is not None:
-                _hop_block_start[min(int((now - start) * 10000), last)] += 1
-        if on_wire and timeline is not None:
-            timeline.append(now)
+    def timed(send_audio: Any, on_wire: Any) -> Any:
+        async def timed_send_audio(self: Any, pcm: bytes) -> None:
+            sent = bool(pcm) and on_wire(self)
+            await send_audio(self, pcm)
+            now = clock()
+            block, completed[0] = completed[0], None
+            if block is None:
+                # The caller's last words flushed at a turn end (by the call's performer, not
+                # right after a frame): no frame completed them, so only the append is counted.
+                timeline = self.__dict__.get("bench_timeline")
+            else:
+                received, start, timeline = block
+                self.bench_timeline = timeline
+                if received is not None:
+                    _hop[min(int((now - received) * 10000), last)] += 1
+                if start is not None:
+                    _hop_block_start[min(int((now - start) * 10000), last)] += 1
+            if sent and timeline is not None:
+                timeline.append(now)
 
+        return timed_send_audio
+
+    openai, gemini = openai_session.OpenAIRealtimeSession, gemini_session.GeminiLiveSession
     ServerConnection.process_event = timed_process_event  # type: ignore[method-assign]
     GuardedConnection.recv = timed_recv  # type: ignore[method-assign]
     inbound.InboundAudio.feed = timed_feed  # type: ignore[method-assign]
-    openai_session.OpenAIRealtimeSession.send_audio = timed_send_audio  # type: ignore[method-assign]
+    # What each adapter puts on the wire (an append, a realtimeInput) rather than drops or holds.
+    openai.send_audio = timed(  # type: ignore[method-assign]
+        openai.send_audio, lambda s: s._protocol.created and not s._closed
+    )
+    gemini.send_audio = timed(  # type: ignore[method-assign]
+        gemini.send_audio,
+        lambda s: s._protocol.setup_complete and s._held_audio is None and not s._closed,
+    )
 
 
 def _reset(*_: Any) -> None:

@@ -84,6 +84,12 @@ class GeminiLiveDouble(LoopbackServer):
         )
         return self.connections[index]
 
+    def forget(self) -> None:
+        """Forget the connections and resumption handles so far (a long-running double, such
+        as the benchmarks', would otherwise keep every one)."""
+        self.connections.clear()
+        self._handles.clear()
+
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if urlsplit(request.path).path == LIVE_PATH:
             return None

@@ -62,6 +62,9 @@ class ModelTurn:
     replies: list[Reply] = field(default_factory=list)
     """What was spoken, in order (a tool call's follow-up comes after the first)."""
     play_until: float = 0.0
+    """Loop time at which the audio sent so far has played out at the client."""
+    generated: bool = False
+    """All of the turn has been sent (``generationComplete``); it completes at `play_until`."""
 
 
 class LiveConnection:
@@ -231,6 +234,12 @@ class LiveConnection:
     # --- client messages -----------------------------------------------------------------
 
     def _receive(self, data: str | bytes) -> None:
+        self._settle()
+        if self.setup is not None and (pcm := wire.compact_audio(data)) is not None:
+            # The common case, many times a second: what the full parse would accept and read.
+            self.client_messages.append({"realtimeInput": {"audio": len(pcm)}})
+            self._on_audio(pcm)
+            return
         kind, body = wire.parse_client_message(data, setup_done=self.setup is not None)
         if kind == "realtimeInput" and ("audio" in body or "mediaChunks" in body):
             blobs = [body["audio"]] if "audio" in body else body["mediaChunks"]
@@ -378,10 +387,27 @@ class LiveConnection:
                 self.state, Trigger("function_output", function_call=call, function_output=output)
             )
             await self._speak(turn, reply)
+        turn.generated = True
         self._send({"serverContent": {"generationComplete": True}})
         # Like the service, the turn completes once its audio would have played out.
         await asyncio.sleep(max(0.0, turn.play_until - loop.time()))
         self._finish(turn, "completed")
+
+    def _settle(self) -> None:
+        """Complete the current turn now if its audio has played out by now.
+
+        The turn's own timer does this too, but a busy event loop can hand the double a client
+        message before that timer's callback runs. By then the service would have completed
+        the turn, so the double must not count the caller's speech as interrupting it.
+        """
+        turn = self._current
+        if (
+            turn is not None
+            and turn.generated
+            and asyncio.get_running_loop().time() >= turn.play_until
+        ):
+            self._stop_turn()
+            self._finish(turn, "completed")
 
     async def _speak(self, turn: ModelTurn, reply: Reply) -> None:
         if not reply.speaks:

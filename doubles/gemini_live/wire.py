@@ -23,6 +23,7 @@ __all__ = [
     "Violation",
     "audio_message",
     "camel",
+    "compact_audio",
     "decode_audio",
     "parse_client_message",
     "server_json",
@@ -259,6 +260,41 @@ def parse_client_message(data: str | bytes, *, setup_done: bool) -> tuple[str, d
     if (kind == "setup") == setup_done:
         raise Violation(1007, INVALID_ARGUMENT)
     return kind, _validate(body, CLIENT_MESSAGES[kind], kind)
+
+
+_COMPACT_AUDIO_HEAD = '{"realtimeInput":{"audio":{"mimeType":"' + INPUT_MIME_TYPE + '","data":"'
+_COMPACT_AUDIO_TAIL = '"}}}'
+
+try:
+    from pybase64 import b64decode as _fast_decode
+except ImportError:  # pragma: no cover - exercised where pybase64 is not installed
+    _fast_decode = None
+
+
+def compact_audio(data: str | bytes) -> bytes | None:
+    """The PCM of a message that is exactly a compact 16 kHz ``realtimeInput.audio``, else None.
+
+    Compact means ``{"realtimeInput":{"audio":{"mimeType":"audio/pcm;rate=16000","data":"…"}}}``
+    with no spacing or other field, as clients stream audio many times a second. Valid base64
+    holds no quote, backslash or control character, so when the data decodes to whole samples
+    the full parser would accept the message and read the same audio; anything else is left to
+    `parse_client_message` and `decode_audio`, which also report the errors.
+    """
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    head, tail = len(_COMPACT_AUDIO_HEAD), len(_COMPACT_AUDIO_TAIL)
+    if len(text) < head + tail or not (
+        text.startswith(_COMPACT_AUDIO_HEAD) and text.endswith(_COMPACT_AUDIO_TAIL)
+    ):
+        return None
+    encoded = text[head:-tail]
+    try:
+        if _fast_decode is not None:
+            pcm = _fast_decode(encoded, validate=True)
+        else:  # pragma: no cover - exercised where pybase64 is not installed
+            pcm = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return pcm if len(pcm) % 2 == 0 else None
 
 
 def decode_audio(blob: dict[str, Any]) -> bytes:

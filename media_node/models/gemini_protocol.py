@@ -18,7 +18,6 @@ order the conversation makes them happen.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import itertools
 import json
@@ -27,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from media_node.models import pcm_base64
 from media_node.models.base import (
     AudioDelta,
     AudioDone,
@@ -78,7 +78,7 @@ _AUDIO_TAIL = '"}}}'
 
 def audio_input(pcm: bytes) -> str:
     """``realtimeInput.audio`` with 16 kHz PCM16."""
-    return _AUDIO_HEAD + binascii.b2a_base64(pcm, newline=False).decode("ascii") + _AUDIO_TAIL
+    return _AUDIO_HEAD + pcm_base64.encode(pcm) + _AUDIO_TAIL
 
 
 def user_turn(text: str, *, turn_complete: bool = True) -> str:
@@ -281,7 +281,7 @@ class GeminiLiveProtocol:
         if not mime.startswith("audio/pcm"):
             return []
         try:
-            pcm = base64.b64decode(inline.get("data") or "", validate=True)
+            pcm = pcm_base64.decode(inline.get("data") or "")
         except (binascii.Error, ValueError):
             log.warning("model sent undecodable audio")
             return []

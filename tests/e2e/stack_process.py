@@ -94,6 +94,8 @@ def _serve(cfg: StackConfig, conn: Connection) -> None:
         "crash_media_node": stack.crash_media_node,
         "start_media_node": stack.start_media_node,
         "platform_call": lambda call_id: stack.sautikit.call_view(call_id),
+        # What the messages topic delivered to the stack's inbox queue so far.
+        "notifications": lambda: list(stack.notifications),
     }
     while True:
         try:

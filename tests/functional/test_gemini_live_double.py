@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from doubles.gemini_live import GeminiLiveDouble
+from doubles.gemini_live import GeminiLiveDouble, LiveConnection
 from doubles.openai_realtime import Pacing, Reply, Script
 from mapokezi.profiles import load_profile_file, parse_profile
 from media_node.models import base as m
@@ -130,6 +132,65 @@ async def test_audio_other_than_16k_pcm_is_refused(double: GeminiLiveDouble, mim
     await ws.send(json.dumps({"realtimeInput": {"audio": {"mimeType": mime, "data": data}}}))
     code, reason = await closed_with(ws)
     assert code == 1007 and "mime type" in (reason or "")
+
+
+async def test_compact_audio_is_heard_exactly_and_bad_compact_audio_is_refused() -> None:
+    async with GeminiLiveDouble(Script(), api_key=KEY, record_audio=True) as double:
+        ws = await open_ws(double)
+        await ws.send(json.dumps(setup()))
+        await ws.recv()
+        pcm = bytes(range(256)) * 5
+        await ws.send(wire.audio_input(pcm))  # the node's compact message
+        live = await double.wait_for_connection()
+        await live.wait_for(lambda c: c.input_audio_ms > 0)
+        assert bytes(live.input_audio or b"") == pcm
+        assert live.kinds() == ["setup", "realtimeInput"]
+        await ws.send(wire.audio_input(pcm[:-1]))  # compact, but not whole samples
+        code, reason = await closed_with(ws)
+        assert code == 1007 and "whole 16-bit samples" in (reason or "")
+
+        ws = await open_ws(double)
+        await ws.send(json.dumps(setup()))
+        await ws.recv()
+        await ws.send(wire.audio_input(pcm).replace('"data":"', '"data":"!!!!'))
+        code, reason = await closed_with(ws)
+        assert code == 1007 and "realtime_input.audio.data" in (reason or "")
+
+
+def loud(ms: int) -> bytes:
+    """16 kHz speech to the double's energy VAD: a loud 300 Hz tone."""
+    t = np.arange(16 * ms) / 16000
+    return (9000 * np.sin(2 * np.pi * 300 * t)).astype("<i2").tobytes()
+
+
+async def played_out_while_busy(ws: ClientConnection, double: GeminiLiveDouble) -> LiveConnection:
+    """Greet, wait until the whole turn has been sent, then block the loop past the time its
+    audio has played out, as a busy machine can: the turn's own completion timer is due but
+    has not run. What the client does next reaches the double in the same loop iteration."""
+    await ws.send(json.dumps(setup()))
+    await ws.send(wire.user_turn("Greet the caller."))
+    live = await double.wait_for_connection()
+    turn = await live.wait_for(lambda c: c.turns and c.turns[0].generated and c.turns[0])
+    remaining = turn.play_until - asyncio.get_running_loop().time()
+    time.sleep(max(0.0, remaining) + 0.05)  # noqa: ASYNC251 - the stall is the point
+    return live
+
+
+async def test_speech_after_a_turn_played_out_does_not_interrupt_it_on_a_busy_loop() -> None:
+    script = Script(greeting=Reply("Hello."), fallback=Reply("Sorry?"))
+    async with GeminiLiveDouble(script, api_key=KEY, pacing=Pacing(speed=50.0)) as double:
+        # Caller speech that comes after the greeting played out does not interrupt it.
+        ws = await open_ws(double)
+        live = await played_out_while_busy(ws, double)
+        await ws.send(wire.audio_input(loud(300)))
+        await live.wait_for(lambda c: c.turns[0].status)
+        assert live.turns[0].status == "completed"
+        assert not live.sent("interrupted")
+        # The speech is the caller's next turn, which the model answers once they stop.
+        await ws.send(wire.audio_input(bytes(32 * 700)))
+        await live.wait_for(lambda c: len(c.turns) == 2)
+        assert live.turns[1].trigger.kind == "user_audio"
+        await ws.close()
 
 
 async def test_missing_or_wrong_key_and_wrong_path(double: GeminiLiveDouble) -> None:
