@@ -7,6 +7,7 @@ each of them repeats the persona before saying what to do now.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mapokezi.profiles import Profile
@@ -14,6 +15,10 @@ from mapokezi.profiles import Profile
 TRANSFER_TOOL = "transfer_to_human"
 END_CALL_TOOL = "end_call"
 TAKE_MESSAGE_TOOL = "take_message"
+
+EARLIER_MAX_CHARS = 4000
+"""Bound on what a new session of the same call is told about the conversation before it:
+the latest turns are kept, so the instructions stay small whatever the call's length."""
 
 _TOOL_RULES = """\
 Tools:
@@ -41,9 +46,12 @@ with a field, ask for that again.
 - After take_message succeeds, tell the caller the message has been passed on."""
 
 
-def session_instructions(profile: Profile, *, take_messages: bool = False) -> str:
+def session_instructions(
+    profile: Profile, *, take_messages: bool = False, earlier: str = ""
+) -> str:
     """The session's system prompt: persona, phone style, facts, departments, tool rules
-    (and how to take a message when ``take_messages``)."""
+    (and how to take a message when ``take_messages``), and for a new session in a call that
+    went on without the model, ``earlier``: the conversation before (`earlier_in_call`)."""
     parts = [
         f"You are the receptionist answering the phone for {profile.business_name}.",
         profile.instructions.strip(),
@@ -60,7 +68,38 @@ def session_instructions(profile: Profile, *, take_messages: bool = False) -> st
     parts.append(_TOOL_RULES)
     if take_messages:
         parts.append(_MESSAGE_RULES)
+    parts.append(earlier)
     return "\n\n".join(p for p in parts if p)
+
+
+def earlier_in_call(turns: Iterable[Mapping[str, Any]], summary: str) -> str:
+    """What a new session must know of the call so far: the conversation as the caller heard
+    it (``turns`` in the call record's shape: ``role`` ``caller``/``agent`` and ``text``, oldest
+    first) and the note the colleague was given. Only the latest turns are kept when it would
+    exceed `EARLIER_MAX_CHARS`; empty when there is nothing to tell."""
+    lines = [
+        f"{'Caller' if t.get('role') == 'caller' else 'You'}: {_clip(str(t.get('text') or ''))}"
+        for t in turns
+        if str(t.get("text") or "").strip()
+    ]
+    head = (
+        "Earlier in this call (before you put the caller through to a colleague), as the "
+        "caller heard it. Do not ask again for anything the caller already told you:"
+    )
+    note = f"The colleague was told: {_clip(summary)}" if summary.strip() else ""
+    if not lines and not note:
+        return ""
+    left_out = "(earlier turns left out)"
+    # Room for the turns, with their line breaks and the mark that some were left out.
+    room = EARLIER_MAX_CHARS - len(head) - len(note) - len(left_out) - 3
+    kept: list[str] = []
+    for line in reversed(lines):
+        if len(line) + 1 > room:
+            kept.append(left_out)
+            break
+        kept.append(line)
+        room -= len(line) + 1
+    return "\n".join(p for p in [head, *reversed(kept), note] if p)
 
 
 def _language_rule(profile: Profile) -> str:
@@ -76,6 +115,11 @@ def greeting_instructions(profile: Profile) -> str:
     if profile.disclosure:  # the notice goes with the greeting, before the caller says anything
         line = f"{line} {profile.disclosure}"
     return _reply(profile, f'Greet the caller now by saying exactly: "{line}"')
+
+
+def _clip(text: str, limit: int = 1000) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def handoff_line_instructions(profile: Profile, kind: str) -> str:
@@ -99,13 +143,15 @@ def nobody_available_instructions(profile: Profile) -> str:
     )
 
 
-def person_left_instructions(profile: Profile) -> str:
-    """Per-reply instructions when the colleague left while the caller stayed on the line."""
-    return _reply(
-        profile,
+def person_left_instructions(profile: Profile, earlier: str = "") -> str:
+    """Per-reply instructions when the colleague left while the caller stayed on the line;
+    ``earlier`` (`earlier_in_call`) goes with them, since a reply's instructions replace the
+    session's."""
+    task = (
         "Your colleague has left the call and the caller is still here. Briefly ask whether "
-        "there is anything else you can help with, or offer to take a message.",
+        "there is anything else you can help with, or offer to take a message."
     )
+    return _reply(profile, f"{task}\n\n{earlier}" if earlier else task)
 
 
 def introduction_instructions(profile: Profile, summary: str) -> str:

@@ -212,6 +212,11 @@ class CallRecords:
             log.info("call %s: handoff %s written", self.call_id, dict(handoff))
         return bool(written)
 
+    async def handoff_summary(self, summary: str, handoff_id: str | None) -> bool:
+        """Rewrites the summary of the written handoff `handoff_id` (nothing else of it)."""
+        write = functools.partial(store.record_handoff_change, handoff_id=handoff_id)
+        return bool(await self._write("handoff summary", write, {}, {"summary": summary}))
+
     async def media(self, media: Mapping[str, Any]) -> bool:
         """Writes the media node's view of the call (node, outcome, rates, times)."""
         return bool(await self._write("media", store.record_media, dict(media)))

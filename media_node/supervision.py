@@ -20,6 +20,7 @@ table write is logged and never stops the caller's transfer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -68,14 +69,20 @@ class SupervisedTransfer:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client, self.table, self.call_id = client, table, call_id
+        self.handoff_id = handoff_id
         self.key = h.idempotency_key(call_id, handoff_id)
         self.supervisor = phone_supervisor(target, label)
         self.clock = clock
         self.tracker = h.SupervisionTracker(clock(), policy)
         self._caller_left = asyncio.Event()
+        self._left_reason = h.CALLER_HANGUP
 
-    def caller_left(self) -> None:
-        """The caller hung up: the supervision is cancelled (if still ringing) and ends."""
+    def caller_left(self, reason: str = h.CALLER_HANGUP) -> None:
+        """The call is over for the supervision (the caller hung up, or the node ends the call
+        for `reason`): it is cancelled if still ringing, and its end is recorded. The first
+        reason given is kept."""
+        if not self._caller_left.is_set():
+            self._left_reason = reason
         self._caller_left.set()
 
     async def run(self, on_connected: Hook, on_person_left: Hook, on_nobody: Hook) -> str:
@@ -94,7 +101,7 @@ class SupervisedTransfer:
             except TimeoutError:
                 decisions = await self._on_timer()
             else:
-                decisions = self.tracker.caller_left(self.clock())
+                decisions = self.tracker.caller_left(self.clock(), self._left_reason)
 
     async def _on_timer(self) -> list[h.Decision]:
         out: list[h.Decision] = []
@@ -149,8 +156,16 @@ class SupervisedTransfer:
 
     async def _record(self, record: h.Record) -> None:
         try:
+            # The events function may have recorded the same step first; then this is a no-op.
             await asyncio.to_thread(
-                store.record_handoff_change, self.table, self.call_id, record.change, record.fields
+                functools.partial(
+                    store.record_handoff_change,
+                    self.table,
+                    self.call_id,
+                    record.change,
+                    record.fields,
+                    handoff_id=self.handoff_id,
+                )
             )
         except Exception:  # the record is for the operator; the caller's transfer goes on
             log.exception("call %s: recording the handoff change failed", self.call_id)

@@ -34,7 +34,9 @@ Live-call supervision (``/v1/calls/{id}/supervision``, scopes ``calls.supervise`
 The person behind the supervisor's phone is controlled without a key:
 ``POST /_double/person`` ``{"behaviour", "number"?, "answer_after"?, "ring_timeout"?, …}`` and
 ``POST /_double/calls/{id}/supervision/{answer|busy|hangup}``; ``GET
-/_double/calls/{id}/supervision`` reads the state (the emulator follows it).
+/_double/calls/{id}/supervision`` reads the state (the emulator follows it). ``POST
+/_double/calls/{id}/events`` ``{"kind", "data"?}`` makes the platform post any other event about
+the call to the events URL (the emulator's stream-stopped event, which the field saw there).
 
 Run standalone with ``python -m doubles.sautikit_api --port 8090``.
 """
@@ -314,8 +316,9 @@ class SautikitApiDouble:
 
     # -- supervision events ------------------------------------------------------------------
 
-    def _send_event(self, kind: str, data: dict[str, Any], row: dict[str, Any]) -> None:
-        """POST one event in the documented envelope (§1.11), from a thread like a platform."""
+    def _send_event(self, kind: str, data: dict[str, Any], row: dict[str, Any]) -> str:
+        """POST one event in the documented envelope (§1.11), from a thread like a platform;
+        returns its ``event_id``."""
         url = self.events_url or next(
             (
                 n.get("events_url")
@@ -337,6 +340,22 @@ class SautikitApiDouble:
             self.event_deliveries.append(delivery)
         if url:
             threading.Thread(target=self._deliver, args=(url, delivery), daemon=True).start()
+        return event_id
+
+    def _post_call_event(self, ident: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        """``POST /_double/calls/{id}/events`` ``{"kind", "data"?}``: the platform posts one event
+        about the call (say, a stream that stopped) to the events URL, as it posts its own."""
+        row = self.call_view(ident)
+        if row is None:
+            return 404, _error_body("calls.not_found", "call not found"), {}
+        kind = body.get("kind")
+        if not isinstance(kind, str) or not kind:
+            return 400, _error_body("request.invalid", "kind is required"), {}
+        extra = body.get("data") or {}
+        if not isinstance(extra, dict):
+            return 400, _error_body("request.invalid", "data must be an object"), {}
+        data = {"call_id": row["id"], "session_id": row.get("session_id"), **extra}
+        return 202, {"event_id": self._send_event(kind, data, row)}, {}
 
     def _deliver(self, url: str, delivery: dict[str, Any]) -> None:
         raw = json.dumps(delivery["body"]).encode()
@@ -457,6 +476,9 @@ class SautikitApiDouble:
             number = body.pop("number", None)
             settings = self.supervision.set_person(number, **body)
             return 200, {"number": number, **settings.__dict__}, {}
+        match = re.fullmatch(r"/_double/calls/([^/]+)/events", path)
+        if match and method == "POST":
+            return self._post_call_event(unquote(match.group(1)), _json_body(request))
         match = re.fullmatch(r"/_double/calls/([^/]+)/supervision(?:/(answer|busy|hangup))?", path)
         if match and method == "GET" and not match.group(2):
             return 200, {"supervision": self.supervision.get(unquote(match.group(1)))}, {}

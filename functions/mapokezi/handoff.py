@@ -86,7 +86,23 @@ ENDED, NO_ANSWER, BUSY, FAILED = (
 )
 TERMINAL = frozenset({ENDED, NO_ANSWER, BUSY, FAILED})
 
+#: The states each step of a supervision may follow. The node (polling) and the events function
+#: (the platform's supervision events) both report the same steps; a step whose state is not
+#: in its set here was already recorded by the other writer, or comes after a later one, and is
+#: not recorded again (the store's ``record_handoff_change``). A new handoff starts over.
+STEP_FOLLOWS: Mapping[str, frozenset[str]] = {
+    RINGING: frozenset({REQUESTED}),
+    CONNECTED: frozenset({REQUESTED, RINGING}),
+    **{state: frozenset({REQUESTED, RINGING, CONNECTED}) for state in TERMINAL},
+}
+
 DEFAULT_RESCUE_GRACE_SECONDS = 2.0
+#: The reason recorded when the supervision ends because the caller hung up.
+CALLER_HANGUP = "caller_hangup"
+#: The reason recorded when the caller and the person talked for ``max_bridged_seconds``.
+BRIDGED_LIMIT = "bridged_limit"
+#: How long a caller and the person reached may talk before the call is ended (one hour).
+DEFAULT_MAX_BRIDGED_SECONDS = 3600
 
 
 def choose_path(strategy: str, learned: str | None) -> HandoffPath:
@@ -134,11 +150,16 @@ def state_change(state: str, at: float, reason: str | None = None) -> dict[str, 
 
 def last_requested_at(changes: list[Mapping[str, Any]]) -> float | None:
     """Epoch seconds of the last ``requested`` change, or None."""
-    requested = [c.get("at") for c in changes if c.get("state") == REQUESTED and c.get("at")]
-    if not requested:
+    return last_change_at(changes, REQUESTED)
+
+
+def last_change_at(changes: list[Mapping[str, Any]], state: str) -> float | None:
+    """Epoch seconds of the last change to ``state``, or None."""
+    times = [c.get("at") for c in changes if c.get("state") == state and c.get("at")]
+    if not times:
         return None
     try:
-        return datetime.fromisoformat(str(requested[-1]).replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(str(times[-1]).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
 
@@ -397,13 +418,14 @@ class SupervisionTracker:
             return [Poll()]
         return []
 
-    def caller_left(self, now: float) -> list[Decision]:
-        """The caller hung up: the supervision ends with the call; nobody needs telling."""
+    def caller_left(self, now: float, reason: str = CALLER_HANGUP) -> list[Decision]:
+        """The call is over (the caller hung up, or the node ended it for `reason`): the
+        supervision ends with it; nobody needs telling."""
         if self.finished:
             return []
         cancel: list[Decision] = [] if self.state == CONNECTED else [CancelSupervision()]
         state = ENDED if self.state == CONNECTED else FAILED
-        return [*cancel, *self._finish(now, state, "caller_hangup", tell=False)]
+        return [*cancel, *self._finish(now, state, reason, tell=False)]
 
     def _schedule_poll(self, now: float) -> None:
         if self.state == CONNECTED:

@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mapokezi.handoff import DEFAULT_RESCUE_GRACE_SECONDS, STRATEGIES, STRATEGY_AUTO
+from mapokezi.handoff import (
+    DEFAULT_MAX_BRIDGED_SECONDS,
+    DEFAULT_RESCUE_GRACE_SECONDS,
+    STRATEGIES,
+    STRATEGY_AUTO,
+)
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -140,11 +145,14 @@ class HandoffSettings:
     ``strategy``: ``auto`` (dial, rescue with a supervision when the platform does not come back
     after the stream, and remember it), ``supervise`` or ``dial``. ``rescue_grace_seconds``: how
     long after the stream stopped the platform has to re-POST the voice webhook before ``auto``
-    rescues the caller.
+    rescues the caller. ``max_bridged_seconds``: how long the caller and the person a
+    supervised transfer reached may talk (from the person's answer) before the media node ends
+    the call; the receptionist's own ``limits.max_call_seconds`` no longer applies then.
     """
 
     strategy: str = STRATEGY_AUTO
     rescue_grace_seconds: float = DEFAULT_RESCUE_GRACE_SECONDS
+    max_bridged_seconds: int = DEFAULT_MAX_BRIDGED_SECONDS
 
 
 @dataclass(frozen=True)
@@ -304,6 +312,7 @@ def parse_profile(data: Mapping[str, Any], number: str | None = None) -> Profile
             {
                 "strategy": lambda p: v.choice(p, STRATEGIES),
                 "rescue_grace_seconds": lambda p: v.number(p, 0.5, 30.0),
+                "max_bridged_seconds": lambda p: v.integer(p, 60, 14400),
             },
         ),
         "model": v.model_choice("model"),

@@ -319,20 +319,42 @@ def record_handoff_change(
     call_id: str,
     change: Mapping[str, Any],
     fields: Mapping[str, Any] | None = None,
+    *,
+    handoff_id: str | None = None,
 ) -> bool:
     """Append a state change (``mapokezi.handoff.state_change``) to the call's handoff and set
     ``handoff.state`` to it; ``fields`` (e.g. ``supervision_id``, ``time_to_person_ms``) are
-    set alongside. False when the call has no handoff."""
+    set alongside.
+
+    Each step of a supervision is recorded once: the media node and the events function both
+    report it, so the write is conditional on the handoff being in a state the step may follow
+    (``mapokezi.handoff.STEP_FOLLOWS``), and whichever writer comes second changes nothing
+    (its ``fields`` included). With ``handoff_id`` the write applies only to that handoff, so
+    a late report never lands on a newer one. False when nothing was written: no handoff, or
+    the step was already taken.
+    """
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     sets: list[str] = []
+    conditions = ["attribute_exists(handoff)"]
     if change:
+        state = str(change["state"])
         names["#state"] = "state"
-        values.update({":state": change["state"], ":change": [dict(change)], ":none": []})
+        values.update({":state": state, ":change": [dict(change)], ":none": []})
         sets += [
             "handoff.#state = :state",
             "handoff.changes = list_append(if_not_exists(handoff.changes, :none), :change)",
         ]
+        follows = handoffs.STEP_FOLLOWS.get(state)
+        if follows is not None:
+            placeholders = []
+            for i, previous in enumerate(sorted(follows)):
+                values[f":from{i}"] = str(previous)
+                placeholders.append(f":from{i}")
+            conditions.append(f"handoff.#state IN ({', '.join(placeholders)})")
+    if handoff_id is not None:
+        values[":handoff_id"] = handoff_id
+        conditions.append("handoff.handoff_id = :handoff_id")
     for i, (name, value) in enumerate((fields or {}).items()):
         names[f"#f{i}"] = name
         values[f":f{i}"] = value
@@ -344,7 +366,7 @@ def record_handoff_change(
         call_id,
         "SET " + ", ".join(sets),
         values,
-        condition="attribute_exists(handoff)",
+        condition=" AND ".join(conditions),
         ExpressionAttributeNames=names,
     )
 

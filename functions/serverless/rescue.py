@@ -13,7 +13,8 @@ it ends, recording each state change.
 
 No model is on the line any more, so when nobody answers, or the person leaves, the call is
 hung up rather than left silent, and the business is notified of the missed caller on the
-messages topic so someone calls back.
+messages topic so someone calls back. A call whose person stays on is hung up once they have
+talked for the profile's ``handoff.max_bridged_seconds`` (noticed at the next follow-up).
 
 Message body (JSON): ``{"call_id": str, "step": "check" | "follow", "attempt": int}``.
 """
@@ -35,7 +36,7 @@ from aws_lambda_powertools import Logger
 from mapokezi import handoff as h
 from mapokezi import messages, store
 from mapokezi.config import ConfigError
-from mapokezi.profiles import E164, Profile
+from mapokezi.profiles import E164, HandoffSettings, Profile
 from mapokezi.sautikit_api import SautikitApiError, phone_supervisor
 
 logger = Logger(child=True)
@@ -157,7 +158,9 @@ def learn_repost(table: Any, call: Mapping[str, Any]) -> None:
 def apply_supervision_event(table: Any, call_id: str, kind: str, data: Mapping[str, Any]) -> bool:
     """Record a ``call.supervision.*`` event on the call's supervised handoff (any path).
 
-    A state already recorded (by a poll) is not recorded twice. Returns whether it changed.
+    A step already recorded (by the node's or a rescue's poll) is not recorded twice, even when
+    both report it at once (``store.record_handoff_change`` is conditional on the handoff's
+    state). Returns whether it changed.
     """
     state = str(data.get("state") or kind.rsplit(".", 1)[-1])
     call = store.get_call(table, call_id)
@@ -177,14 +180,16 @@ def apply_supervision_event(table: Any, call_id: str, kind: str, data: Mapping[s
         change = h.state_change(h.CONNECTED, at)
         ms = h.time_to_person_ms(current.get("changes") or [], at)
         fields = {"time_to_person_ms": ms} if ms is not None else {}
-        return store.record_handoff_change(table, call_id, change, fields)
+        return store.record_handoff_change(
+            table, call_id, change, fields, handoff_id=current.get("handoff_id")
+        )
     elif state in ("ended", "failed"):
         reason = data.get("failure_reason") or data.get("reason")
         new, why = h.platform_outcome(state, reason, previous == h.CONNECTED)
         change = h.state_change(new, at, why)
     else:
         return False
-    return store.record_handoff_change(table, call_id, change)
+    return store.record_handoff_change(table, call_id, change, handoff_id=current.get("handoff_id"))
 
 
 # -- the rescue queue's consumer --------------------------------------------------------------
@@ -314,6 +319,9 @@ class _Rescue:
         at = self.now()
         if caller_gone:
             return self.act(tracker, tracker.caller_left(at), "caller_gone")
+        if tracker.state == h.CONNECTED and self._bridged_too_long(pending, profile, at):
+            ending = tracker.caller_left(at, h.BRIDGED_LIMIT)
+            return self.act(tracker, ending, "bridged_limit", close_reason=h.BRIDGED_LIMIT)
         timed_out = tracker.tick(at)
         if timed_out:
             return self.act(tracker, timed_out, "timed_out")
@@ -327,6 +335,14 @@ class _Rescue:
             return self.act(tracker, tracker.gone(at), "polled")
         decisions = tracker.observed(at, supervision.state, supervision.failure_reason)
         return self.act(tracker, decisions, "polled")
+
+    @staticmethod
+    def _bridged_too_long(pending: Mapping[str, Any], profile: Profile | None, at: float) -> bool:
+        """The caller and the person have talked for the profile's ``max_bridged_seconds``
+        (noticed at the next follow-up, so up to one follow interval late)."""
+        connected_at = h.last_change_at(pending.get("changes") or [], h.CONNECTED)
+        limit = (profile.handoff if profile else HandoffSettings()).max_bridged_seconds
+        return connected_at is not None and at - connected_at >= limit
 
     @staticmethod
     def _seen_connected(pending: Mapping[str, Any]) -> list[h.Decision]:
@@ -348,13 +364,19 @@ class _Rescue:
             store.record_handoff_change(self.table, call_id, {}, {"rescue_connected_counted": True})
         for decision in decisions:
             if isinstance(decision, h.Record):
-                store.record_handoff_change(self.table, call_id, decision.change, decision.fields)
+                store.record_handoff_change(
+                    self.table,
+                    call_id,
+                    decision.change,
+                    decision.fields,
+                    handoff_id=(self.call.get("handoff") or {}).get("handoff_id"),
+                )
             elif isinstance(decision, h.CancelSupervision):
                 self._quietly("cancel the supervision", self.client.stop_supervision, call_id)
             elif isinstance(decision, h.NobodyAvailable | h.PersonLeft):
                 close_reason = getattr(decision, "reason", "person_left")
         if close_reason is not None:
-            self._close(close_reason, missed=close_reason != "person_left")
+            self._close(close_reason, missed=close_reason not in ("person_left", h.BRIDGED_LIMIT))
         elif tracker.finished:  # ended with the caller gone: nothing to hang up
             store.record_handoff_change(self.table, call_id, {}, {"rescue_closed": True})
         else:

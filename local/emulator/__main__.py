@@ -86,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="send the first POST again this long after its answer (a late retry)",
     )
     flow.add_argument(
+        "--stream-stopped-copies",
+        type=int,
+        default=1,
+        metavar="N",
+        help="send the stream-stopped status callback N times at once (a parallel retry)",
+    )
+    flow.add_argument(
+        "--stream-stopped-event",
+        action="store_true",
+        help="also post the stop to the events URL at the same moment (Sautikit double only)",
+    )
+    flow.add_argument(
         "--drop-media-after",
         type=float,
         metavar="SECONDS",
@@ -101,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PERSON_BEHAVIOURS,
         default="answer",
         help="what the person a supervision rings does (Sautikit double only)",
+    )
+    flow.add_argument(
+        "--person-answer-after",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how long the person's phone rings before they answer (--person answer)",
     )
     flow.add_argument(
         "--rescue-wait",
@@ -150,10 +169,17 @@ def options_from_args(args: argparse.Namespace) -> CallOptions:
         raise ValueError("--first-post-copies must be at least 1")
     options.first_post_copies = args.first_post_copies
     options.first_post_retry_after = args.retry_first_post_after
+    if args.stream_stopped_copies < 1:
+        raise ValueError("--stream-stopped-copies must be at least 1")
+    options.stream_stopped_copies = args.stream_stopped_copies
+    options.stream_stopped_event = args.stream_stopped_event
     options.drop_media_after = args.drop_media_after
     options.dial_outcome, options.dial_answer_seconds = args.dial_outcome, args.dial_answer_seconds
     options.realtime_verbs, options.record_wait_seconds = args.realtime_verbs, args.record_wait
     options.person, options.rescue_wait_seconds = args.person, args.rescue_wait
+    if args.person_answer_after < 0:
+        raise ValueError("--person-answer-after must not be negative")
+    options.person_answer_seconds = args.person_answer_after
     return options
 
 

@@ -11,6 +11,8 @@ the API double, register and complete the call there so the CDR fetcher finds it
 
 Faults of the platform's side can be played: the first POST sent several times at once and again
 later (``first_post_copies``, ``first_post_retry_after``; see :mod:`local.emulator.retries`),
+the ``stream-stopped`` status callback delivered several times at once (``stream_stopped_copies``)
+and, at the same moment, as an event to the events URL (``stream_stopped_event``),
 and the media socket dropped without a close frame (``drop_media_after``), after which the
 platform reports a stream error and re-POSTs ``StreamStopped`` with the caller still there.
 """
@@ -34,6 +36,7 @@ from local.emulator.person import PersonResult, await_person, configure_person, 
 from local.emulator.records import (
     complete_with_api_double,
     fetch_call_record,
+    post_stream_stopped_event,
     register_with_api_double,
 )
 from local.emulator.script import CallerTrack, default_script
@@ -70,6 +73,8 @@ class CallResult:
     api_double: dict[str, Any] | None = None
     call_record: dict[str, Any] | None = None
     person: dict[str, Any] | None = None
+    #: Events the platform (the API double) posted to the events URL at the emulator's request.
+    platform_events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -113,6 +118,7 @@ class CallRunner:
         self._dialled: list[dict[str, Any]] = []
         self._api: str | None = None
         self._late_retry: asyncio.Task[None] | None = None
+        self._stream_ended: float | None = None
 
     async def run(self) -> CallResult:
         """Place the call and return the result."""
@@ -182,21 +188,30 @@ class CallRunner:
         self.result.warnings += [f"{label} answer: {w}" for w in answer.warnings]
         return answer if answer.ok else None
 
-    async def _status(self, spec: StreamSpec, event: str, stream_sid: str, error: str = "") -> None:
+    async def _status(
+        self, spec: StreamSpec, event: str, stream_sid: str, error: str = "", copies: int = 1
+    ) -> None:
+        """POST the status callback for ``event``; ``copies`` identical deliveries at once."""
         if not spec.status_callback or event not in (spec.status_events or ALL_STATUS_EVENTS):
             return
         fields = status_fields(
             event, self.call, stream_sid, spec.name, self.options.status_dialect, error or None
         )
         signer = Signer(self.options.status_encoding, self.signer.secret, self.signer.scheme)
-        exchange = await post_fields(
-            event, spec.status_callback, fields, signer, self.options.http_timeout
-        )
-        self.result.exchanges.append(exchange)
-        if not exchange.ok:
-            self.result.warnings.append(
-                f"{event} status callback failed: {exchange.error or exchange.status}"
+        callback = spec.status_callback
+        labels = [event] + [f"{event}-copy-{n}" for n in range(1, max(1, copies))]
+        sent = await asyncio.gather(
+            *(
+                post_fields(label, callback, fields, signer, self.options.http_timeout)
+                for label in labels
             )
+        )
+        for exchange in sent:
+            self.result.exchanges.append(exchange)
+            if not exchange.ok:
+                self.result.warnings.append(
+                    f"{exchange.label} status callback failed: {exchange.error or exchange.status}"
+                )
 
     # -- verbs ---------------------------------------------------------------------------------
 
@@ -393,6 +408,7 @@ class CallRunner:
                 person_on_stream(self._api, call, leg, person, behaviour=options.person)
             )
         media = self.result.media = await leg.run()
+        self._stream_ended = time.monotonic()
         if watcher is not None:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
@@ -407,8 +423,25 @@ class CallRunner:
             await self._status(spec, "stream-error", stream_sid, "media connection lost")
             self._judge_media(media, connect_started)
             return
-        await self._status(spec, "stream-stopped", stream_sid)
+        copies = options.stream_stopped_copies
+        await asyncio.gather(
+            self._status(spec, "stream-stopped", stream_sid, copies=copies),
+            self._stream_stopped_event(stream_sid),
+        )
         self._judge_media(media, connect_started)
+
+    async def _stream_stopped_event(self, stream_sid: str) -> None:
+        """With ``stream_stopped_event``, the platform also posts the stop to the events URL."""
+        if not self.options.stream_stopped_event:
+            return
+        if not self._api:
+            self.result.warnings.append("no API double: the stream-stopped event was not sent")
+            return
+        event, warning = await post_stream_stopped_event(self._api, self.call, stream_sid)
+        if event is not None:
+            self.result.platform_events.append(event)
+        if warning:
+            self.result.warnings.append(warning)
 
     def _judge_media(self, media: MediaLegResult, connect_started: float) -> None:
         if media.first_audio_heard_ms is None:
@@ -444,6 +477,7 @@ class CallRunner:
             appear_seconds=self.options.rescue_wait_seconds,
             ring_seconds=self.options.person_ring_seconds,
             heard_wav=self.options.heard_wav,
+            stream_ended_at=self._stream_ended,
         )
         self.result.person = person.as_dict()
         if person.connected_after_s is None:
@@ -498,8 +532,13 @@ class CallRunner:
         if warning:
             self.result.warnings.append(warning)
         if self._api:
-            ring = self.options.person_ring_seconds
-            if trouble := await configure_person(self._api, self.options.person, ring):
+            options = self.options
+            if trouble := await configure_person(
+                self._api,
+                options.person,
+                options.person_ring_seconds,
+                options.person_answer_seconds,
+            ):
                 self.result.warnings.append(trouble)
 
     async def _complete_with_api_double(self) -> None:

@@ -9,7 +9,9 @@ behaves like FreeSWITCH ``mod_audio_fork``):
   16-bit LE PCM in 20 ms frames on a drift-free monotonic schedule with jitter and bunching;
 - ``both_tracks`` sends stereo interleaved frames (caller left, playback right) or a mono mix;
 - plays what comes back through a mod_audio_fork-like playout buffer drained at real time,
-  empties it on ``{"type": "killAudio"}``, and records exactly what the caller heard.
+  empties it on ``{"type": "killAudio"}``, and records exactly what the caller heard;
+- once a supervised transfer connects, mixes the person's voice into that playout as the
+  platform's conference bridge would (``play_person``; see :mod:`local.emulator.mixer`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import soxr
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from local.emulator.mixer import VoiceOverlay, mix
 from local.emulator.pacing import JitterConfig, SendSchedule
 from local.emulator.playout import PlayoutBuffer, PlayoutConfig
 from local.emulator.script import CallerTrack
@@ -94,6 +97,9 @@ class MediaLegResult:
     unheard_at_close_bytes: int = 0
     heard_wav: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: When the person a supervision reached first spoke, and every stretch they were heard.
+    person_joined_ms: float | None = None
+    person_segments: list[list[float]] = field(default_factory=list)
     heard_pcm: bytes = b""
 
     def cadence(self) -> dict[str, float]:
@@ -191,7 +197,9 @@ class MediaLeg:
         self.frame_ms = frame_ms
         self.drop_after_ms = None if drop_after_seconds is None else drop_after_seconds * 1000
         self.heard = HeardLog()
+        self.person_heard = HeardLog()
         self._samples = int(rate * frame_ms / 1000)
+        self._person = VoiceOverlay(int(self.playback_rate * frame_ms / 1000))
         self._heard_frames: list[bytes] = []
         self._arrivals: list[tuple[float, int, int]] = []
         # What the server sent, in order, waiting for the playout tick at or after its arrival:
@@ -199,6 +207,8 @@ class MediaLeg:
         self._inbox: deque[tuple[float, bytes | None]] = deque()
         self._kills_received = 0
         self._hangup = asyncio.Event()
+        self._streaming_done = asyncio.Event()
+        self._ticked = asyncio.Event()  # set after each playout tick and when streaming ends
         self._t0 = 0.0
         channels = 2 if self.stereo else 1
         self.result = MediaLegResult(
@@ -210,13 +220,22 @@ class MediaLeg:
         self._hangup.set()
 
     async def play_person(self, pcm: bytes) -> float:
-        """The person a supervised transfer reached speaks: their voice reaches the caller's
-        playout frame by frame at real time, like the platform mixing their leg into the call.
-        Returns the seconds played."""
-        frame = self._samples * 2
-        for start in range(0, len(pcm), frame):
-            self._inbox.append((self._now_ms(), pcm[start : start + frame]))
-            await asyncio.sleep(self.frame_ms / 1000)
+        """The person a supervised transfer reached speaks ``pcm`` (s16le at ``playback_rate``).
+
+        Their voice is summed into what the caller hears from the next playout tick on, over
+        whatever the node is still sending, as the platform's bridge mixes the legs of a call;
+        returns once it has played out, with its length in seconds.
+        """
+        now = self._now_ms()
+        start = max(len(self._heard_frames), -int(-now // self.frame_ms))
+        voice = self._person.add(pcm, start)
+        if self.result.person_joined_ms is None:
+            self.result.person_joined_ms = round(start * self.frame_ms, 1)
+        end_tick = voice.end_tick(self._person.frame_samples)
+        await asyncio.sleep(max(0.0, (end_tick * self.frame_ms - now) / 1000))
+        while len(self._heard_frames) < end_tick and not self._streaming_done.is_set():
+            self._ticked.clear()  # a late tick has not played it yet
+            await self._ticked.wait()
         return round(len(pcm) / (2 * self.playback_rate), 2)
 
     def _now_ms(self) -> float:
@@ -255,6 +274,8 @@ class MediaLeg:
         return self._finish(ws)
 
     def _fail(self, error: str) -> MediaLegResult:
+        self._streaming_done.set()
+        self._ticked.set()
         self.result.error, self.result.ended_by = error, "error"
         return self.result
 
@@ -285,6 +306,8 @@ class MediaLeg:
                 drain_s = queued / (self.playback_rate * 2) + 0.2
                 await asyncio.sleep(drain_s)
         finally:
+            self._streaming_done.set()
+            self._ticked.set()
             for task in (receiver, sender, ticker):
                 task.cancel()
             await asyncio.gather(receiver, sender, ticker, return_exceptions=True)
@@ -396,11 +419,20 @@ class MediaLeg:
                 else:
                     self.playout.push(data)
             frame, real = self.playout.pull()
+            self.result.played_bytes += real  # the node's audio only
+            person = self._person.frame(k)
+            if person is not None:
+                frame = mix(np.frombuffer(frame, dtype="<i2"), person).astype("<i2").tobytes()
             self._heard_frames.append(frame)
-            self.result.played_bytes += real
-            level = np.abs(np.frombuffer(frame[:real], dtype="<i2").astype(np.int32))
-            audible = int(level.max(initial=0)) > self.audible_threshold
-            self.heard.add_tick(tick_ms, tick_ms + self.frame_ms, audible)
+            # The heard log is what the caller heard, whoever spoke.
+            self.heard.add_tick(tick_ms, tick_ms + self.frame_ms, self._audible(frame))
+            person_audible = person is not None and self._audible(person.tobytes())
+            self.person_heard.add_tick(tick_ms, tick_ms + self.frame_ms, person_audible)
+            self._ticked.set()
+
+    def _audible(self, pcm: bytes) -> bool:
+        level = np.abs(np.frombuffer(pcm, dtype="<i2").astype(np.int32))
+        return int(level.max(initial=0)) > self.audible_threshold
 
     def _finish(self, ws: ClientConnection) -> MediaLegResult:
         result = self.result
@@ -426,6 +458,7 @@ class MediaLeg:
             not barge_in_kill(k, utterances, self.stale_window_ms) for k in result.kills
         )
         result.notes = list(self.caller.notes)
+        result.person_segments = [[round(s, 1), round(e, 1)] for s, e in self.person_heard.runs]
         result.heard_pcm = b"".join(self._heard_frames)
         if self.heard_wav:
             write_wav(self.heard_wav, result.heard_pcm, self.playback_rate)

@@ -67,6 +67,10 @@ class CallOptions:
     first_post_copies: int = 1
     #: Send the first POST once more this many seconds after its answer (a late retry).
     first_post_retry_after: float | None = None
+    #: Copies of the ``stream-stopped`` status callback sent at once (a parallel retry).
+    stream_stopped_copies: int = 1
+    #: Also have the API double post the stop to the events URL, at the same moment.
+    stream_stopped_event: bool = False
     #: Drop the media socket this many seconds after it opened, with no close frame.
     drop_media_after: float | None = None
     post_stream_started: bool = False
@@ -81,3 +85,4 @@ class CallOptions:
     person: str = "answer"  # what the person a transfer reaches does (see person.py)
     rescue_wait_seconds: float = 10.0  # silence a caller sits through before giving up
     person_ring_seconds: float = 40.0  # how long a ringing person may take
+    person_answer_seconds: float = 1.0  # how long an answering person's phone rings first

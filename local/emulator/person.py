@@ -5,9 +5,11 @@ supervisor's phone does (``answer``, ``busy``, ``no-answer``, ``hang-up-first``)
 that ended without a voice re-POST (``--no-restream-post``), :func:`await_person` follows the
 double's supervision of the call (``GET /_double/calls/{id}/supervision``): with strategy
 ``auto`` the Lambda side rescues the caller with one. When the person connects, the caller
-hears their recorded voice (``local/audio/person/hello.wav``), appended to ``--out``; with
-``hang-up-first`` the person then leaves before the caller does. :func:`person_on_stream` does
-the same while the stream is still open, for a supervision the media node asks for itself.
+hears their recorded voice (``local/audio/person/hello.wav``), appended to ``--out`` after the
+silence the caller sat through since the stream ended; with ``hang-up-first`` the person then
+leaves before the caller does. :func:`person_on_stream` does the same while the stream is still
+open, for a supervision the media node asks for itself: there the person's voice is mixed into
+the node's audio on the caller's playout clock (:meth:`MediaLeg.play_person`).
 """
 
 from __future__ import annotations
@@ -43,16 +45,21 @@ class PersonResult:
     final_state: str | None = None
     reason: str | None = None
     heard_seconds: float = 0.0
+    #: After a stream that ended: the silence the caller sat through before the person spoke.
+    silent_seconds: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-async def configure_person(api: str, behaviour: str, ring_timeout_seconds: float) -> str | None:
-    """Set the person's behaviour in the double; returns a warning when that failed."""
+async def configure_person(
+    api: str, behaviour: str, ring_timeout_seconds: float, answer_after_seconds: float = 1.0
+) -> str | None:
+    """Set the person's behaviour in the double (an answering person picks up after
+    ``answer_after_seconds`` of ringing); returns a warning when that failed."""
     body = {
         "behaviour": _DOUBLE_BEHAVIOUR[behaviour],
-        "answer_after": 1.0,
+        "answer_after": answer_after_seconds,
         "ring_timeout": ring_timeout_seconds,
     }
     status, reply = await request_json("POST", f"{api}/_double/person", body)
@@ -67,6 +74,7 @@ async def await_person(
     appear_seconds: float,
     ring_seconds: float,
     heard_wav: str | None = None,
+    stream_ended_at: float | None = None,
     poll_seconds: float = 0.2,
 ) -> PersonResult:
     """Follow the supervision of ``call`` until it ends, or none appears in ``appear_seconds``.
@@ -78,6 +86,8 @@ async def await_person(
         appear_seconds: how long the caller waits in silence for anything to happen.
         ring_seconds: how long a ringing supervision may take to connect or fail.
         heard_wav: the caller's ``--out`` WAV, to which the person's voice is appended.
+        stream_ended_at: ``time.monotonic()`` when the stream ended: the silence from then until
+            the person connects goes into ``heard_wav`` before their voice (now when None).
     """
     result = PersonResult()
     started = time.monotonic()
@@ -95,7 +105,9 @@ async def await_person(
                 result.states.append((state, round(time.monotonic() - started, 2)))
             if state == "connected" and result.connected_after_s is None:
                 result.connected_after_s = round(time.monotonic() - started, 2)
-                result.heard_seconds = _hear_person(heard_wav)
+                silent = time.monotonic() - (stream_ended_at or started)
+                result.silent_seconds = round(silent, 2)
+                result.heard_seconds = _hear_person(heard_wav, silent)
                 if behaviour == "hang-up-first":
                     await request_json("POST", f"{url}/hangup")
                     continue
@@ -120,9 +132,9 @@ async def person_on_stream(
     poll_seconds: float = 0.2,
 ) -> None:
     """While the media stream is open, follow a supervision the media node asks for itself
-    (``handoff.strategy: supervise``); once the person connects, their recorded voice plays into
-    what the caller hears (``leg.play_person``: the node is silent by then, so nothing from the
-    model is expected). Fills ``result``; runs until the supervision ends or it is cancelled.
+    (``handoff.strategy: supervise``); once the person connects, their recorded voice is mixed
+    into what the caller hears (``leg.play_person``), over the receptionist's introduction if it
+    is still playing. Fills ``result``; runs until the supervision ends or it is cancelled.
     """
     started = time.monotonic()
     url = f"{api}/_double/calls/{call.call_id}/supervision"
@@ -147,15 +159,18 @@ async def person_on_stream(
         await asyncio.sleep(poll_seconds)
 
 
-def _hear_person(heard_wav: str | None) -> float:
-    """Append the person's voice to what the caller heard; returns its length in seconds."""
+def _hear_person(heard_wav: str | None, silent_seconds: float = 0.0) -> float:
+    """Append ``silent_seconds`` of silence, then the person's voice, to what the caller heard;
+    returns the voice's length in seconds."""
     samples, rate = read_wav(PERSON_AUDIO)
     seconds = len(samples) / rate
     if heard_wav and Path(heard_wav).exists():
         heard, heard_rate = read_wav(heard_wav)
         voice = np.frombuffer(load_mono(PERSON_AUDIO, heard_rate), "<i2")
+        voice = np.concatenate([np.zeros(round(silent_seconds * heard_rate), np.int16), voice])
         both = np.repeat(voice[:, None], heard.shape[1], axis=1)  # the same in every channel
         write_wav(heard_wav, heard.tobytes() + both.tobytes(), heard_rate, heard.shape[1])
     elif heard_wav:
-        write_wav(heard_wav, samples[:, 0].tobytes(), rate)
+        silence = np.zeros(round(silent_seconds * rate), np.int16)
+        write_wav(heard_wav, silence.tobytes() + samples[:, 0].tobytes(), rate)
     return round(seconds, 2)

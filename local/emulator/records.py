@@ -1,4 +1,5 @@
-"""After-call bookkeeping: the CDR in the Sautikit API double and the project's call record.
+"""The emulator's dealings with the Sautikit API double and the project's call record: the call's
+CDR, an event the platform posts about it, and the call record read back after the call.
 
 The emulator only writes to an API that proves it is the double (``GET /_double/ping``), so a
 ``SAUTIKIT_API_URL`` pointing at the real Sautikit is never sent invented calls.
@@ -11,6 +12,10 @@ import time
 from typing import Any
 
 from local.emulator.webhook import CallIdentity, request_json
+
+#: The kind of the stream-stopped event on the events URL: Sautikit documents none, so this name
+#: is an assumption (the events function recognises any kind ending in "stopped").
+STREAM_STOPPED_EVENT = "call.stream.stopped"
 
 
 async def register_with_api_double(
@@ -91,3 +96,20 @@ async def fetch_call_record(
     if not (record.get("cdr") or {}).get("status"):
         return record, ["the call record has no CDR yet"]
     return record, []
+
+
+async def post_stream_stopped_event(
+    api: str, call: CallIdentity, stream_sid: str
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Have the double post the stream's stop to the events URL, signed like its own events (the
+    field saw ``StreamStopped`` there). Returns ``({"kind", "event_id"}, None)`` or
+    ``(None, warning)``."""
+    body = {
+        "kind": STREAM_STOPPED_EVENT,
+        "data": {"callSessionState": "StreamStopped", "streamSid": stream_sid},
+    }
+    url = f"{api}/_double/calls/{call.call_id}/events"
+    status, reply = await request_json("POST", url, body)
+    if status != 202 or not isinstance(reply, dict):
+        return None, f"the stream-stopped event failed: {status} {reply}"
+    return {"kind": STREAM_STOPPED_EVENT, "event_id": reply.get("event_id")}, None

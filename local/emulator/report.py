@@ -39,6 +39,17 @@ def _transfer_lines(result: CallResult) -> list[str]:
         lines.append(f"Person: supervision {person['supervision_id']}: {states}")
         if person["connected_after_s"] is not None:
             lines.append(f"  the caller heard the person ({person['heard_seconds']:g} s)")
+        if person.get("silent_seconds") is not None:
+            lines.append(
+                f"  after {person['silent_seconds']:g} s of silence since the stream ended"
+                " (no hold audio can reach a caller once the stream is gone)"
+            )
+    media = result.media
+    if media is not None and media.person_joined_ms is not None:
+        lines.append(
+            f"  mixed into the stream {media.person_joined_ms / 1000:.1f} s after it opened: the"
+            " caller heard the person over whatever the receptionist still sent, as a bridge does"
+        )
     record = result.call_record or {}
     handoff = record.get("handoff") or {}
     if handoff.get("kind", "transfer") == "transfer" and handoff:
@@ -67,7 +78,9 @@ def format_summary(result: CallResult) -> str:
     ]
     for x in result.exchanges:
         outcome = x.error or f"HTTP {x.status}"
-        lines.append(f"  {x.label:<15} POST {x.url}  {outcome}  {x.elapsed_ms:.0f} ms")
+        lines.append(f"  {x.label:<21} POST {x.url}  {outcome}  {x.elapsed_ms:.0f} ms")
+    for event in result.platform_events:
+        lines.append(f"  {event['kind']:<21} event posted by the platform ({event['event_id']})")
     for answer in result.answers:
         verbs = " ".join(f"<{v['name']}>" for v in answer["verbs"]) or "<Response/> (empty)"
         lines.append(f"  answer to {answer['label']}: {verbs}")

@@ -86,6 +86,14 @@ class WriteHandoff:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateHandoffSummary:
+    """Rewrite the summary of the handoff written for the supervised transfer (the caller's
+    last words were transcribed after it was written)."""
+
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
 class StartSupervision:
     """Run the supervised transfer of the written handoff (answers: HandoffProgress events)."""
 
@@ -98,8 +106,20 @@ class StopSupervision:
 
 
 @dataclass(frozen=True, slots=True)
+class HangUpCall:
+    """End the live call on the platform (the person's leg with it) before the socket closes:
+    the supervision is followed no more and its end is recorded with `reason`, then the call is
+    hung up through the REST API (``POST /v1/calls/{id}/hangup``)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReopenModel:
-    """Open a new model session for the call (the person left; the receptionist comes back)."""
+    """Open a new model session for the call (the person left; the receptionist comes back);
+    `earlier` (`prompts.earlier_in_call`) goes into its session instructions."""
+
+    earlier: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +177,6 @@ FLUSH_CALLER_AUDIO = FlushCallerAudio()
 CANCEL_RESPONSE = CancelResponse()
 CLOSE_MODEL = CloseModel()
 STOP_SUPERVISION = StopSupervision()
-REOPEN_MODEL = ReopenModel()
 
 Action = (
     KickPacer
@@ -170,8 +189,10 @@ Action = (
     | SendFunctionOutput
     | AddSystemMessage
     | WriteHandoff
+    | UpdateHandoffSummary
     | StartSupervision
     | StopSupervision
+    | HangUpCall
     | ReopenModel
     | TakeMessage
     | CloseModel

@@ -162,6 +162,8 @@ class CallCore:
             case m.CallerTranscript():
                 at_ms = self._speech_at.get(event.item_id, self._ms(now))
                 self.transcript.add_caller(event.text, at_ms)
+                if self.supervised is not None and self.state is CallState.HOLDING:
+                    self.supervised.refresh_summary(out)
             case m.ResponseStarted():
                 self.response = event.response_id
                 self._dog.agent_busy()
@@ -228,6 +230,12 @@ class CallCore:
 
     def _on_connected(self, now: float, out: list[a.Action]) -> None:
         self.started = now
+        self.restart_watchdog(now)
+        self._watch(now, out)
+
+    def restart_watchdog(self, now: float) -> None:
+        """Dead-air deadlines and the length limit counted from `now` (the call connected, or
+        the receptionist takes the caller back after the person left)."""
         limits = self.profile.limits
         self.watchdog = Watchdog(
             started=now,
@@ -238,7 +246,7 @@ class CallCore:
             reply_timeout=self.timeouts.reply,
             warning_lead=self.timeouts.time_warning,
         )
-        self._watch(now, out)
+        self._watch_at = None  # the next `_watch` arms the new watchdog's first deadline
 
     @property
     def _dog(self) -> Watchdog:
@@ -408,12 +416,15 @@ class CallCore:
         self._dog.agent_busy()
         self._watch(now, out)
 
-    def reopen_model(self, instructions: str, now: float, out: list[a.Action]) -> None:
-        """A new model session for the caller; its first reply follows `instructions`."""
+    def reopen_model(
+        self, instructions: str, now: float, out: list[a.Action], earlier: str = ""
+    ) -> None:
+        """A new model session for the caller, told `earlier` (the conversation before); its
+        first reply follows `instructions`."""
         self.model_link = ModelLink.CONNECTING
         self._opening = instructions
         self._enter(CallState.LISTENING)
-        out.append(a.REOPEN_MODEL)
+        out.append(a.ReopenModel(earlier))
         self._dog.agent_busy()
         self._watch(now, out)
 
@@ -429,7 +440,7 @@ class CallCore:
             outcome = self.ending.outcome if self.ending is not None else Outcome.FAILED
             log.warning("call %s: drain deadline reached", self.call_id)
             self.close_call(outcome, now, out)
-        elif timer is Timer.HOLD_REFILL or timer is Timer.INTRODUCTION:
+        elif timer in (Timer.HOLD_REFILL, Timer.INTRODUCTION, Timer.BRIDGED_LIMIT):
             if self.supervised is not None:
                 self.supervised.timer_fired(timer, now, out)
         elif self.ending is not None:

@@ -48,6 +48,8 @@ CLOSE_WAIT = 2.0
 """Longest wait for the media socket's closing handshake (seconds)."""
 PERFORM_WAIT = CLOSE_WAIT + 2.0
 """Longest wait, once the call is over, for the socket and model actions still queued."""
+HANGUP_WAIT = 2.0
+"""Longest wait for the platform to accept a hang-up before the socket is closed anyway."""
 
 
 class CallSession:
@@ -83,6 +85,7 @@ class CallSession:
         self._after_kill: list[a.Action] | None = None  # pacer actions held behind a killAudio
         self._connected_at = ""
         self._supervision: supervision.SupervisedTransfer | None = None
+        self._platform: Any = None  # the Sautikit client, once a supervision needed it
         self._handoff_id: str | None = None
         self._supervision_stopped = False  # the caller left before the supervision began
 
@@ -125,8 +128,10 @@ class CallSession:
             await self._cleanup()
         return str(self._outcome())
 
-    def _new_model(self) -> m.ModelSession:
-        instructions = prompts.session_instructions(self.profile, take_messages=True)
+    def _new_model(self, earlier: str = "") -> m.ModelSession:
+        instructions = prompts.session_instructions(
+            self.profile, take_messages=True, earlier=earlier
+        )
         return self.node.model_factory(self.profile, instructions)
 
     async def drain(self, deadline: float) -> None:
@@ -320,12 +325,22 @@ class CallSession:
                     self._queue(tail)
             elif kind is a.WriteHandoff:
                 self._spawn(self._write_handoff(action))  # type: ignore[arg-type]
+            elif kind is a.UpdateHandoffSummary:
+                summary = action.summary  # type: ignore[union-attr]
+                self._spawn(self._rewrite_summary(summary))
             elif kind is a.StartSupervision:
                 self._spawn(self._supervise(action.handoff))  # type: ignore[union-attr]
             elif kind is a.StopSupervision:
                 self._supervision_stopped = True
                 if self._supervision is not None:
                     self._supervision.caller_left()
+            elif kind is a.HangUpCall:
+                # The supervision's end (and its reason) is settled now, before the cleanup's
+                # own caller_left(); the REST hang-up waits its turn before the socket closes.
+                self._supervision_stopped = True
+                if self._supervision is not None:
+                    self._supervision.caller_left(action.reason)  # type: ignore[union-attr]
+                self._queue(action)
             elif kind is a.TakeMessage:
                 self._spawn(self._take_message(action))  # type: ignore[arg-type]
             elif kind is a.End:
@@ -403,8 +418,10 @@ class CallSession:
             case a.ReopenModel():
                 with contextlib.suppress(Exception):
                     await model.aclose()
-                self.model = self._new_model()
+                self.model = self._new_model(item.earlier)
                 self._readers.append(asyncio.create_task(self._guard(self._model_loop)))
+            case a.HangUpCall():
+                await self._hang_up()
             case a.CloseSocket():
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.ws.close(item.code), CLOSE_WAIT)
@@ -418,6 +435,9 @@ class CallSession:
         else:
             ok = await self.records.handoff(action.handoff)
         self._feed(e.HandoffWritten(ok, path))
+
+    async def _rewrite_summary(self, summary: str) -> None:
+        await self.records.handoff_summary(summary, self._handoff_id)
 
     async def _choose_path(self) -> HandoffPath:
         """Dial or supervise for this transfer: the profile's strategy and what the platform was
@@ -439,7 +459,7 @@ class CallSession:
         target = str(handoff.get("target") or "")
         label = str(handoff.get("department") or "Front desk")
         try:
-            client = await asyncio.to_thread(supervision.platform_client)
+            client = self._platform = await asyncio.to_thread(supervision.platform_client)
             transfer = self._supervision = supervision.SupervisedTransfer(
                 client=client,
                 table=self.node.table,
@@ -474,6 +494,14 @@ class CallSession:
             self._feed(e.HandoffProgress("nobody", "error"))
         finally:
             self._supervision = None
+
+    async def _hang_up(self) -> None:
+        """Ends the call on the platform; on failure the socket still closes after it."""
+        try:
+            client = self._platform or await asyncio.to_thread(supervision.platform_client)
+            await asyncio.wait_for(asyncio.to_thread(client.hangup_call, self.call_id), HANGUP_WAIT)
+        except Exception:
+            log.exception("call %s: the platform did not take the hang-up", self.call_id)
 
     async def _take_message(self, action: a.TakeMessage) -> None:
         try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from mapokezi import handoff
 from media_node import assets
 
 
@@ -42,7 +43,8 @@ class CallState(StrEnum):
     but gets no caller audio (nothing the caller says while holding is answered)."""
     BRIDGED = "bridged"
     """The person is on the call: after the receptionist's one-sentence introduction the model
-    session is closed and the node stays on the media socket, silent, until the call ends."""
+    session is closed and the node stays on the media socket, silent, until the call ends or
+    the profile's ``handoff.max_bridged_seconds`` pass (then the node hangs the call up)."""
     ENDED = "ended"
     """Over; nothing more happens."""
 
@@ -107,6 +109,8 @@ class Reason(StrEnum):
     NODE_DRAINING = "node_draining"
     MAX_DURATION = "max_duration"
     IDLE = "idle"
+    BRIDGED_LIMIT = handoff.BRIDGED_LIMIT
+    """The caller and the person talked for the profile's ``handoff.max_bridged_seconds``."""
 
 
 class HandoffKind(StrEnum):
@@ -143,6 +147,8 @@ class Timer(StrEnum):
     """Queue the next round of the hold loop before the current one runs out."""
     INTRODUCTION = "introduction"
     """Bound on the introduction (and look again whether it has played out)."""
+    BRIDGED_LIMIT = "bridged_limit"
+    """The caller and the person have talked as long as the profile allows: end the call."""
 
 
 class ClosedBy(StrEnum):

@@ -13,7 +13,15 @@ while the shell runs `media_node.supervision.SupervisedTransfer` and reports its
   and to offer to take a message. Without the model the caller hears the apology line and goes
   to the front desk (the dial path).
 - ``person_left`` (the caller stayed): a new model session is opened and its first reply says
-  the colleague left and offers more help or a message.
+  the colleague left and offers more help or a message. It is told the conversation before the
+  transfer as the caller heard it, and the note the colleague was given
+  (``prompts.earlier_in_call``), so it does not ask again; what the caller and the person said
+  to each other is not known (no model listened then). The receptionist's length limit starts
+  over from there.
+
+The bridged leg lasts at most the profile's ``handoff.max_bridged_seconds`` (from the person's
+answer): then the call is hung up on the platform and the socket closed (reason
+``bridged_limit``, outcome ``max_duration``).
 
 While holding, caller audio is not sent to the model: nothing said over the hold loop gets an
 answer, and the model's context stays as it was at the handoff. If the caller hangs up while the
@@ -28,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from media_node import prompts
 from media_node.call import actions as a
-from media_node.call.state import CallState, ModelLink, Timer
+from media_node.call.state import CallState, ModelLink, Outcome, Reason, Timer
+from media_node.call.transcript import handoff_summary
 
 if TYPE_CHECKING:
     from media_node.call.core import CallCore
@@ -73,7 +82,22 @@ class Supervised:
         self.hold_pcm = core.hold(core.rate)
         self.next_refill = now
         self._refill(now, out)
+        self.refresh_summary(out)
         out.append(a.StartSupervision(self.handoff))
+
+    def refresh_summary(self, out: list[a.Action]) -> None:
+        """Fold the caller's words transcribed after the handoff was written into its summary.
+
+        The last turn before ``transfer_to_human`` is often transcribed only after the tool
+        call; while holding no caller audio reaches the model, so nothing newer can arrive.
+        The introduction and the record then use the summary with those words.
+        """
+        reason = str(self.handoff.get("reason") or "")
+        summary = handoff_summary(reason, self.core.transcript.recent_caller_text())
+        if summary != self.handoff.get("summary"):
+            self.handoff = {**self.handoff, "summary": summary}
+            self.core.handoff = self.handoff
+            out.append(a.UpdateHandoffSummary(summary))
 
     def _refill(self, now: float, out: list[a.Action]) -> None:
         self.core.playback.play_line(self.hold_pcm)
@@ -104,6 +128,8 @@ class Supervised:
             core.metrics.time_to_person_ms = ms
             self._stop_hold(now, out)
             core.enter(CallState.BRIDGED)
+            bridged_limit = now + core.profile.handoff.max_bridged_seconds
+            out.append(a.SetTimer(Timer.BRIDGED_LIMIT, bridged_limit))
             if core.model_open:
                 self.introducing = True
                 self.introduction_limit = now + core.timeouts.handoff_line + core.timeouts.playout
@@ -122,14 +148,19 @@ class Supervised:
         elif state == PERSON_LEFT and core.state is CallState.BRIDGED:
             self.active = False
             self._stop_hold(now, out)
+            out.append(a.ClearTimer(Timer.BRIDGED_LIMIT))
             if self.introducing:
                 self.introducing = False
                 out.append(a.ClearTimer(Timer.INTRODUCTION))
-            instructions = prompts.person_left_instructions(core.profile)
+            # The receptionist's length limit (swallowed while bridged) starts over from here.
+            core.restart_watchdog(now)
+            summary = str(self.handoff.get("summary") or self.handoff.get("reason") or "")
+            earlier = prompts.earlier_in_call(core.transcript.turns(), summary)
+            instructions = prompts.person_left_instructions(core.profile, earlier)
             if core.model_open:
                 core.come_back(instructions, now, out)
             else:
-                core.reopen_model(instructions, now, out)
+                core.reopen_model(instructions, now, out, earlier)
 
     def response_done(self, now: float, out: list[a.Action]) -> None:
         """A response ended: the introduction, while it is awaited."""
@@ -141,11 +172,24 @@ class Supervised:
         core = self.core
         if timer is Timer.HOLD_REFILL and core.state is CallState.HOLDING:
             self._refill(now, out)
+        elif timer is Timer.BRIDGED_LIMIT and core.state is CallState.BRIDGED:
+            self._end_bridged(now, out)
         elif timer is Timer.INTRODUCTION and self.introducing:
             if core.response is not None and now < self.introduction_limit:
                 out.append(a.SetTimer(Timer.INTRODUCTION, self.introduction_limit))
                 return
             self._check_introduction(now, out)
+
+    def _end_bridged(self, now: float, out: list[a.Action]) -> None:
+        """The bridged leg reached its limit: the call is hung up on the platform first (closing
+        only the socket could strand the caller or send them to the front desk), then closed."""
+        core = self.core
+        log.info("call %s: the caller and the person reached the bridged limit", core.call_id)
+        self.active = False  # the hang-up ends the supervision; nothing is left to remove
+        self.introducing = False
+        out.append(a.ClearTimer(Timer.INTRODUCTION))
+        out.append(a.HangUpCall(str(Reason.BRIDGED_LIMIT)))
+        core.close_call(Outcome.MAX_DURATION, now, out)
 
     def _check_introduction(self, now: float, out: list[a.Action]) -> None:
         playback = self.core.playback

@@ -81,26 +81,28 @@ class Watchdog:
 
     def check(self, now: float) -> Deadline | None:
         """The deadline that fell due at `now`, if any (at most one per call)."""
-        elapsed = now - self.started
-        if not self.limit_reached and elapsed >= self.max_call_seconds:
+        # Each deadline is compared as the same sum `next_deadline` reports, so a timer set for
+        # that moment always finds it due (``now - started >= x`` may differ in the last bit).
+        started = self.started
+        if not self.limit_reached and now >= started + self.max_call_seconds:
             self.limit_reached = True
             return Deadline.TIME_LIMIT
-        if not self.greeted and not self.greeting_missed and elapsed >= self.greeting_timeout:
+        greeting_due = not self.greeted and not self.greeting_missed
+        if greeting_due and now >= started + self.greeting_timeout:
             self.greeting_missed = True
             return Deadline.GREETING
         if self.reply_due is not None and now >= self.reply_due:
             self.reply_due = None
             return Deadline.REPLY
-        if not self.warned and elapsed >= self.max_call_seconds - self.warning_lead:
+        if not self.warned and now >= started + self.max_call_seconds - self.warning_lead:
             self.warned = True
             return Deadline.TIME_WARNING
         if self.quiet_since is not None:
-            quiet = now - self.quiet_since
-            if not self.idle_prompted and quiet >= self.idle_prompt_seconds:
+            if not self.idle_prompted and now >= self.quiet_since + self.idle_prompt_seconds:
                 self.idle_prompted = True
                 self.quiet_since = now
                 return Deadline.IDLE_PROMPT
-            if self.idle_prompted and quiet >= self.idle_end_seconds:
+            if self.idle_prompted and now >= self.quiet_since + self.idle_end_seconds:
                 self.quiet_since = None
                 return Deadline.IDLE_END
         return None

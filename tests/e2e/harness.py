@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from doubles.openai_realtime import (
 from local.emulator import CallOptions, CallResult, JitterConfig, MediaLegResult, run_call
 from local.emulator.script import Step
 from local.stack import EXAMPLE_PROFILE
-from mapokezi.profiles import load_profile_file
+from mapokezi.profiles import Profile, load_profile_file, parse_profile
 from tests.e2e.stack_process import StackInfo, StackProcess
 
 MODEL_API_KEY = "sk-e2e-test-key"
@@ -50,6 +51,23 @@ HEARTBEAT_INTERVAL_SECONDS = 0.5
 HEARTBEAT_MAX_AGE_SECONDS = 3
 FRAME_MS = 20.0
 CALL_LIMIT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class InstructedScript(Script):
+    """A script that also follows per-response instructions, as a model does: a response whose
+    instructions contain one of ``instructed``'s keys (say, the media node's "nobody is free"
+    prompt for the scenario's profile, with or without context added) speaks that key's reply."""
+
+    instructed: dict[str, Reply] = field(default_factory=dict)
+
+    def respond(self, state: SessionState, trigger: Trigger) -> Reply:
+        """The instructed reply, else the script's."""
+        instructions = trigger.instructions or ""
+        for prompt, reply in self.instructed.items():
+            if prompt in instructions:
+                return reply
+        return super().respond(state, trigger)
 
 
 class ScenarioModel:
@@ -127,10 +145,18 @@ def _example_profile() -> dict[str, Any]:
     return _EXAMPLE
 
 
+def follows(item: Scenario, prompt: Callable[[Profile], str], reply: Reply) -> None:
+    """Make ``item``'s model answer the node's ``prompt`` (a ``media_node.prompts`` function of
+    the profile) with ``reply``; ``item.script`` must be an :class:`InstructedScript`."""
+    assert isinstance(item.script, InstructedScript)
+    item.script.instructed[prompt(parse_profile(item.profile_fields(), item.number))] = reply
+
+
 def warm_up(item: Scenario) -> None:
     """Synthesise (and cache) the speech of every line ``item``'s model may say."""
     replies = [Reply(item.greeting), item.script.greeting, item.script.fallback]
     replies += [item.script.function_follow_up, item.script.idle_prompt]
+    replies += list(getattr(item.script, "instructed", {}).values())
     for turn in item.script.turns:
         replies.append(turn.reply)
         call = turn.reply.function_call

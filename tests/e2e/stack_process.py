@@ -94,6 +94,8 @@ def _serve(cfg: StackConfig, conn: Connection) -> None:
         "crash_media_node": stack.crash_media_node,
         "start_media_node": stack.start_media_node,
         "platform_call": lambda call_id: stack.sautikit.call_view(call_id),
+        "supervision_requests": lambda *idents: _supervision_requests(stack, idents),
+        "event_deliveries": lambda call_id: _event_deliveries(stack, call_id),
         # What the messages topic delivered to the stack's inbox queue so far.
         "notifications": lambda: list(stack.notifications),
     }
@@ -111,3 +113,30 @@ def _serve(cfg: StackConfig, conn: Connection) -> None:
             conn.send(("ok", commands[command](*args)))
         except Exception as exc:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _supervision_requests(stack: LocalStack, idents: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The Sautikit double's log of ``/v1/calls/{id}/supervision`` requests for a call (by its
+    UUID or ``HD_…`` session id), in order: method, path and ``Idempotency-Key``."""
+    assert stack.sautikit is not None
+    paths = {f"/v1/calls/{ident}/supervision" for ident in idents}
+    return [
+        {
+            "method": request.method,
+            "path": request.path,
+            "idempotency_key": request.headers.get("idempotency-key"),
+        }
+        for request in list(stack.sautikit.requests)
+        if request.path in paths
+    ]
+
+
+def _event_deliveries(stack: LocalStack, call_id: str) -> list[dict[str, Any]]:
+    """The events the Sautikit double posted about a call: kind, event id and the status the
+    events URL answered."""
+    assert stack.sautikit is not None
+    return [
+        {"kind": d["kind"], "event_id": d["body"]["event_id"], "status": d["status"]}
+        for d in list(stack.sautikit.event_deliveries)
+        if d["body"]["data"].get("call_id") == call_id
+    ]

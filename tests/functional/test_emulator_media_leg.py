@@ -33,6 +33,7 @@ from local.emulator.call import run_call
 from local.emulator.media_leg import DRACHTIO, JAMBONZ, MediaLeg
 from local.emulator.options import CallOptions
 from local.emulator.pacing import JitterConfig, SendSchedule
+from local.emulator.person import PERSON_AUDIO
 from local.emulator.playout import PlayoutBuffer, PlayoutConfig
 from local.emulator.report import format_summary
 from local.emulator.script import CALLER_AUDIO_DIR, BargeIn, CallerTrack, Say, parse_script
@@ -704,6 +705,83 @@ async def test_no_restream_post_models_the_field_finding() -> None:
         == hmac.new(b"k", urlencode(first).encode(), hashlib.sha256).hexdigest()
     )
     assert api.requests == []
+
+
+async def test_stream_stopped_copies_then_a_rescue_is_heard_after_the_silence(
+    tmp_path: Path,
+) -> None:
+    """stream-stopped is sent three times at once, and as an event to the events URL; then, as
+    the Lambda side's rescue would, a supervision of the call starts here. ``--out`` gets what
+    the stream played, the silence the caller sat through since the stream ended, then the
+    person's voice."""
+    heard_wav = tmp_path / "heard.wav"
+
+    def stopped(app: FakeApp) -> bool:
+        return any(f.get("StreamEvent") == "stream-stopped" for _, f, _ in app.posts)
+
+    async with asyncio.timeout(30), call_stack() as (app, api):
+        api.events_url = f"{app.base}/events"
+        options = CallOptions(
+            voice_url=f"{app.base}/voice",
+            steps=parse_script("wait-reply 0.3; say wait_stop; wait-reply 0.3 timeout 5"),
+            restream_post=False,
+            stream_stopped_copies=3,
+            stream_stopped_event=True,
+            sautikit_api_url=api.url,
+            call_record_url=app.base,
+            record_wait_seconds=2,
+            heard_wav=str(heard_wav),
+            rescue_wait_seconds=10,
+        )
+
+        async def rescue() -> None:
+            for _ in range(400):
+                if stopped(app):
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # a grace period before the rescue
+            supervisor = {"type": "phone", "number": "+254722000111"}
+            call_id = app.posts[0][1]["CallId"]
+            api.supervision.start(call_id, {"mode": "barge", "supervisor": supervisor}, "r-1")
+
+        result, _ = await asyncio.gather(run_call(options), rescue())
+
+    assert result.ok, result.errors
+    copies = [(p, f) for p, f, _ in app.posts if f.get("StreamEvent") == "stream-stopped"]
+    assert len(copies) == 3 and all(copy == copies[0] for copy in copies)
+    labels = [x.label for x in result.exchanges if x.label.startswith("stream-stopped")]
+    assert labels == ["stream-stopped", "stream-stopped-copy-1", "stream-stopped-copy-2"]
+    assert app.states() == [None, "Completed"]  # never re-POSTed
+    (event,) = [d for d in api.event_deliveries if d["kind"] == "call.stream.stopped"]
+    assert (event["kind"], event["url"], event["status"]) == (
+        "call.stream.stopped",
+        f"{app.base}/events",
+        200,
+    )
+    assert event["body"]["data"]["callSessionState"] == "StreamStopped"
+    assert event["body"]["data"]["call_id"] == app.posts[0][1]["CallId"]
+    assert result.platform_events == [
+        {"kind": "call.stream.stopped", "event_id": event["body"]["event_id"]}
+    ]
+    person = result.person
+    assert person is not None and person["final_state"] == "connected", person
+
+    media = result.media
+    assert media is not None
+    heard, rate = read_wav(heard_wav)
+    streamed = np.frombuffer(media.heard_pcm, dtype="<i2")
+    voice = np.frombuffer(load_mono(PERSON_AUDIO, rate), dtype="<i2")
+    assert heard[: len(streamed)].tolist() == streamed.tolist()
+    assert heard[len(heard) - len(voice) :].tolist() == voice.tolist()
+    silence = heard[len(streamed) : len(heard) - len(voice)]
+    assert not silence.any()
+    # At least the grace period and the ring (0.2 s, then 1 s to answer) went by in silence.
+    assert len(silence) / rate >= 1.5
+    assert person["silent_seconds"] == pytest.approx(len(silence) / rate, abs=0.01)
+    summary = format_summary(result)
+    assert "the caller heard the person (3.91 s)" in summary
+    assert f"after {person['silent_seconds']:g} s of silence since the stream ended" in summary
+    assert "stream-stopped-copy-2" in summary
 
 
 async def test_rate_and_track_overrides_say_they_simulate_a_mismatch() -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from doubles.gemini_live import GeminiLiveDouble
 from doubles.openai_realtime import FunctionCall, Pacing, Reply, Script, Turn
+from doubles.sautikit_api import SautikitApiDouble
 from local.emulator.wav import load_mono
 from mapokezi import store
 from mapokezi.profiles import Limits, ModelChoice, Profile
@@ -32,6 +33,7 @@ from tests.functional.test_call_session import (
     apology_heard,
     make_profile,
 )
+from tests.functional.test_supervised_call import api, supervise_script  # noqa: F401
 
 pytestmark = pytest.mark.asyncio
 
@@ -331,3 +333,32 @@ async def test_provider_without_a_key_gets_the_apology(
     assert h.record()["handoff"]["reason"] == "model_unavailable"
     assert any(reason in r.getMessage() for r in caplog.records)
     assert not h.double.connections
+
+
+# --- a supervised transfer --------------------------------------------------------------------
+
+
+async def test_the_session_after_the_person_left_knows_the_conversation(
+    make_harness: Any,
+    api: SautikitApiDouble,  # noqa: F811
+) -> None:
+    api.supervision.set_person(ring_after=0.2, answer_after=0.5, ring_timeout=30)
+    h = await make_harness(supervise_script())
+    h.profile = dataclasses.replace(
+        h.profile, handoff=dataclasses.replace(h.profile.handoff, strategy="supervise")
+    )
+    caller = await h.call()
+    await caller.quiet_after_audio()
+    await caller.say("transfer_yes")
+    first = await h.double.wait_for_connection(0)
+    async with asyncio.timeout(25):
+        await first.wait_for(lambda c: c.closed, timeout=20)  # bridged: the model is closed
+    api.supervision.person_acts(CALL_ID, "hangup")
+    second = await h.double.wait_for_connection(1, timeout=15)
+    assert second.setup is not None and first.setup is not None
+    system = second.setup["systemInstruction"]["parts"][0]["text"]
+    assert "The colleague was told: Wants to book a cleaning." in system
+    assert "Caller: Can I book a cleaning?" in system
+    assert "The colleague was told" not in first.setup["systemInstruction"]["parts"][0]["text"]
+    await caller.stop()
+    assert await h.outcome() == "caller_hangup"

@@ -322,3 +322,42 @@ def test_a_connection_an_event_reported_first_is_counted_once(rig: Rig) -> None:
     ]
     connected = [d for o in counted for d in o.decisions if isinstance(d, handoff.PersonConnected)]
     assert len(connected) == 1 and connected[0].time_to_person_ms > 0
+
+
+def test_a_rescued_call_is_hung_up_at_the_bridged_limit(rig: Rig) -> None:
+    from mapokezi.sautikit_api import SautikitClient
+
+    client = SautikitClient(rig.api.url, DEFAULT_API_KEY)
+    queued: list[rescue.RescueJob] = []
+
+    def enqueue(job: rescue.RescueJob, *, delay_seconds: float) -> None:
+        queued.append(job)
+
+    rig.api.supervision.set_person(behaviour="manual")
+    rescue.run_job(
+        rescue.RescueJob(CALL, rescue.STEP_CHECK), table=rig.table, client=client, enqueue=enqueue
+    )
+    rig.api.supervision.person_acts(CALL, "answer")
+    connected = rescue.run_job(queued[-1], table=rig.table, client=client, enqueue=enqueue)
+    assert handoff_of(rig)["state"] == "connected", connected.action
+    connected_at = handoff.last_change_at(handoff_of(rig)["changes"], "connected")
+    assert connected_at is not None
+    limit = profile().handoff.max_bridged_seconds
+
+    def follow_at(at: float) -> rescue.RescueOutcome:
+        return rescue.run_job(
+            queued[-1], table=rig.table, client=client, enqueue=enqueue, now=lambda: at
+        )
+
+    assert follow_at(connected_at + limit - 30).action == "polled"  # still talking
+    assert not [r for r in rig.api.requests if r.path.endswith("/hangup")]
+    assert follow_at(connected_at + limit + 1).action == "bridged_limit"
+    assert [r.path for r in rig.api.requests if r.path.endswith("/hangup")] == [
+        f"/v1/calls/{CALL}/hangup"
+    ]
+    ended = handoff_of(rig)
+    assert ended["state"] == "ended" and ended["changes"][-1]["reason"] == "bridged_limit"
+    assert ended["rescue_closed"] is True
+    # The person took the call: nobody is told of a missed caller.
+    notices = rig.sqs.receive_message(QueueUrl=rig.inbox, WaitTimeSeconds=1).get("Messages")
+    assert not notices

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -89,6 +91,55 @@ def complete(api: SautikitApiDouble, call_id: str, **body: Any) -> dict[str, Any
 def test_binds_to_loopback_on_an_ephemeral_port(api: SautikitApiDouble) -> None:
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", api.url)
     assert not api.url.endswith(":0")
+
+
+def test_any_call_event_is_posted_to_the_events_url_like_its_own() -> None:
+    received: list[tuple[dict[str, Any], dict[str, str]]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append((body, {k.lower(): v for k, v in self.headers.items()}))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    events_url = f"http://127.0.0.1:{server.server_address[1]}/events"
+    try:
+        with SautikitApiDouble(events_url=events_url, webhook_secret="s") as api:
+            call = register(api)
+            url = f"{api.url}/_double/calls/{call['session_id']}/events"
+            body = {"kind": "call.stream.stopped", "data": {"callSessionState": "StreamStopped"}}
+            status, reply, _ = http("POST", url, body, key=None)
+            assert status == 202
+            for _ in range(100):
+                if api.event_deliveries and api.event_deliveries[0]["status"] is not None:
+                    break
+                time.sleep(0.02)
+            (delivery,) = api.event_deliveries
+            assert delivery["status"] == 204
+            # Bad requests are refused and send nothing.
+            assert http("POST", url, {"data": {}}, key=None)[0] == 400
+            assert http("POST", url, {"kind": "x", "data": [1]}, key=None)[0] == 400
+            missing = f"{api.url}/_double/calls/HD_000000000000/events"
+            assert http("POST", missing, body, key=None)[0] == 404
+            assert len(api.event_deliveries) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    ((envelope, headers),) = received
+    assert envelope["kind"] == "call.stream.stopped"
+    assert envelope["event_id"] == reply["event_id"] == headers["x-sautikit-event-id"]
+    assert envelope["data"] == {
+        "call_id": call["id"],
+        "session_id": call["session_id"],
+        "callSessionState": "StreamStopped",
+    }
+    assert headers["x-sautikit-signature"].startswith("t=")
 
 
 @pytest.mark.parametrize("key", [None, "wrong-key"])

@@ -145,3 +145,62 @@ async def test_nobody_free_then_a_message_is_taken(
     await caller.stop()
     assert await h.outcome() == "caller_hangup"
     assert h.record()["metrics"]["handoffs_failed"] == 1
+
+
+async def test_the_bridged_leg_is_hung_up_at_its_limit(
+    make_harness: Any,  # noqa: F811
+    api: SautikitApiDouble,
+) -> None:
+    api.supervision.set_person(ring_after=0.2, answer_after=0.5, ring_timeout=30)
+    h = await make_harness(supervise_script())
+    # Profiles allow a minute at least; two seconds keeps the test short.
+    h.profile = dataclasses.replace(
+        h.profile,
+        handoff=dataclasses.replace(h.profile.handoff, strategy="supervise", max_bridged_seconds=2),
+    )
+    caller = await h.call()
+    await caller.quiet_after_audio()
+    await caller.say("transfer_yes")
+    async with asyncio.timeout(30):
+        await caller.closed.wait()
+    # The platform was told to hang up before the node closed the stream.
+    hangups = [r for r in api.requests if r.method == "POST" and r.path.endswith("/hangup")]
+    assert [r.path for r in hangups] == [f"/v1/calls/{CALL_ID}/hangup"]
+    assert await h.outcome() == "max_duration"
+    record = h.record()
+    assert record["media"]["close"] == {"code": 1000, "by": "node", "reason": ""}
+    changes = record["handoff"]["changes"]
+    states = [c["state"] for c in changes]  # a poll may see the person answer before ringing
+    assert states[0] == "requested" and states[-2:] == ["connected", "ended"]
+    assert changes[-1]["reason"] == "bridged_limit"
+    assert [r for r in api.requests if r.method == "DELETE"] == []  # hung up, not removed
+
+
+async def test_after_the_person_leaves_the_new_session_knows_the_conversation(
+    make_harness: Any,  # noqa: F811
+    api: SautikitApiDouble,
+) -> None:
+    api.supervision.set_person(ring_after=0.2, answer_after=0.5, ring_timeout=30)
+    h = await make_harness(supervise_script())
+    h.profile = dataclasses.replace(
+        h.profile, handoff=dataclasses.replace(h.profile.handoff, strategy="supervise")
+    )
+    caller = await h.call()
+    await caller.quiet_after_audio()
+    await caller.say("transfer_yes")
+    first = h.double.sessions[0]
+    async with asyncio.timeout(20):
+        await first.wait_for(lambda s: s.closed, timeout=15)  # bridged: the model is closed
+    api.supervision.person_acts(CALL_ID, "hangup")
+    second = await h.double.wait_for_session(1, timeout=15)
+    await second.wait_for(lambda s: len(s.responses) >= 1, timeout=10)
+    opening = second.responses[0].trigger.instructions or ""
+    assert "Your colleague has left the call" in opening
+    # The caller's words as transcribed, the greeting they heard, and the colleague's note.
+    assert "Caller: Can I book a cleaning?" in opening
+    assert "The colleague was told: Wants to book a cleaning." in opening
+    # Its session instructions (every later reply) carry the same.
+    assert "Caller: Can I book a cleaning?" in second.config["instructions"]
+    assert "Caller: Can I book a cleaning?" not in first.config["instructions"]
+    await caller.stop()
+    assert await h.outcome() == "caller_hangup"

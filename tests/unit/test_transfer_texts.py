@@ -76,3 +76,45 @@ def test_emulator_summary_shows_path_time_to_person_and_message() -> None:
     assert "supervision sup_1: connecting @3.1 s -> ringing @3.3 s -> connected @4.4 s" in text
     assert "Transfer: path rescue, state ended, time to a person 4.2 s" in text
     assert "Message taken: Amina (+254722000111, high): Call me" in text
+
+
+def turn(role: str, text: str) -> dict[str, object]:
+    return {"role": role, "text": text, "at_ms": 0}
+
+
+def test_a_new_session_is_told_the_conversation_before_and_the_note() -> None:
+    earlier = prompts.earlier_in_call(
+        [
+            turn("agent", "Karibu, how can I help?"),
+            turn("caller", "I'm Amina; I'd like a cleaning on Saturday."),
+            turn("agent", ""),  # a line with no transcript says nothing
+            turn("agent", "Connecting you now."),
+        ],
+        'Wants a cleaning. Caller said: "I\'m Amina"',
+    )
+    lines = earlier.splitlines()
+    assert lines[1:] == [
+        "You: Karibu, how can I help?",
+        "Caller: I'm Amina; I'd like a cleaning on Saturday.",
+        "You: Connecting you now.",
+        'The colleague was told: Wants a cleaning. Caller said: "I\'m Amina"',
+    ]
+    assert "Do not ask again" in lines[0]
+    for instructions in (
+        prompts.session_instructions(PROFILE, take_messages=True, earlier=earlier),
+        prompts.person_left_instructions(PROFILE, earlier),
+    ):
+        assert instructions.endswith(earlier)
+    assert prompts.earlier_in_call([], "") == ""
+    assert prompts.session_instructions(PROFILE, earlier="") == prompts.session_instructions(
+        PROFILE
+    )
+
+
+def test_a_long_call_keeps_its_latest_turns_within_the_bound() -> None:
+    turns = [turn("caller" if i % 2 else "agent", f"turn {i} " + "word " * 40) for i in range(200)]
+    earlier = prompts.earlier_in_call(turns, "Wants a cleaning. " + "x" * 3000)
+    assert len(earlier) <= prompts.EARLIER_MAX_CHARS
+    assert "turn 199 " in earlier and "turn 0 " not in earlier
+    assert "(earlier turns left out)" in earlier
+    assert earlier.splitlines()[-1].startswith("The colleague was told: Wants a cleaning.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mapokezi.handoff import HandoffPath
+from mapokezi.profiles import HandoffSettings, Profile
 from media_node import prompts
 from media_node.assets import load_hold
 from media_node.call import actions as a
@@ -12,7 +13,7 @@ from media_node.call import events as e
 from media_node.call.state import CallState, ClosedBy, ModelLink, Outcome, Timer
 from media_node.call.supervised import HOLD_LEAD
 from media_node.models import base as m
-from tests.unit.call.driver import Driver
+from tests.unit.call.driver import Driver, make_profile
 
 TRANSFER = m.FunctionCall(
     "r2",
@@ -28,9 +29,9 @@ MESSAGE = {
 FRAME_S = 0.02
 
 
-def holding(line_ms: int = 1200) -> Driver:
+def holding(line_ms: int = 1200, profile: Profile | None = None) -> Driver:
     """A call whose supervised transfer's line has played: it holds while the person is rung."""
-    d = Driver()
+    d = Driver(profile)
     d.greeted()
     d.caller_turn("Can I book a cleaning?")
     d.feed(m.ResponseStarted("r2"))
@@ -196,11 +197,18 @@ def test_the_person_leaves_and_a_new_model_session_takes_the_caller_back() -> No
     assert d.core.model_link is ModelLink.GONE
     d.advance(120.0)
     out = d.feed(e.HandoffProgress("person_left"))
-    assert out[-1:] == [a.REOPEN_MODEL] or a.REOPEN_MODEL in out
+    (reopen,) = d.of(a.ReopenModel, out)
     assert d.core.state is CallState.LISTENING and not d.core.caller_frame()
+    # The new session is told the conversation before the transfer, as the caller heard it,
+    # and the note the colleague was given.
+    earlier = reopen.earlier
+    greeting, asked = "You: Karibu, how can I help?", "Caller: Can I book a cleaning?"
+    assert greeting in earlier and earlier.index(greeting) < earlier.index(asked)
+    assert f"The colleague was told: {d.core.handoff['summary']}" in earlier
     d.feed(e.ModelConnected())
     out = d.feed(m.SessionReady())
-    assert out == [a.CreateResponse(prompts.person_left_instructions(d.profile))]
+    assert out == [a.CreateResponse(prompts.person_left_instructions(d.profile, earlier))]
+    assert "Can I book a cleaning?" in out[0].instructions  # its first reply knows it too
     assert d.core.caller_frame()
 
 
@@ -208,10 +216,10 @@ def test_the_person_leaves_during_the_introduction() -> None:
     d = holding()
     d.feed(e.HandoffProgress("connected", time_to_person_ms=4000))
     out = d.feed(e.HandoffProgress("person_left"))
-    assert d.of(a.CreateResponse, out) == [
-        a.CreateResponse(prompts.person_left_instructions(d.profile))
-    ]
-    assert a.REOPEN_MODEL not in out and d.core.model_link is ModelLink.OPEN
+    (come_back,) = d.of(a.CreateResponse, out)
+    assert come_back.instructions.startswith(prompts.person_left_instructions(d.profile))
+    assert "Caller: Can I book a cleaning?" in come_back.instructions
+    assert d.of(a.ReopenModel, out) == [] and d.core.model_link is ModelLink.OPEN
 
 
 def test_a_model_lost_while_holding_ends_with_the_apology_when_nobody_comes() -> None:
@@ -241,3 +249,109 @@ def test_failure_endings_never_choose_a_path() -> None:
     out = d.feed(m.ModelClosed(1011, "gone"))
     (write,) = d.of(a.WriteHandoff, out)
     assert not write.choose_path
+
+
+def bridged(max_bridged_seconds: int) -> Driver:
+    """A call whose person answered and heard the introduction; the model is closed."""
+    d = holding(
+        profile=make_profile(handoff=HandoffSettings(max_bridged_seconds=max_bridged_seconds))
+    )
+    assert d.profile.limits.max_call_seconds == 900  # shorter than the bridged limit
+    d.feed(e.HandoffProgress("connected", time_to_person_ms=3000))
+    d.say("r4", "i4", 1000)
+    d.advance(2.0)
+    assert d.core.model_link is ModelLink.GONE
+    return d
+
+
+def test_the_bridged_leg_is_hung_up_at_its_limit_not_at_the_receptionists() -> None:
+    d = bridged(1200)
+    connected_at = next(x.at for x in d.of(a.SetTimer) if x.timer is Timer.BRIDGED_LIMIT) - 1200
+    d.advance_to(connected_at + 1199.0)  # past the receptionist's 900 s: they may talk on
+    assert d.of(a.End) == [] and d.of(a.HangUpCall) == []
+    assert d.core.state is CallState.BRIDGED
+    mark = len(d.log)
+    d.advance_to(connected_at + 1200.5)
+    out = d.log[mark:]
+    # The platform hangs the call up first (the person's leg with it), then the socket closes.
+    assert d.of(a.HangUpCall, out) == [a.HangUpCall("bridged_limit")]
+    assert out.index(a.HangUpCall("bridged_limit")) < out.index(a.CloseSocket(1000))
+    assert a.STOP_SUPERVISION not in out  # the hang-up ends the supervision
+    assert out[-1] == a.End(Outcome.MAX_DURATION)
+    assert d.of(a.WriteHandoff, out) == []  # the supervised handoff is not overwritten
+    outcome, media, _, _ = d.core.final_record(d.now)
+    assert outcome is Outcome.MAX_DURATION and media["close"]["code"] == 1000
+
+
+def test_the_person_leaving_clears_the_bridged_limit_and_restarts_the_receptionists() -> None:
+    d = bridged(1200)
+    d.advance(1000.0)  # longer than the receptionist's own 900 s
+    out = d.feed(e.HandoffProgress("person_left"))
+    assert a.ClearTimer(Timer.BRIDGED_LIMIT) in out and Timer.BRIDGED_LIMIT not in d.timers
+    assert d.core.watchdog is not None and d.core.watchdog.started == d.now
+    d.feed(e.ModelConnected())
+    d.feed(m.SessionReady())
+    d.say("r5", "i5", 1500)  # "My colleague has left; anything else?"
+    left_at, mark = d.now, len(d.log)
+    turn = 0
+    while not d.of(a.WriteHandoff, d.log[mark:]):  # the caller keeps talking; it answers
+        turn += 1
+        d.advance(6.0)
+        d.caller_turn(f"One more question, number {turn}.", item_id=f"c{turn}")
+        d.say(f"r-{turn}", f"i-{turn}", 2000)
+        assert d.now - left_at < 1000, "the receptionist's length limit never came"
+    (write,) = d.of(a.WriteHandoff, d.log[mark:])
+    # Its limit counted from when it took the caller back, not from the call's start.
+    assert write.handoff["reason"] == "max_duration"
+    assert d.now - left_at == pytest.approx(900, abs=10)
+
+
+def transfer_before_the_transcript(d: Driver) -> None:
+    """The caller asks; the model calls transfer_to_human before their words are transcribed."""
+    d.greeted()
+    d.caller_turn("Hello.", item_id="c0")
+    d.feed(m.SpeechStarted("c1"))
+    d.advance(1.5)
+    d.feed(m.SpeechStopped("c1"))
+    d.feed(m.ResponseStarted("r2"))
+    d.feed(TRANSFER)
+    d.feed(m.ResponseDone("r2", "completed"))
+    d.feed(e.HandoffWritten(True, HandoffPath.SUPERVISE))
+    assert "Saturday" not in d.core.handoff["summary"]
+
+
+def test_late_caller_words_while_holding_reach_the_introduction_and_the_record() -> None:
+    d = Driver()
+    transfer_before_the_transcript(d)
+    d.say("r3", "i3", 1200)
+    assert d.core.state is CallState.HOLDING
+    assert d.of(a.UpdateHandoffSummary) == []  # nothing new yet
+    d.advance(2.0)
+    out = d.feed(m.CallerTranscript("c1", "I need a cleaning on Saturday morning."))
+    (update,) = d.of(a.UpdateHandoffSummary, out)
+    assert update.summary.startswith("Wants a cleaning.")
+    assert "I need a cleaning on Saturday morning." in update.summary
+    assert d.core.handoff["summary"] == update.summary
+    out = d.feed(e.HandoffProgress("connected", time_to_person_ms=5000))
+    (introduction,) = d.of(a.CreateResponse, out)
+    assert introduction == a.CreateResponse(
+        prompts.introduction_instructions(d.profile, update.summary)
+    )
+    # Once the person is on the line the summary stays the one they were introduced with.
+    assert d.of(a.UpdateHandoffSummary, d.feed(m.CallerTranscript("c9", "Thanks."))) == []
+
+
+def test_late_caller_words_during_the_handoff_line_are_folded_in_when_holding_starts() -> None:
+    d = Driver()
+    transfer_before_the_transcript(d)
+    d.feed(m.ResponseStarted("r3"))
+    d.feed(m.CallerTranscript("c1", "It's about Saturday."))  # while the line is generated
+    assert d.of(a.UpdateHandoffSummary) == [] and d.core.state is CallState.ENDING
+    d.feed(m.AudioDelta("r3", "i3", bytes(1200 * 48)))
+    d.feed(m.AudioDone("r3", "i3"))
+    out = d.feed(m.ResponseDone("r3", "completed"))
+    assert d.core.state is CallState.HOLDING
+    (update,) = d.of(a.UpdateHandoffSummary, out)
+    assert "It's about Saturday." in update.summary
+    (start,) = d.of(a.StartSupervision, out)
+    assert start.handoff["summary"] == update.summary
