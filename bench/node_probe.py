@@ -6,17 +6,17 @@ arrival if later, the frame went out) lands in a 0.1 ms-bin histogram. The wrapp
 Python call per release and an integer increment per frame.
 
 It also measures the inbound hop inside the node, in two histograms of the same bins: from the
-moment a caller frame's bytes were parsed off the media socket (websockets' ``Assembler.put``,
-inside the transport's ``data_received``) to the moment the append carrying its audio was
-written to the model socket. ``hop`` is that time for the frame that completes an uplink block
-(the figure the bench's end-to-end hop attributes each append to); ``hop_block_start`` is it for
-the block's first frame, which also waits for the rest of its block (about 20 ms at the default
-40 ms appends). What this cannot see is the time a frame waits in the kernel before the node's
-loop reads it (a busy or throttled node); the bench's end-to-end hop includes that, and the
-probe's per-call timelines split it: for a sample of each call's caller frames (every
-`TIMELINE_STRIDE`-th) and appends since the window started, when each was parsed or written, by
-index since the call began, so the bench pairs them with the generator's send times and the
-double's receive times (``bench.capacity``). Control by signal:
+moment a caller frame's bytes were parsed off the media socket (the server connection's
+``process_event``, inside the transport's ``data_received``) to the moment the append carrying
+its audio was written to the model socket. ``hop`` is that time for the frame that completes
+an uplink block (the frame the bench's end-to-end hop attributes each append to);
+``hop_block_start`` is it for the block's first frame, which also waits for the rest of its
+block (about 20 ms at the default 40 ms appends). What this cannot see is the time a frame
+waits in the kernel before the node's loop reads it (a busy or throttled node); the bench's
+end-to-end hop includes that, and the probe's per-call timelines split it: for a sample of each
+call's caller frames (every `TIMELINE_STRIDE`-th) and appends since the window started, when
+each was parsed or written, by index since the call began, so the bench pairs them with the
+generator's send times and the double's receive times (``bench.capacity``). Control by signal:
 
 - ``SIGUSR1``: forget the frames counted so far (the measurement window starts);
 - ``SIGUSR2``: write the histogram as JSON to ``$BENCH_PROBE_PATH``.
@@ -77,6 +77,7 @@ def _wrap_release() -> None:
 
 
 TIMELINE_STRIDE = 8
+APPEND_STRIDE = TIMELINE_STRIDE // 2
 TIMELINE_SIZE = 250
 """Every 8th caller frame (and every 4th append: the same instants at 40 ms appends) is timed,
 at most 250 of each per call after a reset: 40 s of a call at 8 bytes a time, about 4 KB per
@@ -127,9 +128,6 @@ class _CallTimeline:
             "appends_stride": APPEND_STRIDE,
             "appends": [round(t, 6) for t in self.appends],
         }
-
-
-APPEND_STRIDE = TIMELINE_STRIDE // 2
 
 
 _timelines: dict[str, _CallTimeline] = {}
