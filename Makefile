@@ -15,6 +15,8 @@ IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 ECR_REPO ?= mapokezi-media-node
 MEDIA_NODE_IMAGE_URI ?=
 DEPLOY_PARAMS ?=
+# The Lambda runtime's Python: it compiles functions/ to .pyc before deploying (see deploy).
+LAMBDA_PYTHON ?= python3.12
 # Test files run in parallel processes: most tests wait on real-time audio, not the CPU.
 PYTEST_WORKERS ?= 4
 PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
@@ -76,6 +78,12 @@ PARAM_OVERRIDES = $(strip $(if $(MEDIA_NODE_IMAGE_URI),MediaNodeImageUri=$(MEDIA
 deploy: $(STAMP) ## sam deploy (MEDIA_NODE_IMAGE_URI=... from `make image`, DEPLOY_PARAMS="K=V ...")
 	@command -v sam >/dev/null || { echo "sam CLI not found: pip install aws-sam-cli (see README)"; exit 1; }
 	rm -rf .aws-sam  # a stale build template would silently win over template.yaml
+	@# Lambda cannot write .pyc files (the task root is read-only), so without these every cold
+	@# start compiles the sources again. Checked-hash: a stale .pyc is recompiled, never run.
+	@if command -v $(LAMBDA_PYTHON) >/dev/null; then \
+	  find functions -name __pycache__ -prune -exec rm -rf {} +; \
+	  $(LAMBDA_PYTHON) -m compileall -q --invalidation-mode checked-hash functions; \
+	else echo "warning: $(LAMBDA_PYTHON) not found; deploying without .pyc (slower cold starts)"; fi
 	sam deploy --template-file template.yaml --stack-name $(STACK_NAME) --region $(AWS_REGION) \
 	  --resolve-s3 --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
 	  --no-fail-on-empty-changeset $(if $(PARAM_OVERRIDES),--parameter-overrides $(PARAM_OVERRIDES))

@@ -72,7 +72,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--instructions",
         action="store_true",
         help="frames: also count instructions per frame with valgrind's callgrind (slow: "
-        "about a minute per variant; apt-get install valgrind)",
+        "about a minute per variant; apt-get install valgrind); serverless: also count each "
+        "cold start's instructions with cachegrind (about ten minutes)",
     )
     parser.add_argument(
         "--lambda-python",
@@ -222,7 +223,9 @@ def run_part(part: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     if part == "serverless":
         from bench import serverless
 
-        return serverless.run(quick=args.quick, python=args.lambda_python)
+        return serverless.run(
+            quick=args.quick, python=args.lambda_python, instructions=args.instructions
+        )
     if part == "audio":
         from bench import audio_quality
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -17,9 +17,10 @@ from botocore.exceptions import ClientError
 
 from calls_api.filters import FilterError, parse_filters
 from mapokezi import config, store
+from serverless import tracing
 
 logger = Logger()
-tracer = Tracer()
+tracer = tracing.make_tracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 

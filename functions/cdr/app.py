@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -26,10 +26,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mapokezi import config, store
 from mapokezi.sautikit_api import SautikitApiError, SautikitClient
-from serverless import cdr_fetch, cdr_jobs
+from serverless import cdr_fetch, cdr_jobs, tracing
 
 logger = Logger()
-tracer = Tracer()
+tracer = tracing.make_tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -3,8 +3,9 @@
 Plain settings come from environment variables (names are a stable interface, see the README).
 Secrets come from the variable of that name when set, else from Secrets Manager through
 ``<NAME>_ARN``; fetched values are cached for a few minutes so a warm Lambda or the media node
-does not call Secrets Manager per request. boto3 honours ``AWS_ENDPOINT_URL``, which is how the
-local stack points every client at moto.
+does not call Secrets Manager per request. AWS clients come from one shared session
+(:mod:`mapokezi.aws_session`); boto3 honours ``AWS_ENDPOINT_URL``, which is how the local stack
+points every client at moto.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import boto3
+from mapokezi import aws_session
 
 SECRET_NAMES = (
     "OPENAI_API_KEY",
@@ -187,15 +188,21 @@ def clear_secret_cache() -> None:
         _secret_cache.clear()
 
 
+def aws_client(service: str) -> Any:
+    """A new boto3 client for ``service`` from the process's shared session."""
+    session: Any = aws_session.shared_session()  # the stubs type clients per literal name
+    return session.client(service)
+
+
 @cache
 def secrets_client() -> Any:
     """A shared Secrets Manager client (created on first use, reused while warm)."""
-    return boto3.client("secretsmanager")
+    return aws_client("secretsmanager")
 
 
 @cache
 def _dynamodb() -> Any:
-    return boto3.resource("dynamodb")
+    return aws_session.shared_session().resource("dynamodb")
 
 
 def dynamodb_table(name: str) -> Any:
@@ -213,4 +220,5 @@ def reset_aws_clients() -> None:
     """Drop cached boto3 clients, so the next use picks up a new endpoint or a fresh moto mock."""
     secrets_client.cache_clear()
     _dynamodb.cache_clear()
+    aws_session.shared_session.cache_clear()
     clear_secret_cache()

@@ -196,12 +196,20 @@ def person_leg_cost(cdr: Mapping[str, Any]) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class SupervisionPolicy:
-    """Timings of one supervision attempt (seconds)."""
+    """Timings of one supervision attempt (seconds).
+
+    The platform's supervision events reach only the events function, so the node follows the
+    supervision by polling it. While the person is rung the caller hears the hold loop, so a
+    poll every two seconds at most is enough to cut it soon after the answer; once connected a
+    poll every ``connected_poll`` bounds how long the caller may sit in silence after the person
+    leaves (the hold loop starts as soon as the node knows).
+    """
 
     ring_timeout: float = 30.0
-    first_poll: float = 1.0
+    first_poll: float = 0.5
     poll_backoff: float = 1.5
-    max_poll: float = 5.0
+    max_poll: float = 2.0
+    connected_poll: float = 0.75
     start_retries: int = 2
 
     @classmethod
@@ -429,7 +437,7 @@ class SupervisionTracker:
 
     def _schedule_poll(self, now: float) -> None:
         if self.state == CONNECTED:
-            interval = self.policy.max_poll  # only to notice the person leaving
+            interval = self.policy.connected_poll  # only to notice the person leaving
         else:
             interval = self._poll_interval
             self._poll_interval = min(self.policy.max_poll, interval * self.policy.poll_backoff)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from mapokezi import keys, store
+from mapokezi import config, keys, store
 from mapokezi.profiles import E164
 
 if TYPE_CHECKING:
@@ -251,9 +251,7 @@ def publish(
     if not arn:
         return None
     if sns_client is None:
-        import boto3
-
-        sns_client = boto3.client("sns")
+        sns_client = config.aws_client("sns")
     subject, text = notification(message)
     response = sns_client.publish(
         TopicArn=arn,

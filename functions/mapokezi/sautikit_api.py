@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import cache
 from typing import Any
 
 from mapokezi import config
@@ -351,7 +352,7 @@ class SautikitClient:
         request.add_header("Authorization", f"Bearer {self.api_key}")
         request.add_header("User-Agent", _USER_AGENT)
         try:
-            with _NO_REDIRECTS.open(request, timeout=self.timeout) as response:
+            with _no_redirects_opener().open(request, timeout=self.timeout) as response:
                 status, raw = response.status, response.read()
                 headers = {k.lower(): v for k, v in response.headers.items()}
         except urllib.error.HTTPError as exc:
@@ -522,7 +523,11 @@ class _KeepRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_NO_REDIRECTS = urllib.request.build_opener(_KeepRedirects)
+@cache
+def _no_redirects_opener() -> urllib.request.OpenerDirector:
+    # Built on first use: its HTTPS context loads the CA store, tens of milliseconds that a
+    # Lambda cold start which never calls the platform should not pay.
+    return urllib.request.build_opener(_KeepRedirects)
 
 
 def response_retry_after(response: ApiResponse) -> float | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -23,10 +23,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mapokezi import config
 from mapokezi import handoff as h
 from mapokezi.sautikit_api import SautikitApiError, SautikitClient
-from serverless import rescue
+from serverless import rescue, tracing
 
 logger = Logger()
-tracer = Tracer()
+tracer = tracing.make_tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 

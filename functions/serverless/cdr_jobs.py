@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 
-from mapokezi import store
+from mapokezi import config, store
 from mapokezi.config import ConfigError
 
 logger = Logger(child=True)
@@ -78,7 +77,7 @@ def parse_message(body: str) -> CdrJob:
 
 @cache
 def _sqs() -> Any:
-    return boto3.client("sqs")
+    return config.aws_client("sqs")
 
 
 def reset_client() -> None:

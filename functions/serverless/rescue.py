@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 
+from mapokezi import config, messages, store
 from mapokezi import handoff as h
-from mapokezi import messages, store
 from mapokezi.config import ConfigError
 from mapokezi.profiles import E164, HandoffSettings, Profile
 from mapokezi.sautikit_api import SautikitApiError, phone_supervisor
@@ -97,7 +96,7 @@ def parse_message(body: str) -> RescueJob:
 
 @cache
 def _sqs() -> Any:
-    return boto3.client("sqs")
+    return config.aws_client("sqs")
 
 
 def reset_client() -> None:

@@ -5,18 +5,18 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mapokezi import config
-from serverless import callbacks, lambda_http
+from serverless import callbacks, lambda_http, tracing
 from serverless.webhook import STREAM_ERROR, parse_body, parse_stream_status
 
 logger = Logger()
-tracer = Tracer()
+tracer = tracing.make_tracer()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Mapokezi"))
 app = APIGatewayHttpResolver()
 lambda_http.register_error_handlers(app, metrics)

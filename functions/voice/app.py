@@ -12,14 +12,21 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mapokezi import config
-from serverless import cdr_jobs, lambda_http, profile_cache, voice_answers, voice_flow
+from serverless import (
+    cdr_jobs,
+    lambda_http,
+    profile_cache,
+    tracing,
+    voice_answers,
+    voice_flow,
+)
 from serverless.sautikit_xml import CONTENT_TYPE
 from serverless.signature import SignatureError
 from serverless.webhook import (
@@ -33,7 +40,7 @@ from serverless.webhook import (
 )
 
 logger = Logger()
-tracer = Tracer()
+tracer = tracing.make_tracer()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Mapokezi"))
 app = APIGatewayHttpResolver()
 lambda_http.register_error_handlers(app, metrics)

@@ -289,13 +289,21 @@ class CallCore:
             self._latency_item = (event.item_id, self._reply_wait_since)
             self._reply_wait_since = None
         item.generated_bytes += len(event.pcm)
+        if self.supervised is not None and self.supervised.bridging:
+            cut: list[a.Action] = []
+            self.supervised.end_bridging(now, cut)  # the hold loop gives way to the reply
+            self._play_model_audio(event, now)
+            return (*cut, *PLAY)
+        self._play_model_audio(event, now)
+        return PLAY
+
+    def _play_model_audio(self, event: m.AudioDelta, now: float) -> None:
         dog = self._dog
         dog.first_audio()
         dog.agent_busy()
         if self.state is CallState.LISTENING:
             self._enter(CallState.REPLYING)
         self.playback.push(event.item_id, event.pcm, now)
-        return PLAY
 
     def _takes_model_audio(self) -> bool:
         state = self.state
@@ -311,6 +319,8 @@ class CallCore:
         if event.item_id:
             self._speech_at[event.item_id] = self._ms(now)
         self._dog.caller_spoke()
+        if self.supervised is not None and self.supervised.bridging:
+            self.supervised.end_bridging(now, out)  # no hold loop over the caller's words
         if self.state not in TALKING or not (self.playback.busy(now) or self.response):
             return
         ledger = self.playback.pacer.ledger

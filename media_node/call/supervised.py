@@ -8,16 +8,19 @@ while the shell runs `media_node.supervision.SupervisedTransfer` and reports its
 - ``connected``: the hold loop is cut; with the model still open, the receptionist says a
   one-sentence introduction both hear (from the handoff summary); once it has played out the
   model session is closed and the node stays on the media socket, silent (BRIDGED).
-- ``nobody`` (ring timeout, busy, no answer, refusal, error): the hold loop is cut and the
-  receptionist comes back — the model, kept open while holding, is asked to say nobody is free
-  and to offer to take a message. Without the model the caller hears the apology line and goes
-  to the front desk (the dial path).
+- ``nobody`` (ring timeout, busy, no answer, refusal, error): the receptionist comes back —
+  the model, kept open while holding, is asked to say nobody is free and to offer to take a
+  message. Without the model the caller hears the apology line and goes to the front desk (the
+  dial path).
 - ``person_left`` (the caller stayed): a new model session is opened and its first reply says
   the colleague left and offers more help or a message. It is told the conversation before the
   transfer as the caller heard it, and the note the colleague was given
   (``prompts.earlier_in_call``), so it does not ask again; what the caller and the person said
   to each other is not known (no model listened then). The receptionist's length limit starts
   over from there.
+
+While the receptionist comes back (a reply being prepared, a new session opening) the hold loop
+goes on, or starts again, until the reply's first audio or the caller's own words.
 
 The bridged leg lasts at most the profile's ``handoff.max_bridged_seconds`` (from the person's
 answer): then the call is hung up on the platform and the socket closed (reason
@@ -36,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from media_node import prompts
 from media_node.call import actions as a
-from media_node.call.state import CallState, ModelLink, Outcome, Reason, Timer
+from media_node.call.state import TALKING, CallState, ModelLink, Outcome, Reason, Timer
 from media_node.call.transcript import handoff_summary
 
 if TYPE_CHECKING:
@@ -63,12 +66,15 @@ class Supervised:
         handoff: The written handoff (its summary feeds the introduction).
         active: The supervision is still followed (holding or bridged).
         introducing: The model's introduction is awaited or playing.
+        bridging: The receptionist is coming back and the hold loop fills the wait for its
+            reply's first audio.
     """
 
     core: CallCore
     handoff: dict[str, Any]
     active: bool = False
     introducing: bool = False
+    bridging: bool = False
     hold_pcm: bytes = b""
     next_refill: float = 0.0
     introduction_limit: float = 0.0
@@ -143,8 +149,8 @@ class Supervised:
         elif state == NOBODY and core.state is CallState.HOLDING:
             core.metrics.handoffs_failed += 1
             self.active = False
-            self._stop_hold(now, out)
             core.come_back(prompts.nobody_available_instructions(core.profile), now, out)
+            self._hold_until_reply(now, out)
         elif state == PERSON_LEFT and core.state is CallState.BRIDGED:
             self.active = False
             self._stop_hold(now, out)
@@ -161,6 +167,26 @@ class Supervised:
                 core.come_back(instructions, now, out)
             else:
                 core.reopen_model(instructions, now, out, earlier)
+            self._hold_until_reply(now, out)
+
+    def _hold_until_reply(self, now: float, out: list[a.Action]) -> None:
+        """The receptionist is coming back: the hold loop goes on (or starts again) until the
+        reply has audio, so the seconds a model takes to answer — or a new session to open —
+        are never silence."""
+        core = self.core
+        if core.state not in TALKING:
+            self._stop_hold(now, out)  # the comeback failed over to an ending of its own
+            return
+        self.bridging = True
+        if not core.playback.busy(now):
+            self.next_refill = now
+            self._refill(now, out)
+
+    def end_bridging(self, now: float, out: list[a.Action]) -> None:
+        """The receptionist's reply has audio, or the caller speaks: the hold loop stops."""
+        if self.bridging:
+            self.bridging = False
+            self._stop_hold(now, out)
 
     def response_done(self, now: float, out: list[a.Action]) -> None:
         """A response ended: the introduction, while it is awaited."""
@@ -170,7 +196,9 @@ class Supervised:
     def timer_fired(self, timer: Timer, now: float, out: list[a.Action]) -> None:
         """One of the transfer's timers is due."""
         core = self.core
-        if timer is Timer.HOLD_REFILL and core.state is CallState.HOLDING:
+        if timer is Timer.HOLD_REFILL and (
+            core.state is CallState.HOLDING or (self.bridging and core.state in TALKING)
+        ):
             self._refill(now, out)
         elif timer is Timer.BRIDGED_LIMIT and core.state is CallState.BRIDGED:
             self._end_bridged(now, out)

@@ -62,13 +62,18 @@ def transfer_turn() -> Turn:
     return Turn(SALES, Reply(function_call=call))
 
 
+#: What the receptionist says when the person answers (the script's reply to the introduction
+#: request, which comes with no caller turn).
+INTRODUCTION = "This caller would like to pay an invoice."
 SUPERVISE = scenario(
     "supervise",
     greeting="Karibu, how can I help?",
-    script=Script(
-        turns=[transfer_turn()], fallback=Reply("This caller would like to pay an invoice.")
-    ),
+    script=InstructedScript(turns=[transfer_turn()]),
     profile_changes={"handoff": {"strategy": "supervise"}, "dial_timeout_seconds": 15},
+)
+# The introduction's instructions end with the handoff summary: the part before it is the key.
+follows(
+    SUPERVISE, lambda profile: prompts.introduction_instructions(profile, ""), Reply(INTRODUCTION)
 )
 NOBODY_FREE = "Nobody is free right now. May I take a message?"
 SUPERVISE_MESSAGE = scenario(
@@ -162,10 +167,10 @@ async def test_supervise_connects_the_person_on_the_open_stream(e2e: E2E) -> Non
     assert record is not None, result.warnings
     handoff = record["handoff"]
     assert handoff["path"] == "supervise" and handoff["target"] == DEPARTMENTS["billing"]
-    # The node and the events function both record what they see: each state once or twice.
+    # The node and the events function both report what they see; each state is recorded once.
     states = [change["state"] for change in handoff["changes"]]
-    firsts = [state for i, state in enumerate(states) if state not in states[:i]]
-    assert firsts[:3] == ["requested", "ringing", "connected"], states
+    assert states[:3] == ["requested", "ringing", "connected"], states
+    assert len(states) == len(set(states)), states
     assert isinstance(handoff["time_to_person_ms"], int) and handoff["time_to_person_ms"] > 0
     assert handoff["supervision_id"]
     assert record["metrics"]["handoffs_connected"] == 1
@@ -175,7 +180,15 @@ async def test_supervise_connects_the_person_on_the_open_stream(e2e: E2E) -> Non
     assert person is not None and person["connected_after_s"] is not None, person
     assert person["heard_seconds"] > 0
     assert [state for state, _ in person["states"]][-1] == "connected"
-    assert_held_then_person(result)
+    _, voice = assert_held_then_person(result)
+    # The receptionist's one-sentence introduction, heard with the person's voice over it.
+    (session,) = await sessions_of(e2e, SUPERVISE.business_name, 1)
+    (intro,) = [r.reply for r in session.responses if r.reply.text == INTRODUCTION]
+    pcm, rate = heard_pcm(result)
+    said = assert_recording_heard(
+        pcm, rate, at_rate(intro.pcm(), rate), "the introduction", MIXED_VOICE_SCORE
+    )
+    assert said.start_ms >= voice.start_ms - 1000  # after the person answered, not before
 
 
 async def test_supervise_nobody_answers_and_a_message_is_taken(e2e: E2E) -> None:
@@ -244,10 +257,11 @@ async def test_supervise_person_leaves_first_and_the_receptionist_comes_back(e2e
     back = assert_recording_heard(pcm, rate, comeback, "the receptionist coming back")
     voice_end = voice.start_ms + len(person_voice(rate)) / rate * 1000
     assert back.start_ms >= voice_end  # after the person's voice, not over it
-    # The receptionist's line plays whole, without a gap, once it starts. (The silence between
-    # the person leaving and the comeback is not bounded here: the node learns that the person
-    # left from its next poll of the supervision, up to SupervisionPolicy.max_poll later.)
-    assert_no_long_silence(pcm, rate, back.start_ms, back.start_ms + len(comeback) / rate * 1000)
+    # No silence over a second from the person's voice to the end of the receptionist's line:
+    # the node learns that the person left from its next poll of the supervision (at most
+    # SupervisionPolicy.connected_poll later) and the hold loop fills the wait for the new
+    # session's first reply.
+    assert_no_long_silence(pcm, rate, voice.start_ms, back.start_ms + len(comeback) / rate * 1000)
 
     # The record: connected, then the person left; the call ended cleanly when the caller hung up.
     record = result.call_record

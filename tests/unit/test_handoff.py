@@ -18,7 +18,9 @@ from mapokezi.handoff import (
 )
 
 T0 = 1_764_400_000.0  # 2025-11-29T07:06:40Z
-POLICY = SupervisionPolicy(ring_timeout=30, first_poll=1, poll_backoff=2, max_poll=5)
+POLICY = SupervisionPolicy(
+    ring_timeout=30, first_poll=1, poll_backoff=2, max_poll=5, connected_poll=0.75
+)
 
 
 def states(decisions: list[h.Decision]) -> list[str]:
@@ -82,8 +84,9 @@ def test_connected_path_records_each_change_with_time_to_person() -> None:
         PersonConnected(4250),
     ]
     assert tracker.state == "connected" and not tracker.finished
-    # Connected: no ring timeout any more, only slow polls to notice the person leaving.
-    assert tracker.next_deadline == T0 + 4.25 + 5
+    # Connected: no ring timeout any more, only polls to notice the person leaving, often
+    # enough that the caller is not left in silence for long when they do.
+    assert tracker.next_deadline == T0 + 4.25 + 0.75
     assert tracker.tick(T0 + 31) == [Poll()]
     assert tracker.observed(T0 + 31.1, "connected") == []
     assert not tracker.finished

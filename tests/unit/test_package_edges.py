@@ -17,7 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
 LAMBDA_PACKAGES = {p.name for p in FUNCTIONS.iterdir() if (p / "__init__.py").exists()}
-LAMBDA_RUNTIME = {"boto3", "botocore", "aws_lambda_powertools"}
+#: The runtime's boto3 and the Powertools layer, which ships its tracer extra (the X-Ray SDK).
+LAMBDA_RUNTIME = {"boto3", "botocore", "aws_lambda_powertools", "aws_xray_sdk"}
 #: Imports made only on paths Lambda never takes: profile files are YAML on the operator's side
 #: (the CLI, the console, the local stack); Lambda stores and loads profiles as JSON.
 OPERATOR_ONLY = {("functions/mapokezi/profiles.py", "yaml")}

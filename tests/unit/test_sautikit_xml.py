@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from serverless.sautikit_xml import Dial, Hangup, Say, Stream, empty_response, render
+from serverless.sautikit_xml import Dial, Hangup, Say, Stream, _clean, empty_response, render
 
 HOSTILE = [
     'He said "karibu" & left <quickly>',
@@ -80,3 +80,18 @@ def test_hostile_text_round_trips_intact(text: str) -> None:
 def test_characters_xml_cannot_carry_are_dropped() -> None:
     root = ET.fromstring(render([Say("Karibu\x00\x07 sana\ufffe")]))
     assert root[0].text == "Karibu sana"
+
+
+def _xml_char(code: int) -> bool:
+    # XML 1.0's Char production, as the spec writes it.
+    return (
+        code in (0x9, 0xA, 0xD)
+        or 0x20 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+        or 0x10000 <= code <= 0x10FFFF
+    )
+
+
+def test_text_keeps_exactly_the_characters_xml_can_carry() -> None:
+    everything = "".join(map(chr, range(0x110000)))
+    assert _clean(everything) == "".join(c for c in everything if _xml_char(ord(c)))

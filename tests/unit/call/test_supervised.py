@@ -137,23 +137,43 @@ def test_the_caller_hangs_up_after_the_person_left_nothing_to_remove() -> None:
     "reason", ["ring_timeout", "busy", "scope_denied", "supervision_in_progress"]
 )
 def test_nobody_free_brings_the_receptionist_back(reason: str) -> None:
-    """No answer, busy, 403 (scope_denied) and 409 (supervision_in_progress) all come back."""
+    """No answer, busy, 403 (scope_denied) and 409 (supervision_in_progress) all come back;
+    the hold loop fills the wait for the reply and gives way to its first audio."""
     d = holding()
     d.advance(4.0)
     out = d.feed(e.HandoffProgress("nobody", reason))
-    assert a.KILL_AUDIO in out and a.ClearTimer(Timer.HOLD_REFILL) in out
+    assert a.KILL_AUDIO not in out  # no silence while the model prepares its reply
     assert d.of(a.CreateResponse, out) == [
         a.CreateResponse(prompts.nobody_available_instructions(d.profile))
     ]
     assert d.core.state in (CallState.LISTENING, CallState.REPLYING)
     assert d.core.caller_frame()  # the caller is heard again
+    asked = d.now
+    d.advance(3.0)  # a slow model: the hold loop goes on
+    assert_no_gap([t for item, t in frames_between(d, asked - 0.5, d.now) if item is None])
+    d.feed(m.ResponseStarted("r5"))
+    out = d.feed(m.AudioDelta("r5", "i5", b"\x00\x01" * 2400))
+    assert a.KILL_AUDIO in out and a.ClearTimer(Timer.HOLD_REFILL) in out
+    assert out.index(a.KILL_AUDIO) < out.index(a.KICK)  # the hold is cut before the reply
     came_back = d.now
     d.advance(10.0)
     assert Timer.HOLD_REFILL not in d.timers
     assert [f for f in frames_between(d, came_back + 0.1, d.now) if f[0] is None] == []
+    assert [f for f in frames_between(d, came_back, d.now) if f[0] == "i5"]
     assert d.of(a.CloseSocket) == []
     _, _, _, metrics = d.core.final_record(d.now)
     assert (metrics["handoffs_connected"], metrics["handoffs_failed"]) == (0, 1)
+
+
+def test_the_caller_speaking_while_the_receptionist_comes_back_stops_the_hold() -> None:
+    d = holding()
+    d.feed(e.HandoffProgress("nobody", "busy"))
+    d.advance(1.0)
+    out = d.feed(m.SpeechStarted("c9"))
+    assert a.KILL_AUDIO in out and a.ClearTimer(Timer.HOLD_REFILL) in out
+    spoke = d.now
+    d.advance(5.0)
+    assert [f for f in frames_between(d, spoke + 0.1, d.now) if f[0] is None] == []
 
 
 def test_nobody_free_then_a_message_is_taken_and_read_back() -> None:
@@ -210,6 +230,18 @@ def test_the_person_leaves_and_a_new_model_session_takes_the_caller_back() -> No
     assert out == [a.CreateResponse(prompts.person_left_instructions(d.profile, earlier))]
     assert "Can I book a cleaning?" in out[0].instructions  # its first reply knows it too
     assert d.core.caller_frame()
+    # The new session takes a moment to open and answer: the hold loop fills it, no silence.
+    left = d.now
+    d.advance(2.5)
+    hold = [t for item, t in frames_between(d, left, d.now) if item is None]
+    assert hold and hold[0] - left < 0.1
+    assert_no_gap(hold)
+    d.feed(m.ResponseStarted("r8"))
+    out = d.feed(m.AudioDelta("r8", "i8", b"\x00\x01" * 2400))
+    assert a.KILL_AUDIO in out
+    back = d.now
+    d.advance(3.0)
+    assert [f for f in frames_between(d, back + 0.1, d.now) if f[0] is None] == []
 
 
 def test_the_person_leaves_during_the_introduction() -> None:
