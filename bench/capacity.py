@@ -14,7 +14,12 @@ period, a measurement window records:
   the frame's slot minus the lead, or its arrival if later), and the same seen at the caller
   (``analysis.frame_timing_errors``), which adds loopback and the generator's own loop;
 - late frames (released after their slot began) in the window, and over whole calls;
-- inbound hop latency: caller frame sent → audio appended on the model socket;
+- inbound hop latency: caller frame sent → the append carrying its audio received by the
+  double, attributed to the frame that completes each append's block; split, for a sample of
+  frames, into sent → parsed by the node, parsed → append written (the probe's histogram of
+  every frame) and written → read by the double; and the hop of each block's first frame, which
+  also waits for the rest of its block;
+- garbage-collector pauses in the node, per generation;
 - frames lost: caller frames sent but not counted by the node, frames the node released but the
   caller never received (callers hang up in a pause, so nothing is in flight);
 - the generator side's health: its clock's lateness and how busy core 1 was, per process.
@@ -240,6 +245,7 @@ async def run_step(
         rss=rss,
         records=records,
         pacing=pacing,
+        call_ids=call_ids,
         expect_records=not target.foreign,
         extra={
             "ramp_s": round(ramp_s, 1),
@@ -289,6 +295,7 @@ def _analyse(
     rss: list[float],
     records: list[dict[str, Any]],
     pacing: dict[str, Any] | None,
+    call_ids: list[str],
     expect_records: bool,
     extra: dict[str, Any],
 ) -> dict[str, Any]:
@@ -339,6 +346,12 @@ def _analyse(
         "caller_frame_timing_error_ms": timing,
         "caller_reply_start_timing_error_ms": summarize(startup),
         "hop_latency_ms": summarize(hops),
+        "node_hop_ms": histogram_summary(pacing, "hop_counts") if pacing else None,
+        "node_hop_block_start_ms": histogram_summary(pacing, "hop_block_start_counts")
+        if pacing
+        else None,
+        "gc_pauses": _gc_pauses(pacing),
+        **_hop_parts(generator, taps, call_ids, pacing, window),
         "frames_sent": sent,
         "frames_received": received,
         "node_frames_in": frames_in if records else None,
@@ -564,6 +577,8 @@ COLUMNS = [
     ("lost", "lost"),
     ("h_p50", "hop p50"),
     ("h_p99", "hop p99"),
+    ("nh_p99", "node hop p99"),
+    ("nb_p99", "block hop p99"),
     ("node_core_other_load", "other load"),
     ("g_lag", "gen lag p99"),
     ("generator_core_share", "gen core"),
@@ -575,6 +590,65 @@ QUOTA_COLUMNS = [
     ("throttled_pct", "throttled %"),
     ("throttled_ms", "thr ms/s"),
 ]
+
+
+def _hop_parts(
+    generator: LoadGenerator,
+    taps: list[dict[str, Any]] | None,
+    call_ids: list[str],
+    pacing: dict[str, Any] | None,
+    window: tuple[float, float],
+) -> dict[str, Any]:
+    """The end-to-end hop split where it is spent, from the node's per-call timelines.
+
+    All three processes read the same monotonic clock, and the k-th caller frame a leg sent is
+    the k-th binary frame the node parsed on that call's socket (TCP keeps order, nothing is
+    dropped), as the k-th append the node wrote is the k-th the double received on that call's
+    session (legs and sessions are opened in the same order); the probe times every
+    ``stride``-th of each, from index ``first``. So: ``hop_read_wait_ms`` = frame
+    sent → parsed by the node (the kernel, and the node's loop busy with other work or stopped
+    by its quota), ``node_hop_ms`` (the probe's histogram) = parsed → append written, and
+    ``hop_double_wait_ms`` = append written → read by the double (its process and core).
+    """
+    timelines = (pacing or {}).get("timelines")
+    if not timelines or not call_ids:
+        return {}
+    read_wait: list[float] = []
+    double_wait: list[float] = []
+    for index, (leg, call_id) in enumerate(zip(generator.legs, call_ids, strict=False)):
+        timeline = timelines.get(call_id)
+        if timeline is None or leg.error is not None:
+            continue
+        sends = leg.sends
+        first, stride = timeline["frames_first"], timeline.get("frames_stride", 1)
+        for j, parsed in enumerate(timeline["frames"]):
+            k = first + j * stride
+            if k < len(sends) and window[0] <= sends[k] < window[1]:
+                read_wait.append((parsed - sends[k]) * 1000)
+        arrived = taps[index]["appends"] if taps is not None and index < len(taps) else []
+        first, stride = timeline["appends_first"], timeline.get("appends_stride", 1)
+        for j, written in enumerate(timeline["appends"]):
+            k = first + j * stride
+            if k < len(arrived) and window[0] <= written < window[1]:
+                double_wait.append((arrived[k] - written) * 1000)
+    return {
+        "hop_read_wait_ms": {**summarize(read_wait), "min": min(read_wait, default=None)},
+        "hop_double_wait_ms": {**summarize(double_wait), "min": min(double_wait, default=None)},
+    }
+
+
+def _gc_pauses(pacing: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Garbage-collector pauses in the window, per generation: count, total and longest (ms)."""
+    if not pacing or "gc_pause_ms" not in pacing:
+        return None
+    return {
+        generation: {
+            "n": len(pauses),
+            "total_ms": round(sum(pauses), 2),
+            "max_ms": round(max(pauses), 2) if pauses else None,
+        }
+        for generation, pauses in pacing["gc_pause_ms"].items()
+    }
 
 
 def _row(step: dict[str, Any]) -> dict[str, Any]:
@@ -590,6 +664,8 @@ def _row(step: dict[str, Any]) -> dict[str, Any]:
         "c_p99": step["caller_frame_timing_error_ms"]["p99"],
         "h_p50": hop["p50"],
         "h_p99": hop["p99"],
+        "nh_p99": (step.get("node_hop_ms") or {}).get("p99"),
+        "nb_p99": (step.get("node_hop_block_start_ms") or {}).get("p99"),
         "g_lag": step["generator_clock_lag_ms"]["p99"],
         "lost": lost,
         **_throttling_cells(step.get("throttling")),
@@ -616,7 +692,10 @@ def print_step(step: dict[str, Any]) -> None:
         )
     print(
         f"  step {row['calls']:>4} calls: node core {row['node_cpu_core_share']}, "
-        f"err p99 {row['t_p99']} ms, hop p99 {row['h_p99']} ms, lost {row['lost']}, "
+        f"err p99 {row['t_p99']} ms, hop p99 {row['h_p99']} ms (in the node {row['nh_p99']}, "
+        f"block's first frame {row['nb_p99']}; before the node read it "
+        f"{(step.get('hop_read_wait_ms') or {}).get('p99')}, at the double "
+        f"{(step.get('hop_double_wait_ms') or {}).get('p99')}), lost {row['lost']}, "
         f"late {row['late_frames']}, gen core {row['generator_core_share']}, {quota}"
         f"{'pass' if row['passed'] else 'FAIL'}",
         flush=True,
@@ -632,8 +711,10 @@ def print_table(results: dict[str, Any]) -> None:
         f"+ moto on core {pin['generator_cpu']}, all ms)\n"
         "  err = outbound frame timing error (node pacer: release − due); caller err = the same"
         " seen at the caller (adds loopback and the generator's own loop)\n"
-        "  hop = caller frame sent → audio appended at the model; lost = frames lost in + out;"
-        " gen = load generator side"
+        "  hop = caller frame sent → audio appended at the model (the frame completing each"
+        " append's block); node hop = that frame parsed by the node → append written;"
+        " block hop = the same for the block's first frame, which also waits for the rest of"
+        " its block; lost = frames lost in + out; gen = load generator side"
     )
     quota = results.get("cpu_quota")
     if quota:

@@ -64,10 +64,23 @@ def test_every_variant_runs_and_restores_its_lever(variant: str) -> None:
 
     from media_node.models import pcm_base64
 
-    before = (pcm_base64.encode, pcm_base64.decode, frames.apply_mask)
+    before = (pcm_base64.encode, pcm_base64.decode, frames.apply_mask, frames.secrets)
     with frame_cost._lever(variant):
         assert frame_cost.build(variant, 12)(None) > 0
-    assert (pcm_base64.encode, pcm_base64.decode, frames.apply_mask) == before
+    assert (pcm_base64.encode, pcm_base64.decode, frames.apply_mask, frames.secrets) == before
+
+
+def test_pooled_masks_are_fresh_four_byte_slices_that_still_mask_correctly() -> None:
+    pooled = frame_cost._PooledSecrets()
+    masks = [pooled.token_bytes(4) for _ in range(2 * frame_cost._PooledSecrets.POOL // 4)]
+    assert {len(mask) for mask in masks} == {4}
+    assert len(set(masks)) > len(masks) * 0.99  # random, and the pool refills
+    with frame_cost._lever("uplink/pooled-masks"):
+        client = Protocol(Side.CLIENT, state=State.OPEN)
+        client.send_binary(b"\x01\x02" * 100)
+        data = b"".join(client.data_to_send())
+    assert data[1] & 0x80  # masked, as a client must
+    assert [m.data for m in _messages(data, Side.SERVER)] == [b"\x01\x02" * 100]
 
 
 def test_quota_arithmetic_and_throttling() -> None:

@@ -149,7 +149,7 @@ def test_summarize_stacks_separates_idle_and_busy_samples() -> None:
     assert profile["samples"] == 100
     assert profile["idle_share"] == 50.0
     assert profile["self"][0] == [60.0, "resample (r.py:9)"]
-    assert [100.0, "main (a.py:1)"] in profile["inclusive"]
+    assert [100.0, "main (a.py)"] in profile["inclusive"]  # per function, any of its lines
 
 
 def test_format_table_aligns_columns_and_marks_missing_values() -> None:
@@ -187,3 +187,107 @@ def test_capacity_step_from_repeated_runs_needs_every_run_to_pass() -> None:
     assert step["generator_saturated"] is True
     assert step["runs"] == 3
     assert combine_runs(runs[:1]) is runs[0]
+
+
+def test_summarize_stacks_counts_native_waits_as_idle_and_names_native_code_by_library() -> None:
+    raw = "\n".join(
+        [
+            "thread_run (libpython3.11.so);_worker (concurrent/futures/thread.py:83);"
+            "PyThread_acquire_lock_timed (libpython3.11.so);0x7f01 (libc.so.6) 40",
+            "run (loop.c:1);uv__io_poll (linux.c:1);epoll_wait (libc.so.6) 20",
+            "run (loop.c:1);StreamResampler.process (r.py:80);0x7f02 (soxr/soxr_ext.so) 30",
+            "run (loop.c:1);OpenAIRealtimeSession.send_audio (s.py:3);write (libc.so.6) 6",
+            "run (loop.c:1);OpenAIRealtimeSession.send_audio (s.py:3);"
+            "token_bytes (secrets.py:46);getrandom (libc.so.6) 2",
+            "run (loop.c:1);uv__read (stream.c:1);read (libc.so.6) 2",
+        ]
+    )
+    profile = summarize_stacks(raw)
+    assert profile["idle_share"] == 60.0
+    assert profile["self"][0] == [75.0, "(native) (soxr/soxr_ext.so)"]
+    assert [15.0, "write (libc.so.6)"] in profile["self"]
+    assert profile["parts"] == [
+        [75.0, "resampling: soxr and the numpy conversions around it"],
+        [15.0, "uplink appends: JSON, base64, framing, socket write"],
+        [5.0, "mask draws for the model socket (os.urandom)"],
+        [5.0, "event loop: epoll, socket reads, timers, callbacks"],
+    ]
+    # Inclusive shares are per Python function; native frames are left out.
+    assert [20.0, "OpenAIRealtimeSession.send_audio (s.py)"] in profile["inclusive"]
+    assert not any("libc" in frame or "loop.c" in frame for _, frame in profile["inclusive"])
+
+
+def test_histogram_summary_reads_the_named_histogram() -> None:
+    data = {"bin_ms": 0.1, "counts": {"0": 1}, "hop_counts": {"4": 3, "19": 1}}
+    assert histogram_summary(data, "hop_counts")["max"] == pytest.approx(2.0)
+    assert histogram_summary(data, "hop_counts")["n"] == 4
+    assert histogram_summary(data, "hop_block_start_counts")["n"] == 0
+
+
+def test_hop_parts_pair_the_kth_frame_and_append_of_each_call() -> None:
+    from types import SimpleNamespace
+
+    from bench.capacity import _hop_parts
+
+    # Leg 0 sent frames at 10.00, 10.02, ...; the node's timeline starts at its 2nd frame (the
+    # window reset) and its 1st append; the double saw appends 0.5 ms after the node wrote them.
+    sends = [10.0 + 0.02 * k for k in range(6)]
+    legs = [SimpleNamespace(sends=sends, error=None), SimpleNamespace(sends=sends, error="x")]
+    legs.append(SimpleNamespace(sends=sends, error=None))
+    timelines = {
+        "call-0": {
+            "frames_first": 2,
+            "frames": [sends[k] + 0.001 * k for k in range(2, 6)],
+            "appends_first": 1,
+            "appends": [10.0602, 10.1002],
+        },
+        # Every 2nd frame from the 1st: frames 1, 3 and 5 (5 is after the window).
+        "call-2": {
+            "frames_first": 1,
+            "frames_stride": 2,
+            "frames": [sends[1] + 0.003, sends[3] + 0.007, sends[5] + 0.001],
+            "appends_first": 0,
+            "appends_stride": 2,
+            "appends": [],
+        },
+        "call-1": {"frames_first": 0, "frames": [99.0], "appends_first": 0, "appends": []},
+    }
+    taps = [{"appends": [10.02, 10.0607, 10.1007]}, {"appends": []}, {"appends": []}]
+    parts = _hop_parts(
+        SimpleNamespace(legs=legs),
+        taps,
+        ["call-0", "call-1", "call-2"],
+        {"timelines": timelines},
+        (10.0, 10.09),
+    )
+    read = parts["hop_read_wait_ms"]
+    # Frames 2–4 were sent in the window (frame 5 at 10.10 is after it); call-1's leg failed
+    # to connect, so its timeline is not counted.
+    assert read["n"] == 5  # and frames 1 and 3 of call-2
+    assert read["min"] == pytest.approx(2.0)
+    assert read["max"] == pytest.approx(7.0)
+    double = parts["hop_double_wait_ms"]
+    assert double["n"] == 1  # the append written at 10.1002 is after the window
+    assert double["min"] == pytest.approx(0.5)
+    assert _hop_parts(SimpleNamespace(legs=legs), taps, ["call-0"], None, (0.0, 1.0)) == {}
+
+
+def test_probe_timeline_samples_every_stride_th_frame_from_an_aligned_index() -> None:
+    from bench import node_probe
+
+    timeline = node_probe._CallTimeline()
+    stride = node_probe.TIMELINE_STRIDE
+    for k in range(stride + 3):
+        timeline.frame(float(k))
+    timeline.reset()  # the window starts after frame stride + 2
+    for k in range(stride + 3, 4 * stride):
+        timeline.frame(float(k))
+    data = timeline.as_json()
+    assert data["frames_first"] == 2 * stride
+    # The j-th time kept is that of frame first + j * stride.
+    assert data["frames"] == [
+        float(data["frames_first"] + j * data["frames_stride"]) for j in (0, 1)
+    ]
+    for k in range(10 * node_probe.TIMELINE_SIZE):
+        timeline.append(float(k))
+    assert len(timeline.appends) == node_probe.TIMELINE_SIZE  # bounded

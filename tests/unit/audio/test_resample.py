@@ -158,3 +158,16 @@ def test_equal_rates_pass_audio_through() -> None:
 
     assert resampler.process(pcm) == pcm
     assert resampler.flush() == b""
+
+
+def test_conversion_to_pcm16_rounds_to_nearest_even_and_clips_exactly() -> None:
+    from media_node.audio.resample import _to_pcm16
+
+    samples = np.array(
+        [0.5, 1.5, -0.5, -1.5, 2.4999, -2.5001, 32766.5, 32767.4, 40000.0, -32768.6, -1e9, 0.0],
+        dtype=np.float32,
+    )
+    expected = np.clip(np.rint(samples.astype(np.float64)), -32768, 32767).astype("<i2")
+    assert _to_pcm16(samples.copy()) == expected.tobytes()
+    assert list(np.frombuffer(_to_pcm16(samples.copy()), "<i2")[:4]) == [0, 2, 0, -2]
+    assert _to_pcm16(np.zeros(0, dtype=np.float32)) == b""
