@@ -19,7 +19,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import json
 import logging
 import os
@@ -31,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -452,7 +455,10 @@ def warm_invocations(stack: dict[str, str], count: int = 200, warmup: int = 20) 
     config.reset_aws_clients()
     results: dict[str, Any] = {}
     timer = ApiCallTimer()
-    with timer.installed():
+    # The handlers' metrics (EMF lines on stdout, as CloudWatch reads them) are not the report.
+    quiet = contextlib.redirect_stdout(io.StringIO())
+    with timer.installed(), quiet, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Powertools: no application metrics on some requests
         call_ids: list[str] = []
         try:
             voice = importlib.import_module("voice.app").lambda_handler
