@@ -17,6 +17,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from doubles.wire_audio import compact_payload, strict_b64decode
+
 __all__ = [
     "INPUT_MIME_TYPE",
     "OUTPUT_MIME_TYPE",
@@ -265,11 +267,6 @@ def parse_client_message(data: str | bytes, *, setup_done: bool) -> tuple[str, d
 _COMPACT_AUDIO_HEAD = '{"realtimeInput":{"audio":{"mimeType":"' + INPUT_MIME_TYPE + '","data":"'
 _COMPACT_AUDIO_TAIL = '"}}}'
 
-try:
-    from pybase64 import b64decode as _fast_decode
-except ImportError:  # pragma: no cover - exercised where pybase64 is not installed
-    _fast_decode = None
-
 
 def compact_audio(data: str | bytes) -> bytes | None:
     """The PCM of a message that is exactly a compact 16 kHz ``realtimeInput.audio``, else None.
@@ -281,18 +278,12 @@ def compact_audio(data: str | bytes) -> bytes | None:
     `parse_client_message` and `decode_audio`, which also report the errors.
     """
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    head, tail = len(_COMPACT_AUDIO_HEAD), len(_COMPACT_AUDIO_TAIL)
-    if len(text) < head + tail or not (
-        text.startswith(_COMPACT_AUDIO_HEAD) and text.endswith(_COMPACT_AUDIO_TAIL)
-    ):
+    encoded = compact_payload(text, _COMPACT_AUDIO_HEAD, _COMPACT_AUDIO_TAIL)
+    if encoded is None:
         return None
-    encoded = text[head:-tail]
     try:
-        if _fast_decode is not None:
-            pcm = _fast_decode(encoded, validate=True)
-        else:  # pragma: no cover - exercised where pybase64 is not installed
-            pcm = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
+        pcm = strict_b64decode(encoded)
+    except ValueError:
         return None
     return pcm if len(pcm) % 2 == 0 else None
 

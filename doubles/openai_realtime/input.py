@@ -19,6 +19,7 @@ from doubles.openai_realtime.audio import decode_g711
 from doubles.openai_realtime.conversation import new_id
 from doubles.openai_realtime.errors import RealtimeError
 from doubles.openai_realtime.vad import EnergyVad
+from doubles.wire_audio import compact_payload, strict_b64decode
 
 __all__ = ["APPEND", "InputAudioBuffer", "SpeechEdge", "compact_append", "decode_audio"]
 
@@ -27,28 +28,16 @@ _COMPACT_HEAD = '{"type":"input_audio_buffer.append","audio":"'
 _COMPACT_TAIL = '"}'
 _PCM16 = np.dtype("<i2")
 
-try:
-    from pybase64 import b64decode as _fast_decode
-except ImportError:  # pragma: no cover - exercised where pybase64 is not installed
-    _fast_decode = None
-
 
 def decode_audio(audio: Any) -> bytes:
     """Decode an append's ``audio``: strict base64, as ``b64decode(validate=True)``.
 
-    pybase64 (SIMD C, when installed) decodes what is plainly valid; anything it refuses goes
-    to the standard library's strict decoder, which decides as before (it also accepts padding
-    beyond the needed ``=``, which pybase64 refuses).
-
     Raises:
         RealtimeError: ``invalid_value`` unless it is base64 (alphabet and final padding only).
     """
-    if _fast_decode is not None and isinstance(audio, str):
-        try:
-            return _fast_decode(audio, validate=True)
-        except ValueError:
-            pass  # the strict decoder below decides
     try:
+        if isinstance(audio, str):
+            return strict_b64decode(audio)
         return binascii.a2b_base64(audio, strict_mode=True)
     except (binascii.Error, ValueError, TypeError):
         message = "Invalid 'audio': expected base64-encoded audio."
@@ -64,12 +53,9 @@ def compact_append(text: str) -> tuple[str, bytes] | None:
     read the same two fields; anything else (other fields, spacing, escapes, bad audio) is
     left to the parser, which also reports the errors.
     """
-    head, tail = len(_COMPACT_HEAD), len(_COMPACT_TAIL)
-    if len(text) < head + tail or not (
-        text.startswith(_COMPACT_HEAD) and text.endswith(_COMPACT_TAIL)
-    ):
+    audio = compact_payload(text, _COMPACT_HEAD, _COMPACT_TAIL)
+    if audio is None:
         return None
-    audio = text[head:-tail]
     try:
         return audio, decode_audio(audio)
     except RealtimeError:
