@@ -53,6 +53,8 @@ class SupervisedTransfer:
         target: the person's phone (E.164).
         label: shown to the person (department or "Front desk").
         policy: ring timeout (the profile's ``dial_timeout_seconds``) and poll timings.
+        asked_at: epoch seconds of the handoff's ``requested`` change (the time to a person
+            counts from it; default: now).
         clock: epoch seconds (the record's times and the tracker's clock).
     """
 
@@ -66,6 +68,7 @@ class SupervisedTransfer:
         target: str,
         label: str,
         policy: h.SupervisionPolicy,
+        asked_at: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client, self.table, self.call_id = client, table, call_id
@@ -73,7 +76,7 @@ class SupervisedTransfer:
         self.key = h.idempotency_key(call_id, handoff_id)
         self.supervisor = phone_supervisor(target, label)
         self.clock = clock
-        self.tracker = h.SupervisionTracker(clock(), policy)
+        self.tracker = h.SupervisionTracker(clock(), policy, asked_at=asked_at)
         self._caller_left = asyncio.Event()
         self._left_reason = h.CALLER_HANGUP
 

@@ -301,9 +301,19 @@ class SupervisionTracker:
     the attempt at the ring timeout). Each returns the decisions to act on, in order.
     """
 
-    def __init__(self, requested_at: float, policy: SupervisionPolicy | None = None) -> None:
+    def __init__(
+        self,
+        requested_at: float,
+        policy: SupervisionPolicy | None = None,
+        *,
+        asked_at: float | None = None,
+    ) -> None:
+        """``requested_at`` starts the ring timeout; ``asked_at`` (default the same) is when
+        the transfer was asked for, its ``requested`` change, from which the time to a person
+        counts, as the events function counts it from the record."""
         self.policy = policy or SupervisionPolicy()
         self.requested_at = requested_at
+        self.asked_at = requested_at if asked_at is None else asked_at
         self.state: str = REQUESTED
         self.supervision_id: str | None = None
         self.connected_at: float | None = None
@@ -389,7 +399,7 @@ class SupervisionTracker:
         elif state == "connected" and self.state != CONNECTED:
             self.state = CONNECTED
             self.connected_at = now
-            ms = max(0, round((now - self.requested_at) * 1000))
+            ms = max(0, round((now - self.asked_at) * 1000))
             out += [Record(state_change(CONNECTED, now), {"time_to_person_ms": ms})]
             out.append(PersonConnected(ms))
         elif state in ("ended", "failed"):

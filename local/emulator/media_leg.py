@@ -231,6 +231,7 @@ class MediaLeg:
         voice = self._person.add(pcm, start)
         if self.result.person_joined_ms is None:
             self.result.person_joined_ms = round(start * self.frame_ms, 1)
+            self.caller.person_joined_ms = self.result.person_joined_ms
         end_tick = voice.end_tick(self._person.frame_samples)
         await asyncio.sleep(max(0.0, (end_tick * self.frame_ms - now) / 1000))
         while len(self._heard_frames) < end_tick and not self._streaming_done.is_set():

@@ -152,6 +152,8 @@ class CallerTrack:
         self.utterances: list[Utterance] = []
         self.notes: list[str] = []
         self.hangup_requested = False
+        #: When a person a supervision reached joined the call (set by the media leg).
+        self.person_joined_ms: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -206,7 +208,8 @@ class CallerTrack:
                 if not (heard_since and quiet):
                     if elapsed < step.timeout_seconds * 1000:
                         return
-                    self.notes.append(f"no agent reply within {step.timeout_seconds:g} s")
+                    if self.person_joined_ms is None:  # with a person on, nobody else replies
+                        self.notes.append(f"no agent reply within {step.timeout_seconds:g} s")
             elif isinstance(step, BargeIn):
                 onset = heard.first_audible_after(self._step_started_ms)
                 if onset is not None and now >= onset + step.after_ms:

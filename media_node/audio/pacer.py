@@ -51,7 +51,7 @@ class PacerStats:
 
     frames_released: int = 0
     frames_dropped: int = 0
-    """Frames discarded by `clear` (barge-in)."""
+    """Frames discarded by `clear` (barge-in, or the hold loop cut when a person answers)."""
     timelines: int = 0
     """Timelines started: the first frame, and every restart after a gap."""
     underruns: int = 0

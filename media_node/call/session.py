@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -87,6 +88,7 @@ class CallSession:
         self._supervision: supervision.SupervisedTransfer | None = None
         self._platform: Any = None  # the Sautikit client, once a supervision needed it
         self._handoff_id: str | None = None
+        self._handoff_asked_at: float | None = None
         self._supervision_stopped = False  # the caller left before the supervision began
 
     @property
@@ -430,6 +432,7 @@ class CallSession:
         path = await self._choose_path() if action.choose_path else HandoffPath.DIAL
         if path is HandoffPath.SUPERVISE:
             self._handoff_id = uuid.uuid4().hex
+            self._handoff_asked_at = time.time()  # the requested change's time, near enough
             handoff = {**action.handoff, "path": str(path), "handoff_id": self._handoff_id}
             ok = await self.records.handoff(handoff, state=h.REQUESTED)
         else:
@@ -468,6 +471,7 @@ class CallSession:
                 target=target,
                 label=label,
                 policy=h.SupervisionPolicy.for_profile(self.profile.dial_timeout_seconds),
+                asked_at=self._handoff_asked_at,
             )
         except Exception:
             log.exception("call %s: the supervised transfer could not start", self.call_id)

@@ -271,3 +271,18 @@ def test_the_fetched_cdr_carries_the_persons_leg() -> None:
         {**platform, "events": []}, fetch_state="done", attempts=1, fetched_at="t"
     )
     assert "person_leg" not in plain
+
+
+def test_time_to_person_counts_from_the_ask_and_the_ring_timeout_from_the_post() -> None:
+    """The node posts the supervision after the handoff line: the time to a person still counts
+    from the handoff's requested change (as the events function counts it from the record),
+    while the ring timeout runs from the post."""
+    tracker = SupervisionTracker(T0 + 2, POLICY, asked_at=T0)
+    tracker.started(T0 + 2.1, "sup_1", "ringing")
+    assert tracker.observed(T0 + 5, "connected")[-1] == PersonConnected(5000)
+    late = SupervisionTracker(T0 + 2, POLICY, asked_at=T0)
+    late.started(T0 + 2.1, "sup_1", "ringing")
+    late.tick(T0 + 31)  # 31 s after the ask, 29 s after the post: still ringing
+    assert not late.finished
+    late.tick(T0 + 32)
+    assert late.finished and late.state == "no_answer"
