@@ -261,6 +261,24 @@ def _sigv4_headers(url: str) -> dict[str, str]:
 # -- commands --------------------------------------------------------------------------------
 
 
+def _print_page(
+    args: argparse.Namespace,
+    out: TextIO,
+    key: str,
+    items: Sequence[dict[str, Any]],
+    cursor: str | None,
+    formatter: Callable[[Sequence[dict[str, Any]]], str],
+) -> int:
+    """Print one page of a listing: JSON with ``--json``, else the table and the next cursor."""
+    if args.json:
+        print(to_json({key: items, "next_cursor": cursor}), file=out)
+        return EXIT_OK
+    print(formatter(items), file=out)
+    if cursor:
+        print(f"\nmore: add --cursor {terminal_safe(cursor)}", file=out)
+    return EXIT_OK
+
+
 def cmd_calls_list(args: argparse.Namespace, out: TextIO) -> int:
     params = {
         "number": args.number,
@@ -278,13 +296,7 @@ def cmd_calls_list(args: argparse.Namespace, out: TextIO) -> int:
         calls, cursor = page.get("calls", []), page.get("next_cursor")
     else:
         calls, cursor = store.query_calls(_table(args), **filters.query_kwargs())
-    if args.json:
-        print(to_json({"calls": calls, "next_cursor": cursor}), file=out)
-        return EXIT_OK
-    print(format_calls(calls), file=out)
-    if cursor:
-        print(f"\nmore: add --cursor {terminal_safe(cursor)}", file=out)
-    return EXIT_OK
+    return _print_page(args, out, "calls", calls, cursor, format_calls)
 
 
 def cmd_calls_show(args: argparse.Namespace, out: TextIO) -> int:
@@ -370,13 +382,7 @@ def cmd_messages_list(args: argparse.Namespace, out: TextIO) -> int:
         )
     except store.CursorError as exc:
         raise CliError(f"--cursor: {exc}", EXIT_INVALID) from None
-    if args.json:
-        print(to_json({"messages": items, "next_cursor": cursor}), file=out)
-        return EXIT_OK
-    print(format_messages(items), file=out)
-    if cursor:
-        print(f"\nmore: add --cursor {cursor}", file=out)
-    return EXIT_OK
+    return _print_page(args, out, "messages", items, cursor, format_messages)
 
 
 def cmd_messages_done(args: argparse.Namespace, out: TextIO) -> int:

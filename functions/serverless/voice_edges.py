@@ -113,14 +113,7 @@ def unknown_call(
     store.mark_incomplete(table, request.call_id, [store.MISSING_FIRST_ANSWER])
     record_post(table, request, state, settings.retention_days)
     if state.lower() == "completed":
-        cdr_jobs.finish_call(
-            table,
-            request.call_id,
-            reason="completed",
-            duration_seconds=request.duration_seconds,
-            delay_seconds=settings.cdr_delay_seconds,
-            enqueue=enqueue_cdr,
-        )
+        _finish_completed(request, table, settings, enqueue_cdr)
         return empty(UNKNOWN_CALL)
     if _stream_event_kind(state) in ("stopped", STREAM_ERROR) and request.is_active is not False:
         # Nothing says what the caller was doing: reach a person rather than leave silence.
@@ -215,14 +208,11 @@ def _handoff_answer(
     return VoiceAnswer(render(verbs), TRANSFER, str(handoff.get("reason") or ""))
 
 
-def _completed(
-    request: VoiceRequest,
-    call: Mapping[str, Any],
-    table: Any,
-    settings: VoiceSettings,
-    enqueue_cdr: cdr_jobs.Enqueue,
-) -> VoiceAnswer:
-    ended = cdr_jobs.finish_call(
+def _finish_completed(
+    request: VoiceRequest, table: Any, settings: VoiceSettings, enqueue_cdr: cdr_jobs.Enqueue
+) -> bool:
+    """End the call on its ``Completed`` POST and queue the CDR fetch; True for the first end."""
+    return cdr_jobs.finish_call(
         table,
         request.call_id,
         reason="completed",
@@ -230,6 +220,16 @@ def _completed(
         delay_seconds=settings.cdr_delay_seconds,
         enqueue=enqueue_cdr,
     )
+
+
+def _completed(
+    request: VoiceRequest,
+    call: Mapping[str, Any],
+    table: Any,
+    settings: VoiceSettings,
+    enqueue_cdr: cdr_jobs.Enqueue,
+) -> VoiceAnswer:
+    ended = _finish_completed(request, table, settings, enqueue_cdr)
     stranded = ended and (call.get("handoff") or {}).get("state") == store.HANDOFF_PENDING
     if stranded:
         # The handoff was written but no StreamStopped POST came to act on it.

@@ -342,6 +342,23 @@ class CallRunner:
 
     # -- the media leg -------------------------------------------------------------------------
 
+    def _start_metadata(self, spec: StreamSpec, stream_sid: str) -> dict[str, Any]:
+        """The ``start`` message's metadata for this call's stream ``stream_sid``."""
+        call = self.call
+        metadata: dict[str, Any] = {
+            "callSid": call.call_id,
+            "sessionId": call.session_id,
+            "streamSid": stream_sid,
+            "from": call.from_number,
+            "to": call.to_number,
+            "direction": call.direction,
+        }
+        if spec.header_metadata is not None:
+            metadata["headers"] = spec.header_metadata
+        if spec.open_metadata is not None:
+            metadata["openMetadata"] = spec.open_metadata
+        return metadata
+
     async def _run_stream(self, spec: StreamSpec) -> None:
         options, call = self.options, self.call
         self.result.stream = spec
@@ -359,18 +376,7 @@ class CallRunner:
                 "the profile's audio.track)"
             )
         stream_sid = "MZ" + secrets.token_hex(16)
-        metadata: dict[str, Any] = {
-            "callSid": call.call_id,
-            "sessionId": call.session_id,
-            "streamSid": stream_sid,
-            "from": call.from_number,
-            "to": call.to_number,
-            "direction": call.direction,
-        }
-        if spec.header_metadata is not None:
-            metadata["headers"] = spec.header_metadata
-        if spec.open_metadata is not None:
-            metadata["openMetadata"] = spec.open_metadata
+        metadata = self._start_metadata(spec, stream_sid)
 
         async def on_open() -> None:
             await self._status(spec, "stream-started", stream_sid)

@@ -243,24 +243,11 @@ class TalkCall(CallRunner):
             self.result.warnings.append(
                 "the <Stream> asks for both_tracks; the talk page sends the caller's track only"
             )
-        call = self.call
-        metadata = {
-            "callSid": call.call_id,
-            "sessionId": call.session_id,
-            "streamSid": "MZ" + secrets.token_hex(16),
-            "from": call.from_number,
-            "to": call.to_number,
-            "direction": call.direction,
-        }
-        if spec.header_metadata is not None:
-            metadata["headers"] = spec.header_metadata
-        if spec.open_metadata is not None:
-            metadata["openMetadata"] = spec.open_metadata
-        relay = BrowserRelay(self.link, spec, metadata)
+        stream_sid = "MZ" + secrets.token_hex(16)
+        relay = BrowserRelay(self.link, spec, self._start_metadata(spec, stream_sid))
         self.recorder = relay.recorder
         # The URL's query holds the call's stream token: a credential, never shown.
         await self.link.say(f"media socket {_without_query(spec.url)} ({relay.rate} Hz)")
-        stream_sid = metadata["streamSid"]
         media = self.result.media = await relay.run(
             lambda: self._status(spec, "stream-started", stream_sid)
         )
