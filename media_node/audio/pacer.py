@@ -233,6 +233,29 @@ class Pacer:
         due_us = slot_us - self._lead_us
         return now if due_us <= now_us else due_us / 1_000_000
 
+    def drop_unnamed_tail(self) -> int | None:
+        """Drops the queued frames after the last one of a model item (a pre-rendered line or
+        hold audio queued behind a reply), keeping the reply whole; returns how many.
+
+        Nothing already released is touched, so no killAudio is needed and the ledger is
+        unchanged. Returns None, dropping nothing, when no model item's frame is queued (use
+        `clear` then).
+        """
+        queue = self._queue
+        keep = len(queue)
+        while keep and queue[keep - 1][1] is None:
+            keep -= 1
+        if keep == 0:
+            return None
+        dropped = len(queue) - keep
+        for _ in range(dropped):
+            queue.pop()
+        self._waiting = min(self._waiting, keep)
+        self._enqueued -= dropped
+        self._reply_end = min(self._reply_end, self._enqueued)
+        self.stats.frames_dropped += dropped
+        return dropped
+
     def clear(self, now: float) -> int:
         """Barge-in: drops every queued frame and stops the playout timeline at `now`.
 

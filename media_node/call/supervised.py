@@ -113,9 +113,13 @@ class Supervised:
         out.append(a.SetTimer(Timer.HOLD_REFILL, self.next_refill))
         self.next_refill += HOLD_LEAD
 
-    def _stop_hold(self, now: float, out: list[a.Action]) -> None:
+    def _stop_hold(self, now: float, out: list[a.Action], *, keep_reply: bool = False) -> None:
+        """Stops the hold loop; with `keep_reply`, a reply still queued ahead of it (the
+        handoff line, when the person answers that fast) plays to its end first."""
         out.append(a.ClearTimer(Timer.HOLD_REFILL))
         playback = self.core.playback
+        if keep_reply and playback.pacer.drop_unnamed_tail() is not None:
+            return
         if playback.busy(now):
             playback.interrupt(now)
             out.append(a.INTERRUPT)
@@ -132,7 +136,7 @@ class Supervised:
         if state == CONNECTED and core.state is CallState.HOLDING:
             core.metrics.handoffs_connected += 1
             core.metrics.time_to_person_ms = ms
-            self._stop_hold(now, out)
+            self._stop_hold(now, out, keep_reply=True)
             core.enter(CallState.BRIDGED)
             bridged_limit = now + core.profile.handoff.max_bridged_seconds
             out.append(a.SetTimer(Timer.BRIDGED_LIMIT, bridged_limit))

@@ -181,6 +181,30 @@ def test_clear_on_barge_in() -> None:
     assert pacer.stats.underruns == 0
 
 
+def test_dropping_the_unnamed_tail_keeps_the_reply_whole() -> None:
+    pacer = loaded(10)  # a reply of 200 ms ...
+    pacer.end_reply()
+    for frame in frames(50, "hold"):  # ... with a second of hold audio queued behind it
+        pacer.enqueue(frame)
+    pacer.end_reply()
+    released = pacer.release(T0)
+
+    assert pacer.drop_unnamed_tail() == 50
+    assert pacer.stats.frames_dropped == 50
+    later = [r for t in range(1, 20) for r in pacer.release(T0 + t * 0.020)]
+    assert [r.frame for r in released + later] == frames(10)  # every frame of it, in order
+    assert [r.slot for r in later] == pytest.approx([T0 + 0.080 + i * 0.020 for i in range(6)])
+    assert pacer.ledger.released_ms("a") == 200.0
+    assert pacer.stats.underruns == 0
+    assert pacer.drop_unnamed_tail() is None  # nothing of a model item queued any more
+
+
+def test_dropping_the_unnamed_tail_without_a_reply_queued_drops_nothing() -> None:
+    pacer = loaded(5, item_id=None)
+    assert pacer.drop_unnamed_tail() is None
+    assert pacer.queued_frames == 5 and pacer.stats.frames_dropped == 0
+
+
 def test_is_idle_waits_for_playout_to_finish() -> None:
     pacer = loaded(2)
     assert not pacer.is_idle(T0)

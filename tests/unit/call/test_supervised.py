@@ -111,6 +111,29 @@ def test_connected_introduces_then_closes_the_model_and_keeps_the_socket() -> No
     assert metrics["time_to_person_ms"] == 6200
 
 
+def test_a_person_who_answers_during_the_handoff_line_hears_it_end_then_the_introduction() -> None:
+    d = Driver()
+    d.greeted()
+    d.caller_turn("Can I book a cleaning?")
+    d.feed(m.ResponseStarted("r2"))
+    d.feed(TRANSFER)
+    d.feed(m.ResponseDone("r2", "completed"))
+    d.feed(e.HandoffWritten(True, HandoffPath.SUPERVISE))
+    d.say("r3", "i3", 2000)  # "Connecting you now." queued whole, the hold loop behind it
+    assert d.core.state is CallState.HOLDING
+    d.advance(0.5)
+    out = d.feed(e.HandoffProgress("connected", time_to_person_ms=900))
+    assert a.KILL_AUDIO not in out and a.INTERRUPT not in out  # the line is not cut
+    assert a.ClearTimer(Timer.HOLD_REFILL) in out
+    d.say("r4", "i4", 1000)  # the introduction
+    d.advance(4.0)
+    line = [t for item, t in d.frames if item == "i3"]
+    intro = [t for item, t in d.frames if item == "i4"]
+    assert len(line) == 100 and intro and intro[0] > line[-1]  # all of the line, then it
+    assert not [t for item, t in d.frames if item is None and t > line[0]]  # no hold audio
+    assert not d.core.transcript.agent["i3"].interrupted  # the record does not call it cut
+
+
 def test_model_audio_is_not_played_while_holding() -> None:
     d = holding()
     mark = len(d.frames)
