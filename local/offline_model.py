@@ -40,7 +40,17 @@ LINES = {
     "still_there": "Are you still there?",
     "time_warning": "We have about a minute left on this call.",
     "goodbye": "Thank you for calling. Goodbye!",
+    "introduction": "I have a caller on the line who would like to speak with you.",
+    "nobody_free": "I am sorry, nobody is free right now. Would you like to leave a message?",
+    "welcome_back": "Your colleague has left the call. Is there anything else I can help you with?",
 }
+#: What the media node's supervised-transfer prompts (media_node.prompts) ask for, by a phrase
+#: of each, checked in this order (a comeback's instructions quote the earlier conversation).
+TRANSFER_CUES = (
+    ("has left the call", "welcome_back"),
+    ("has just joined the call", "introduction"),
+    ("nobody is free", "nobody_free"),
+)
 CALLER_TRANSCRIPT = "[caller speech: the offline model does not transcribe]"
 TRANSFER_REASON = "The caller asked to speak to a person (offline model)."
 
@@ -60,6 +70,10 @@ class OfflineReceptionist:
 
     def respond(self, state: SessionState, trigger: Trigger) -> Reply:
         """Pick the reply for why a response is starting."""
+        cue = f"{trigger.instructions or ''} {trigger.text or ''}".lower()
+        for phrase, name in TRANSFER_CUES:  # a comeback opens a new session, like a greeting
+            if phrase in cue:
+                return line(name)
         if trigger.kind == "greeting":
             return line("greeting")
         if trigger.kind == "user_audio":
@@ -74,7 +88,6 @@ class OfflineReceptionist:
         if trigger.kind == "function_output":
             return line("connecting")
         # System prompts from the media node (idle caller, call-length warning, goodbye).
-        cue = f"{trigger.instructions or ''} {trigger.text or ''}".lower()
         if "goodbye" in cue or "end the call" in cue:
             return line("goodbye")
         if "minute" in cue:
