@@ -19,20 +19,9 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from doubles.sautikit_api import DEFAULT_API_KEY, SautikitApiDouble, ScriptedResponse
 from mapokezi import store
 from serverless import cdr_jobs
+from tests.events_factory import FakeLambdaContext
 
 MAX_RECEIVES = 3
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "cdr"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:af-south-1:123456789012:function:cdr"
-    aws_request_id: str = "req-cdr"
-    remaining_ms: int = 30_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 @dataclass
@@ -105,7 +94,7 @@ def sqs_event(queues: Queues, messages: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def deliver(
-    fetcher: Any, queues: Queues, context: FakeContext | None = None
+    fetcher: Any, queues: Queues, context: FakeLambdaContext | None = None
 ) -> tuple[list[str], list[str]]:
     """One event-source-mapping poll: returns (message ids delivered, ids reported failed)."""
     messages = queues.sqs.receive_message(
@@ -117,7 +106,9 @@ def deliver(
     if not messages:
         return [], []
     try:
-        result = fetcher.lambda_handler(sqs_event(queues, messages), context or FakeContext())
+        result = fetcher.lambda_handler(
+            sqs_event(queues, messages), context or FakeLambdaContext("cdr")
+        )
         failed = [f["itemIdentifier"] for f in result["batchItemFailures"]]
     except BatchProcessingError:  # Powertools raises when every record failed
         failed = [m["MessageId"] for m in messages]
@@ -322,7 +313,7 @@ def test_dead_letter_path_marks_the_call_failed(
     new_call(calls_table, double, "HD_nodeadline1")
     queue_job("HD_nodeadline1")
     for receive in range(1, MAX_RECEIVES + 1):
-        delivered, failed = deliver(fetcher, queues, FakeContext(remaining_ms=2_500))
+        delivered, failed = deliver(fetcher, queues, FakeLambdaContext("cdr", remaining_ms=2_500))
         assert failed == delivered and len(failed) == 1
         cdr = store.get_call(calls_table, "HD_nodeadline1").get("cdr")
         if receive < MAX_RECEIVES:
@@ -486,7 +477,7 @@ def test_no_fetch_without_invocation_time_left(
     new_call(calls_table, double, "HD_latebatch01")
     queue_job("HD_latebatch01")
     reads = len(double.requests)
-    delivered, failed = deliver(fetcher, queues, FakeContext(remaining_ms=2_500))
+    delivered, failed = deliver(fetcher, queues, FakeLambdaContext("cdr", remaining_ms=2_500))
     assert failed == delivered and len(failed) == 1  # redelivered to a fresh invocation
     assert len(double.requests) == reads
     assert deliver(fetcher, queues)[1] == []
