@@ -118,11 +118,16 @@ def deliver(
     return [m["MessageId"] for m in messages], failed
 
 
-def new_call(table: Any, double: SautikitApiDouble, call_id: str, **complete: Any) -> None:
-    """A call in our table and on the platform, ended there with a CDR."""
+def our_call(table: Any, call_id: str) -> None:
+    """A call in our table only."""
     store.create_call(
         table, call_id=call_id, caller="+254711000001", to="+254700000100", retention_days=1
     )
+
+
+def new_call(table: Any, double: SautikitApiDouble, call_id: str, **complete: Any) -> None:
+    """A call in our table and on the platform, ended there with a CDR."""
+    our_call(table, call_id)
     store.mark_ended(table, call_id, reason="Completed")
     double.register_call(session_id=call_id, answered_at="2026-11-21T09:00:05Z")
     double.complete_call(call_id, duration_seconds=95, **complete)
@@ -204,13 +209,7 @@ def test_pending_202_is_retried_later(
 def test_not_found_retries_then_gives_up(
     fetcher: Any, queues: Queues, calls_table: Any, double: SautikitApiDouble
 ) -> None:
-    store.create_call(
-        calls_table,
-        call_id="HD_unknown0001",
-        caller="+254711000001",
-        to="+254700000100",
-        retention_days=1,
-    )
+    our_call(calls_table, "HD_unknown0001")
     queue_job("HD_unknown0001")
     assert deliver(fetcher, queues)[1] == []
     assert json.loads(queues.sent[-1]["MessageBody"])["attempt"] == 1
@@ -351,13 +350,7 @@ def test_transport_faults_are_requeued(
 def test_final_cdr_ends_a_call_whose_hangup_was_never_seen(
     fetcher: Any, queues: Queues, calls_table: Any, double: SautikitApiDouble
 ) -> None:
-    store.create_call(
-        calls_table,
-        call_id="HD_nohangup001",
-        caller="+254711000001",
-        to="+254700000100",
-        retention_days=1,
-    )
+    our_call(calls_table, "HD_nohangup001")
     store.record_handoff(calls_table, "HD_nohangup001", {"kind": "transfer", "target": "+1"})
     double.register_call(session_id="HD_nohangup001", answered_at="2026-11-21T09:00:05Z")
     double.complete_call("HD_nohangup001", duration_seconds=40)
