@@ -206,11 +206,24 @@ class Harness:
         return server
 
 
+def add_call(table: Any) -> None:
+    """The call record every harness serves (``CALL_ID``)."""
+    store.create_call(
+        table, call_id=CALL_ID, caller="+254722000111", to="+254700000100", retention_days=1
+    )
+
+
+async def close_all(stack: list[tuple[Server, Any]]) -> None:
+    """Closes each media server, then its model double."""
+    for server, double in stack:
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), 10)
+        await double.close()
+
+
 @pytest.fixture
 async def make_harness(calls_table: Any) -> AsyncIterator[Any]:
-    store.create_call(
-        calls_table, call_id=CALL_ID, caller="+254722000111", to="+254700000100", retention_days=1
-    )
+    add_call(calls_table)
     stack: list[tuple[Any, RealtimeDouble]] = []
 
     async def build(script: Script | None = None, **double_kwargs: Any) -> Harness:
@@ -222,10 +235,7 @@ async def make_harness(calls_table: Any) -> AsyncIterator[Any]:
         return harness
 
     yield build
-    for server, double in stack:
-        server.close()
-        await asyncio.wait_for(server.wait_closed(), 10)
-        await double.close()
+    await close_all(stack)
     leftovers = [t for t in asyncio.all_tasks() if not t.done() and _from_media_node(t)]
     assert not leftovers, f"tasks left behind: {leftovers}"
 
