@@ -11,32 +11,18 @@ import asyncio
 import time
 from typing import Any
 
-import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from media_node.audio import Framer, StreamResampler, frame_bytes
 from media_node.paced_sender import PacedSender
 from media_node.pacing_clock import PacingClock
 from media_node.playback import Playback
+from tests.functional.test_paced_sender import FRAME, expected_frames, reply_pcm
 
 pytestmark = pytest.mark.asyncio
 
-FRAME = frame_bytes(16000)
 CALLS = 3
-
-
-def reply_pcm(seconds: float) -> bytes:
-    n = np.arange(round(24000 * seconds))
-    return (8000 * np.sin(2 * np.pi * 300 * n / 24000)).astype("<i2").tobytes()
-
-
-def expected_frames(pcm: bytes) -> list[bytes]:
-    resampler, framer = StreamResampler(24000, 16000), Framer(FRAME)
-    frames = framer.push(resampler.process(pcm)) + framer.push(resampler.flush())
-    last = framer.flush()
-    return frames + ([last] if last is not None else [])
 
 
 class Node:
