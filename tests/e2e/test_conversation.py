@@ -24,6 +24,7 @@ from tests.e2e.harness import (
     E2E,
     FRAME_MS,
     Scenario,
+    ask_and_leave,
     at_rate,
     audio_ms,
     caller_wav,
@@ -32,6 +33,7 @@ from tests.e2e.harness import (
     heard_between,
     labels,
     played_ms,
+    record_of,
     rms,
     scenario,
     verbs,
@@ -86,16 +88,6 @@ def assert_matches_heard(node_ms: float, phone_ms: float) -> None:
     assert phone_ms - FRAME_MS <= node_ms <= phone_ms + 250, (node_ms, phone_ms)
 
 
-def ask_and_leave() -> list[Any]:
-    """Hear the greeting, ask the question, hear the answer, hang up."""
-    return [
-        WaitReply(0.6),
-        Say(caller_wav("hello_saturday")),
-        WaitReply(0.6, timeout_seconds=10),
-        Hangup(),
-    ]
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="package")
 async def calls(
     e2e: E2E, tmp_path_factory: pytest.TempPathFactory
@@ -140,11 +132,6 @@ async def calls(
         number: (result, session)
         for number, result, session in zip(plans, results, sessions, strict=True)
     }
-
-
-def record_of(result: CallResult) -> dict[str, Any]:
-    assert result.call_record is not None, result.warnings
-    return result.call_record
 
 
 def agent_turns(record: dict[str, Any]) -> list[dict[str, Any]]:
