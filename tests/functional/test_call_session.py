@@ -51,6 +51,13 @@ LONG_REPLY = (
     "We are open Monday to Friday from eight in the morning to half past five in the evening, "
     "and on Saturday from nine until one in the afternoon."
 )
+#: A tool test case (tool, arguments, handoff kind, target): a transfer to appointments.
+TRANSFER_CASE = (
+    "transfer_to_human",
+    {"reason": "Wants to book a cleaning", "department": "appointments"},
+    "transfer",
+    "+254711000002",
+)
 TIMEOUTS = CallTimeouts(greeting=3.0, reply=3.0, handoff_line=4.0, playout=8.0)
 
 pytestmark = pytest.mark.asyncio
@@ -429,12 +436,7 @@ async def test_barge_in_kills_audio_and_truncates_at_heard_ms(make_harness: Any)
 @pytest.mark.parametrize(
     ("tool", "arguments", "kind", "target"),
     [
-        (
-            "transfer_to_human",
-            {"reason": "Wants to book a cleaning", "department": "appointments"},
-            "transfer",
-            "+254711000002",
-        ),
+        TRANSFER_CASE,
     ],
 )
 async def test_tool_writes_handoff_before_the_socket_closes(

@@ -27,6 +27,7 @@ from tests.functional.test_call_session import (
     CALL_ID,
     CALLER,
     LONG_REPLY,
+    TRANSFER_CASE,
     Caller,
     Harness,
     add_call,
@@ -188,12 +189,7 @@ async def test_after_a_barge_in_a_silent_caller_is_prompted_then_said_goodbye_to
 @pytest.mark.parametrize(
     ("tool", "arguments", "kind", "target"),
     [
-        (
-            "transfer_to_human",
-            {"reason": "Wants to book a cleaning", "department": "appointments"},
-            "transfer",
-            "+254711000002",
-        ),
+        TRANSFER_CASE,
         ("end_call", {"reason": "caller said goodbye"}, "hangup", None),
     ],
 )
