@@ -46,6 +46,9 @@ FRONT_DESK = "+254711000001"
 DEPARTMENTS = {"appointments": "+254711000002", "billing": "+254711000003"}
 HANDOFF_LINE = "Please hold while I connect you."
 FALLBACK_LINE = "Sorry, our assistant is not available right now. Let me put you through."
+#: The scripted transcript of the question in ``hello_saturday.wav``, and the answer to it.
+QUESTION = "What time do you open on Saturday?"
+ANSWER = "We open at nine on Saturday."
 #: The take_message arguments of the scenarios where a caller leaves a message.
 MESSAGE = {
     "name": "Wanjiru",

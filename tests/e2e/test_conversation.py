@@ -21,8 +21,10 @@ from local.emulator import CallResult
 from local.emulator.script import BargeIn, Hangup, Say, WaitReply
 from local.emulator.wav import write_wav
 from tests.e2e.harness import (
+    ANSWER,
     E2E,
     FRAME_MS,
+    QUESTION,
     Scenario,
     ask_and_leave,
     at_rate,
@@ -42,8 +44,6 @@ from tests.e2e.harness import (
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="package")]
 
 SHORT_GREETING = "Karibu, how can I help?"
-QUESTION = "What time do you open on Saturday?"
-ANSWER = "We open at nine on Saturday."
 LONG_GREETING = (
     "Karibu to the clinic, we are open six days a week and we are always happy to help you."
 )

@@ -25,11 +25,13 @@ from mapokezi import config
 from mapokezi.outcomes import call_outcome
 from mapokezi_cli.main import main as cli
 from tests.e2e.harness import (
+    ANSWER,
     DEPARTMENTS,
     E2E,
     FRAME_MS,
     HANDOFF_LINE,
     MESSAGE,
+    QUESTION,
     ask_and_leave,
     at_rate,
     caller_wav,
@@ -44,8 +46,6 @@ from tests.e2e.harness import (
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="package")]
 
 GREETING = "Karibu, how can I help?"
-QUESTION = "What time do you open on Saturday?"
-ANSWER = "We open at nine on Saturday."
 SALES = "Can I speak to someone about my invoice?"
 CONNECTING = "Connecting you to billing now."
 GEMINI = {"model": {"provider": "gemini", "voice": "Puck"}}
