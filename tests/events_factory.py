@@ -97,7 +97,8 @@ class FakeLambdaContext:
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     log_group_name: str = "/aws/lambda/test-function"
     log_stream_name: str = "test"
+    remaining_ms: int = 30_000
 
     def get_remaining_time_in_millis(self) -> int:
-        """Plenty of time left."""
-        return 30_000
+        """Plenty of time left, unless `remaining_ms` says otherwise."""
+        return self.remaining_ms

@@ -34,7 +34,7 @@ from doubles.openai_realtime import (
     Trigger,
 )
 from local.emulator import CallOptions, CallResult, JitterConfig, MediaLegResult, run_call
-from local.emulator.script import Step
+from local.emulator.script import Hangup, Say, Step, WaitReply
 from local.stack import EXAMPLE_PROFILE
 from mapokezi.profiles import Profile, load_profile_file, parse_profile
 from tests.e2e.stack_process import StackInfo, StackProcess
@@ -46,6 +46,16 @@ FRONT_DESK = "+254711000001"
 DEPARTMENTS = {"appointments": "+254711000002", "billing": "+254711000003"}
 HANDOFF_LINE = "Please hold while I connect you."
 FALLBACK_LINE = "Sorry, our assistant is not available right now. Let me put you through."
+#: The scripted transcript of the question in ``hello_saturday.wav``, and the answer to it.
+QUESTION = "What time do you open on Saturday?"
+ANSWER = "We open at nine on Saturday."
+#: The take_message arguments of the scenarios where a caller leaves a message.
+MESSAGE = {
+    "name": "Wanjiru",
+    "callback_number": "this number",
+    "message": "Please call me back about my invoice.",
+    "urgency": "high",
+}
 #: Heartbeats every 0.5 s; a node silent for 3 s is gone (the no-media-node scenario).
 HEARTBEAT_INTERVAL_SECONDS = 0.5
 HEARTBEAT_MAX_AGE_SECONDS = 3
@@ -337,3 +347,19 @@ def verbs(result: CallResult) -> list[str]:
 def caller_wav(name: str) -> Path:
     """A committed caller line."""
     return Path(__file__).resolve().parents[2] / "local" / "audio" / "caller" / f"{name}.wav"
+
+
+def ask_and_leave() -> list[Step]:
+    """Hear the greeting, ask the question, hear the answer, hang up."""
+    return [
+        WaitReply(0.6),
+        Say(caller_wav("hello_saturday")),
+        WaitReply(0.6, timeout_seconds=10),
+        Hangup(),
+    ]
+
+
+def record_of(result: CallResult) -> dict[str, Any]:
+    """The call record read back after the call (there must be one)."""
+    assert result.call_record is not None, result.warnings
+    return result.call_record

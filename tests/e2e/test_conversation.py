@@ -21,9 +21,12 @@ from local.emulator import CallResult
 from local.emulator.script import BargeIn, Hangup, Say, WaitReply
 from local.emulator.wav import write_wav
 from tests.e2e.harness import (
+    ANSWER,
     E2E,
     FRAME_MS,
+    QUESTION,
     Scenario,
+    ask_and_leave,
     at_rate,
     audio_ms,
     caller_wav,
@@ -32,6 +35,7 @@ from tests.e2e.harness import (
     heard_between,
     labels,
     played_ms,
+    record_of,
     rms,
     scenario,
     verbs,
@@ -40,8 +44,6 @@ from tests.e2e.harness import (
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="package")]
 
 SHORT_GREETING = "Karibu, how can I help?"
-QUESTION = "What time do you open on Saturday?"
-ANSWER = "We open at nine on Saturday."
 LONG_GREETING = (
     "Karibu to the clinic, we are open six days a week and we are always happy to help you."
 )
@@ -84,16 +86,6 @@ def assert_matches_heard(node_ms: float, phone_ms: float) -> None:
     the ear (bounded with room for a busy test machine), never behind it by more than a tick.
     """
     assert phone_ms - FRAME_MS <= node_ms <= phone_ms + 250, (node_ms, phone_ms)
-
-
-def ask_and_leave() -> list[Any]:
-    """Hear the greeting, ask the question, hear the answer, hang up."""
-    return [
-        WaitReply(0.6),
-        Say(caller_wav("hello_saturday")),
-        WaitReply(0.6, timeout_seconds=10),
-        Hangup(),
-    ]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="package")
@@ -140,11 +132,6 @@ async def calls(
         number: (result, session)
         for number, result, session in zip(plans, results, sessions, strict=True)
     }
-
-
-def record_of(result: CallResult) -> dict[str, Any]:
-    assert result.call_record is not None, result.warnings
-    return result.call_record
 
 
 def agent_turns(record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -25,15 +25,20 @@ from mapokezi import config
 from mapokezi.outcomes import call_outcome
 from mapokezi_cli.main import main as cli
 from tests.e2e.harness import (
+    ANSWER,
     DEPARTMENTS,
     E2E,
     FRAME_MS,
     HANDOFF_LINE,
+    MESSAGE,
+    QUESTION,
+    ask_and_leave,
     at_rate,
     caller_wav,
     found_in,
     frames_ms,
     played_ms,
+    record_of,
     scenario,
     verbs,
 )
@@ -41,18 +46,10 @@ from tests.e2e.harness import (
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="package")]
 
 GREETING = "Karibu, how can I help?"
-QUESTION = "What time do you open on Saturday?"
-ANSWER = "We open at nine on Saturday."
 SALES = "Can I speak to someone about my invoice?"
 CONNECTING = "Connecting you to billing now."
 GEMINI = {"model": {"provider": "gemini", "voice": "Puck"}}
 LEAVE_MESSAGE = "Can I leave a message for the billing office?"
-MESSAGE = {
-    "name": "Wanjiru",
-    "callback_number": "this number",
-    "message": "Please call me back about my invoice.",
-    "urgency": "high",
-}
 PASSED_ON = "Thank you, Wanjiru. Your message is passed on."
 
 QUESTION_GEMINI = scenario(
@@ -103,12 +100,7 @@ MESSAGE_GEMINI = scenario(
 @pytest_asyncio.fixture(scope="module", loop_scope="package")
 async def calls(e2e: E2E) -> dict[str, tuple[CallResult, LiveConnection]]:
     """Every call of the module, placed at once, with their Gemini Live connections."""
-    question = [
-        WaitReply(0.6),
-        Say(caller_wav("hello_saturday")),
-        WaitReply(0.6, timeout_seconds=10),
-        Hangup(),
-    ]
+    question = ask_and_leave()
     transfer = [WaitReply(0.6), Say(caller_wav("sales")), WaitReply(0.6, timeout_seconds=15)]
     message = [
         WaitReply(0.6),
@@ -125,11 +117,6 @@ async def calls(e2e: E2E) -> dict[str, tuple[CallResult, LiveConnection]]:
         item.number: (result, connection)
         for (item, _), result, connection in zip(items, results, connections, strict=True)
     }
-
-
-def record_of(result: CallResult) -> dict[str, Any]:
-    assert result.call_record is not None, result.warnings
-    return result.call_record
 
 
 async def test_gemini_number_answers_a_question(

@@ -34,6 +34,7 @@ from tests.e2e.harness import (
     labels,
     pcm_array,
     played_ms,
+    record_of,
     scenario,
     verbs,
 )
@@ -112,11 +113,6 @@ async def calls(e2e: E2E) -> dict[str, tuple[CallResult, RealtimeSession]]:
         END_CALL.number: (end_call, await e2e.session_for(END_CALL)),
         MODEL_DROP.number: (dropped, dropped_session),
     }
-
-
-def record_of(result: CallResult) -> dict[str, Any]:
-    assert result.call_record is not None, result.warnings
-    return result.call_record
 
 
 def event_time(record: dict[str, Any], **match: str) -> str:

@@ -24,6 +24,7 @@ from media_node import prompts
 from tests.e2e.harness import (
     DEPARTMENTS,
     E2E,
+    MESSAGE,
     InstructedScript,
     at_rate,
     caller_wav,
@@ -45,12 +46,6 @@ from tests.e2e.heard_audio import (
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="package")]
 
 SALES = "Can I speak to someone in sales please?"
-MESSAGE = {
-    "name": "Wanjiru",
-    "callback_number": "this number",
-    "message": "Please call me back about my invoice.",
-    "urgency": "high",
-}
 
 
 def transfer_turn() -> Turn:

@@ -51,6 +51,13 @@ LONG_REPLY = (
     "We are open Monday to Friday from eight in the morning to half past five in the evening, "
     "and on Saturday from nine until one in the afternoon."
 )
+#: A tool test case (tool, arguments, handoff kind, target): a transfer to appointments.
+TRANSFER_CASE = (
+    "transfer_to_human",
+    {"reason": "Wants to book a cleaning", "department": "appointments"},
+    "transfer",
+    "+254711000002",
+)
 TIMEOUTS = CallTimeouts(greeting=3.0, reply=3.0, handoff_line=4.0, playout=8.0)
 
 pytestmark = pytest.mark.asyncio
@@ -206,11 +213,24 @@ class Harness:
         return server
 
 
+def add_call(table: Any) -> None:
+    """The call record every harness serves (``CALL_ID``)."""
+    store.create_call(
+        table, call_id=CALL_ID, caller="+254722000111", to="+254700000100", retention_days=1
+    )
+
+
+async def close_all(stack: list[tuple[Server, Any]]) -> None:
+    """Closes each media server, then its model double."""
+    for server, double in stack:
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), 10)
+        await double.close()
+
+
 @pytest.fixture
 async def make_harness(calls_table: Any) -> AsyncIterator[Any]:
-    store.create_call(
-        calls_table, call_id=CALL_ID, caller="+254722000111", to="+254700000100", retention_days=1
-    )
+    add_call(calls_table)
     stack: list[tuple[Any, RealtimeDouble]] = []
 
     async def build(script: Script | None = None, **double_kwargs: Any) -> Harness:
@@ -222,10 +242,7 @@ async def make_harness(calls_table: Any) -> AsyncIterator[Any]:
         return harness
 
     yield build
-    for server, double in stack:
-        server.close()
-        await asyncio.wait_for(server.wait_closed(), 10)
-        await double.close()
+    await close_all(stack)
     leftovers = [t for t in asyncio.all_tasks() if not t.done() and _from_media_node(t)]
     assert not leftovers, f"tasks left behind: {leftovers}"
 
@@ -419,12 +436,7 @@ async def test_barge_in_kills_audio_and_truncates_at_heard_ms(make_harness: Any)
 @pytest.mark.parametrize(
     ("tool", "arguments", "kind", "target"),
     [
-        (
-            "transfer_to_human",
-            {"reason": "Wants to book a cleaning", "department": "appointments"},
-            "transfer",
-            "+254711000002",
-        ),
+        TRANSFER_CASE,
     ],
 )
 async def test_tool_writes_handoff_before_the_socket_closes(

@@ -5,27 +5,19 @@ from __future__ import annotations
 import base64
 import importlib
 import json
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
 from mapokezi import store
+from tests.events_factory import FakeLambdaContext
 
 BASE = 1_795_000_000.0  # 2026-11-18T…Z; one call per minute from here
 NUMBER = "+254700000100"
 OTHER_NUMBER = "+254700000200"
 CALLER_A = "+254711111111"
 CALLER_B = "+254722222222"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "calls_api"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:af-south-1:123456789012:function:calls_api"
-    aws_request_id: str = "req-1"
 
 
 def http_event(path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
@@ -65,7 +57,7 @@ def api(calls_table: Any) -> Any:
 
 
 def call(api: Any, path: str, params: dict[str, str] | None = None) -> tuple[int, Any]:
-    response = api.lambda_handler(http_event(path, params), FakeContext())
+    response = api.lambda_handler(http_event(path, params), FakeLambdaContext("calls_api"))
     body = response["body"]
     if response.get("isBase64Encoded"):
         body = base64.b64decode(body).decode()

@@ -19,20 +19,9 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from doubles.sautikit_api import DEFAULT_API_KEY, SautikitApiDouble, ScriptedResponse
 from mapokezi import store
 from serverless import cdr_jobs
+from tests.events_factory import FakeLambdaContext
 
 MAX_RECEIVES = 3
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "cdr"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:af-south-1:123456789012:function:cdr"
-    aws_request_id: str = "req-cdr"
-    remaining_ms: int = 30_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 @dataclass
@@ -105,7 +94,7 @@ def sqs_event(queues: Queues, messages: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def deliver(
-    fetcher: Any, queues: Queues, context: FakeContext | None = None
+    fetcher: Any, queues: Queues, context: FakeLambdaContext | None = None
 ) -> tuple[list[str], list[str]]:
     """One event-source-mapping poll: returns (message ids delivered, ids reported failed)."""
     messages = queues.sqs.receive_message(
@@ -117,7 +106,9 @@ def deliver(
     if not messages:
         return [], []
     try:
-        result = fetcher.lambda_handler(sqs_event(queues, messages), context or FakeContext())
+        result = fetcher.lambda_handler(
+            sqs_event(queues, messages), context or FakeLambdaContext("cdr")
+        )
         failed = [f["itemIdentifier"] for f in result["batchItemFailures"]]
     except BatchProcessingError:  # Powertools raises when every record failed
         failed = [m["MessageId"] for m in messages]
@@ -127,11 +118,16 @@ def deliver(
     return [m["MessageId"] for m in messages], failed
 
 
-def new_call(table: Any, double: SautikitApiDouble, call_id: str, **complete: Any) -> None:
-    """A call in our table and on the platform, ended there with a CDR."""
+def our_call(table: Any, call_id: str) -> None:
+    """A call in our table only."""
     store.create_call(
         table, call_id=call_id, caller="+254711000001", to="+254700000100", retention_days=1
     )
+
+
+def new_call(table: Any, double: SautikitApiDouble, call_id: str, **complete: Any) -> None:
+    """A call in our table and on the platform, ended there with a CDR."""
+    our_call(table, call_id)
     store.mark_ended(table, call_id, reason="Completed")
     double.register_call(session_id=call_id, answered_at="2026-11-21T09:00:05Z")
     double.complete_call(call_id, duration_seconds=95, **complete)
@@ -213,13 +209,7 @@ def test_pending_202_is_retried_later(
 def test_not_found_retries_then_gives_up(
     fetcher: Any, queues: Queues, calls_table: Any, double: SautikitApiDouble
 ) -> None:
-    store.create_call(
-        calls_table,
-        call_id="HD_unknown0001",
-        caller="+254711000001",
-        to="+254700000100",
-        retention_days=1,
-    )
+    our_call(calls_table, "HD_unknown0001")
     queue_job("HD_unknown0001")
     assert deliver(fetcher, queues)[1] == []
     assert json.loads(queues.sent[-1]["MessageBody"])["attempt"] == 1
@@ -322,7 +312,7 @@ def test_dead_letter_path_marks_the_call_failed(
     new_call(calls_table, double, "HD_nodeadline1")
     queue_job("HD_nodeadline1")
     for receive in range(1, MAX_RECEIVES + 1):
-        delivered, failed = deliver(fetcher, queues, FakeContext(remaining_ms=2_500))
+        delivered, failed = deliver(fetcher, queues, FakeLambdaContext("cdr", remaining_ms=2_500))
         assert failed == delivered and len(failed) == 1
         cdr = store.get_call(calls_table, "HD_nodeadline1").get("cdr")
         if receive < MAX_RECEIVES:
@@ -360,13 +350,7 @@ def test_transport_faults_are_requeued(
 def test_final_cdr_ends_a_call_whose_hangup_was_never_seen(
     fetcher: Any, queues: Queues, calls_table: Any, double: SautikitApiDouble
 ) -> None:
-    store.create_call(
-        calls_table,
-        call_id="HD_nohangup001",
-        caller="+254711000001",
-        to="+254700000100",
-        retention_days=1,
-    )
+    our_call(calls_table, "HD_nohangup001")
     store.record_handoff(calls_table, "HD_nohangup001", {"kind": "transfer", "target": "+1"})
     double.register_call(session_id="HD_nohangup001", answered_at="2026-11-21T09:00:05Z")
     double.complete_call("HD_nohangup001", duration_seconds=40)
@@ -486,7 +470,7 @@ def test_no_fetch_without_invocation_time_left(
     new_call(calls_table, double, "HD_latebatch01")
     queue_job("HD_latebatch01")
     reads = len(double.requests)
-    delivered, failed = deliver(fetcher, queues, FakeContext(remaining_ms=2_500))
+    delivered, failed = deliver(fetcher, queues, FakeLambdaContext("cdr", remaining_ms=2_500))
     assert failed == delivered and len(failed) == 1  # redelivered to a fresh invocation
     assert len(double.requests) == reads
     assert deliver(fetcher, queues)[1] == []

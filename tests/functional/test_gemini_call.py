@@ -20,7 +20,6 @@ from doubles.gemini_live import GeminiLiveDouble
 from doubles.openai_realtime import FunctionCall, Pacing, Reply, Script, Turn
 from doubles.sautikit_api import SautikitApiDouble
 from local.emulator.wav import load_mono
-from mapokezi import store
 from mapokezi.profiles import Limits, ModelChoice, Profile
 from media_node.context import gemini_factory, provider_factory
 from media_node.models.base import ModelFactory
@@ -28,9 +27,12 @@ from tests.functional.test_call_session import (
     CALL_ID,
     CALLER,
     LONG_REPLY,
+    TRANSFER_CASE,
     Caller,
     Harness,
+    add_call,
     apology_heard,
+    close_all,
     make_profile,
 )
 from tests.functional.test_supervised_call import (  # noqa: F401
@@ -51,9 +53,7 @@ def gemini_profile(**changes: Any) -> Profile:
 
 @pytest.fixture
 async def make_harness(calls_table: Any) -> AsyncIterator[Any]:
-    store.create_call(
-        calls_table, call_id=CALL_ID, caller="+254722000111", to="+254700000100", retention_days=1
-    )
+    add_call(calls_table)
     stack: list[tuple[Any, GeminiLiveDouble]] = []
 
     async def build(
@@ -68,10 +68,7 @@ async def make_harness(calls_table: Any) -> AsyncIterator[Any]:
         return harness
 
     yield build
-    for server, double in stack:
-        server.close()
-        await asyncio.wait_for(server.wait_closed(), 10)
-        await double.close()
+    await close_all(stack)
 
 
 def audio_ms(caller: Caller, start: int = 0) -> float:
@@ -192,12 +189,7 @@ async def test_after_a_barge_in_a_silent_caller_is_prompted_then_said_goodbye_to
 @pytest.mark.parametrize(
     ("tool", "arguments", "kind", "target"),
     [
-        (
-            "transfer_to_human",
-            {"reason": "Wants to book a cleaning", "department": "appointments"},
-            "transfer",
-            "+254711000002",
-        ),
+        TRANSFER_CASE,
         ("end_call", {"reason": "caller said goodbye"}, "hangup", None),
     ],
 )

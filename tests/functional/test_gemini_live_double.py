@@ -51,6 +51,21 @@ def setup(**changes: Any) -> dict[str, Any]:
     return message
 
 
+async def connected_session(double: GeminiLiveDouble, model: str = MODEL) -> GeminiLiveSession:
+    """Our Gemini Live adapter, connected to `double` with the example profile."""
+    p = profile()
+    session = GeminiLiveSession(
+        url=double.url,
+        model=model,
+        api_key=KEY,
+        profile=p,
+        instructions=session_instructions(p),
+        voice="Kore",
+    )
+    await session.connect()
+    return session
+
+
 @pytest.fixture
 async def double() -> AsyncIterator[GeminiLiveDouble]:
     async with GeminiLiveDouble(
@@ -231,16 +246,7 @@ async def test_tool_response_for_an_unknown_call_is_refused(double: GeminiLiveDo
 
 async def test_go_away_without_a_handle_is_one_fatal_error(double: GeminiLiveDouble) -> None:
     double.on_connection = lambda live: setattr(live, "resumable", False)
-    p = profile()
-    session = GeminiLiveSession(
-        url=double.url,
-        model=MODEL,
-        api_key=KEY,
-        profile=p,
-        instructions=session_instructions(p),
-        voice="Kore",
-    )
-    await session.connect()
+    session = await connected_session(double)
     events: list[m.ModelEvent] = []
     async with asyncio.timeout(10):
         async for event in session.events():
@@ -258,16 +264,7 @@ async def test_go_away_without_a_handle_is_one_fatal_error(double: GeminiLiveDou
 async def test_gemini_3_models_are_prompted_through_realtime_text(
     double: GeminiLiveDouble,
 ) -> None:
-    p = profile()
-    session = GeminiLiveSession(
-        url=double.url,
-        model="gemini-3.1-flash-live-preview",
-        api_key=KEY,
-        profile=p,
-        instructions=session_instructions(p),
-        voice="Kore",
-    )
-    await session.connect()
+    session = await connected_session(double, "gemini-3.1-flash-live-preview")
     events: list[m.ModelEvent] = []
     async with asyncio.timeout(10):
         async for event in session.events():

@@ -122,6 +122,19 @@ async def running(
             await server.shutdown(drain_seconds=0)
 
 
+@contextlib.asynccontextmanager
+async def real_node(table: Any) -> AsyncIterator[tuple[MediaServer, RealtimeDouble]]:
+    """A started server with the production session factory, against a Realtime double."""
+    async with RealtimeDouble() as double:
+        node = node_settings(OPENAI_REALTIME_URL=double.url, OPENAI_API_KEY="sk-test")
+        server = MediaServer(node, table, default_session_factory(node, table), emit_metric=list)
+        await server.start()
+        try:
+            yield server, double
+        finally:
+            await server.shutdown(drain_seconds=0)
+
+
 def new_call(table: Any, call_id: str, *, ttl_seconds: int = 120, now: float | None = None) -> str:
     """A call record with a freshly minted stream token; returns the token."""
     store.create_call(table, call_id=call_id, caller="+254711000001", to=NUMBER, retention_days=1)
@@ -132,10 +145,16 @@ def new_call(table: Any, call_id: str, *, ttl_seconds: int = 120, now: float | N
     return token
 
 
+def with_example_profile(table: Any) -> Any:
+    """`table`, with the example profile stored for `NUMBER`."""
+    profile = parse_profile(load_profile_file(ROOT / "profiles" / "example.yaml"), number=NUMBER)
+    store.put_profile(table, profile)
+    return table
+
+
 @pytest.fixture
 def table(calls_table: Any) -> Any:
-    profile = parse_profile(load_profile_file(ROOT / "profiles" / "example.yaml"), number=NUMBER)
-    store.put_profile(calls_table, profile)
+    with_example_profile(calls_table)
     EchoSession.instances.clear()
     return calls_table
 
@@ -651,11 +670,8 @@ def test_python_m_media_node_refuses_to_start_without_token_secret() -> None:
 
 
 async def test_default_factory_runs_the_real_call_session(table: Any) -> None:
-    async with asyncio.timeout(WAIT * 2), RealtimeDouble() as double:
-        node = node_settings(OPENAI_REALTIME_URL=double.url, OPENAI_API_KEY="sk-test")
-        server = MediaServer(node, table, default_session_factory(node, table), emit_metric=list)
-        await server.start()
-        try:
+    async with asyncio.timeout(WAIT * 2):
+        async with real_node(table) as (server, double):
             async with media_socket(server, new_call(table, "call-real")) as ws:
                 await ws.send(json.dumps({"callSid": "call-real", "sampleRate": 16000}))
                 await ws.send(bytes(640))  # 20 ms of 16 kHz silence
@@ -665,8 +681,6 @@ async def test_default_factory_runs_the_real_call_session(table: Any) -> None:
                 session = await double.wait_for_session()
                 assert "Karibu Dental Clinic" in session.config["instructions"]
             await until(lambda: server.active_calls == 0)
-        finally:
-            await server.shutdown(drain_seconds=0)
         assert server.outcomes == {"caller_hangup": 1}
         media = store.get_call(table, "call-real")["media"]
         assert (media["node_id"], media["outcome"]) == ("node-test", "caller_hangup")

@@ -32,19 +32,24 @@ def topic(calls_table: Any) -> tuple[str, str]:
     return arn, queue
 
 
-async def test_saved_on_the_call_listed_and_notified(
-    calls_table: Any, topic: tuple[str, str]
-) -> None:
-    arn, queue = topic
-    result = await take_message(
-        ARGS,
-        table=calls_table,
+async def take(table: Any, topic_arn: str, args: dict[str, Any] = ARGS) -> dict[str, Any]:
+    """``take_message`` on call ``HD_n1`` from `CALLER` to `NUMBER`."""
+    return await take_message(
+        args,
+        table=table,
         call_id="HD_n1",
         caller=CALLER,
         to=NUMBER,
         retention_days=1,
-        topic_arn=arn,
+        topic_arn=topic_arn,
     )
+
+
+async def test_saved_on_the_call_listed_and_notified(
+    calls_table: Any, topic: tuple[str, str]
+) -> None:
+    arn, queue = topic
+    result = await take(calls_table, arn)
     assert result["saved"] and result["notified"]
     assert result["read_back"] == (
         f"Saved a high message from Amina, to call back on {CALLER}: Crown is loose"
@@ -63,37 +68,19 @@ async def test_saved_on_the_call_listed_and_notified(
 async def test_problems_go_back_to_the_model_and_nothing_is_stored(
     calls_table: Any, topic: tuple[str, str]
 ) -> None:
-    result = await take_message(
-        {**ARGS, "callback_number": "later"},
-        table=calls_table,
-        call_id="HD_n1",
-        caller=CALLER,
-        to=NUMBER,
-        retention_days=1,
-        topic_arn=topic[0],
-    )
+    result = await take(calls_table, topic[0], {**ARGS, "callback_number": "later"})
     assert result["saved"] is False and result["problems"][0].startswith("callback_number:")
     assert messages.list_messages(calls_table)[0] == []
 
 
 async def test_a_failed_publish_still_saves(calls_table: Any, topic: tuple[str, str]) -> None:
     missing = topic[0] + "-gone"
-    result = await take_message(
-        ARGS,
-        table=calls_table,
-        call_id="HD_n1",
-        caller=CALLER,
-        to=NUMBER,
-        retention_days=1,
-        topic_arn=missing,
-    )
+    result = await take(calls_table, missing)
     assert result["saved"] and result["notified"] is False
     assert len(messages.list_messages(calls_table)[0]) == 1
 
 
 async def test_a_failed_store_is_reported_not_raised(aws: None) -> None:
     table = boto3.resource("dynamodb").Table("no-such-table")
-    result = await take_message(
-        ARGS, table=table, call_id="HD_n1", caller=CALLER, to=NUMBER, retention_days=1, topic_arn=""
-    )
+    result = await take(table, "")
     assert result == {"saved": False, "problems": [STORAGE_PROBLEM]}

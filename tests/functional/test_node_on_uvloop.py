@@ -14,35 +14,26 @@ from typing import Any
 import pytest
 import uvloop
 
-from doubles.openai_realtime import RealtimeDouble
 from mapokezi import store
-from mapokezi.profiles import load_profile_file, parse_profile
 from media_node import event_loop
-from media_node.server import MediaServer, default_session_factory
 from tests.functional.test_media_server import (
-    NUMBER,
-    ROOT,
     WAIT,
     media_socket,
     new_call,
-    node_settings,
+    real_node,
     until,
+    with_example_profile,
 )
 
 
 @pytest.fixture
 def table(calls_table: Any) -> Any:
-    profile = parse_profile(load_profile_file(ROOT / "profiles" / "example.yaml"), number=NUMBER)
-    store.put_profile(calls_table, profile)
-    return calls_table
+    return with_example_profile(calls_table)
 
 
 async def _call_on_the_running_loop(table: Any) -> type:
-    async with asyncio.timeout(WAIT * 2), RealtimeDouble() as double:
-        node = node_settings(OPENAI_REALTIME_URL=double.url, OPENAI_API_KEY="sk-test")
-        server = MediaServer(node, table, default_session_factory(node, table), emit_metric=list)
-        await server.start()
-        try:
+    async with asyncio.timeout(WAIT * 2):
+        async with real_node(table) as (server, double):
             async with media_socket(server, new_call(table, "call-uv")) as ws:
                 await ws.send(json.dumps({"callSid": "call-uv", "sampleRate": 16000}))
                 for _ in range(5):
@@ -52,8 +43,6 @@ async def _call_on_the_running_loop(table: Any) -> type:
                 session = await double.wait_for_session()
                 assert "Karibu Dental Clinic" in session.config["instructions"]
             await until(lambda: server.active_calls == 0)
-        finally:
-            await server.shutdown(drain_seconds=0)
         assert server.outcomes == {"caller_hangup": 1}
         return type(asyncio.get_running_loop())
 

@@ -8,35 +8,23 @@ at once (not one timer per call per frame), and a barge-in stops one call's audi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from media_node.audio import Framer, StreamResampler, frame_bytes
 from media_node.paced_sender import PacedSender
 from media_node.pacing_clock import PacingClock
 from media_node.playback import Playback
+from tests.functional.test_paced_sender import FRAME, expected_frames, reply_pcm
 
 pytestmark = pytest.mark.asyncio
 
-FRAME = frame_bytes(16000)
 CALLS = 3
-
-
-def reply_pcm(seconds: float) -> bytes:
-    n = np.arange(round(24000 * seconds))
-    return (8000 * np.sin(2 * np.pi * 300 * n / 24000)).astype("<i2").tobytes()
-
-
-def expected_frames(pcm: bytes) -> list[bytes]:
-    resampler, framer = StreamResampler(24000, 16000), Framer(FRAME)
-    frames = framer.push(resampler.process(pcm)) + framer.push(resampler.flush())
-    last = framer.flush()
-    return frames + ([last] if last is not None else [])
 
 
 class Node:
@@ -83,19 +71,26 @@ async def read_bytes(client: Any, total: int) -> list[bytes]:
     return messages
 
 
-async def test_every_call_gets_its_exact_frames_from_one_shared_tick() -> None:
-    pcm = reply_pcm(1.0)
-    expected = expected_frames(pcm)
-    node = Node(pcm)
+@contextlib.asynccontextmanager
+async def connected(node: Node) -> AsyncIterator[list[Any]]:
+    """`CALLS` clients connected to `node`; the node finishes and they close on the way out."""
     async with serve(node.handler, "127.0.0.1", 0) as srv:
         port = srv.sockets[0].getsockname()[1]
         clients = [await connect(f"ws://127.0.0.1:{port}") for _ in range(CALLS)]
         try:
-            received = await asyncio.gather(*(read_all(c, len(expected)) for c in clients))
+            yield clients
         finally:
             node.finish.set()
             for client in clients:
                 await client.close()
+
+
+async def test_every_call_gets_its_exact_frames_from_one_shared_tick() -> None:
+    pcm = reply_pcm(1.0)
+    expected = expected_frames(pcm)
+    node = Node(pcm)
+    async with connected(node) as clients:
+        received = await asyncio.gather(*(read_all(c, len(expected)) for c in clients))
     assert all(frames == expected for frames in received)  # exact 20 ms frames, in order
     assert all(len(frame) == FRAME for frame in expected)
     stats = node.pacing.stats
@@ -113,25 +108,18 @@ async def test_barge_in_on_one_call_stops_only_its_audio() -> None:
     pcm = reply_pcm(2.0)
     expected = expected_frames(pcm)
     node = Node(pcm)
-    async with serve(node.handler, "127.0.0.1", 0) as srv:
-        port = srv.sockets[0].getsockname()[1]
-        clients = [await connect(f"ws://127.0.0.1:{port}") for _ in range(CALLS)]
-        try:
-            first = [await clients[0].recv() for _ in range(10)]
-            # Connections are accepted in order, so call 0 is the first client's.
-            playback, sender, sent = node.calls[0]
-            dropped = playback.interrupt(time.monotonic()) + sender.interrupt()
-            released_at_barge_in = len(sent)
-            rest = []
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(1.0):  # nothing beyond what was sent comes later
-                    while True:
-                        rest.append(await clients[0].recv())
-            others = await asyncio.gather(*(read_all(c, len(expected)) for c in clients[1:]))
-        finally:
-            node.finish.set()
-            for client in clients:
-                await client.close()
+    async with connected(node) as clients:
+        first = [await clients[0].recv() for _ in range(10)]
+        # Connections are accepted in order, so call 0 is the first client's.
+        playback, sender, sent = node.calls[0]
+        dropped = playback.interrupt(time.monotonic()) + sender.interrupt()
+        released_at_barge_in = len(sent)
+        rest = []
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(1.0):  # nothing beyond what was sent comes later
+                while True:
+                    rest.append(await clients[0].recv())
+        others = await asyncio.gather(*(read_all(c, len(expected)) for c in clients[1:]))
     assert dropped > 0
     assert first + rest == expected[:released_at_barge_in]
     assert released_at_barge_in + dropped == len(expected)
@@ -143,17 +131,8 @@ async def test_two_frames_per_write_sends_the_same_audio_in_fewer_messages() -> 
     pcm = reply_pcm(1.0)
     expected = expected_frames(pcm)
     node = Node(pcm, frames_per_write=2)
-    async with serve(node.handler, "127.0.0.1", 0) as srv:
-        port = srv.sockets[0].getsockname()[1]
-        clients = [await connect(f"ws://127.0.0.1:{port}") for _ in range(CALLS)]
-        try:
-            received = await asyncio.gather(
-                *(read_bytes(c, len(expected) * FRAME) for c in clients)
-            )
-        finally:
-            node.finish.set()
-            for client in clients:
-                await client.close()
+    async with connected(node) as clients:
+        received = await asyncio.gather(*(read_bytes(c, len(expected) * FRAME) for c in clients))
     for messages in received:
         assert b"".join(messages) == b"".join(expected)  # the same audio, in order
         assert {len(m) for m in messages} <= {FRAME, 2 * FRAME}  # whole frames, two at most

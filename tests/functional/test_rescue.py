@@ -37,17 +37,6 @@ class Rig:
     inbox: str
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "rescue"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:af-south-1:123456789012:function:rescue"
-    aws_request_id: str = "req-rescue"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
 def profile(strategy: str = "auto") -> Any:
     return parse_profile(
         {
@@ -121,7 +110,7 @@ def take_jobs(rig: Rig, want: int = 1, timeout: float = 10.0) -> list[dict[str, 
 def run_rescue(messages: list[dict[str, Any]]) -> dict[str, Any]:
     app = importlib.import_module("rescue.app")
     event = sqs_event(messages, "arn:aws:sqs:af-south-1:123456789012:rescues", "af-south-1")
-    return app.lambda_handler(event, FakeContext())
+    return app.lambda_handler(event, FakeLambdaContext("rescue"))
 
 
 def handoff_of(rig: Rig) -> dict[str, Any]:

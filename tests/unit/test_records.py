@@ -31,15 +31,21 @@ WRITES = frozenset({"UpdateItem", "PutItem", "BatchWriteItem"})
 class Outage:
     """Answers DynamoDB writes with an error while ``failures`` lasts (a count or forever).
 
-    Reads pass, so a test can look at the record meanwhile.
+    Reads pass, so a test can look at the record meanwhile. It hooks itself onto the table's
+    client when made, so a test that reads none of its attributes need not keep it.
 
     Attributes:
         attempts: Operation names of every write the client made, failed or not.
     """
 
-    def __init__(self, table: Any, code: str = "ProvisionedThroughputExceededException") -> None:
+    def __init__(
+        self,
+        table: Any,
+        code: str = "ProvisionedThroughputExceededException",
+        failures: float = 0,
+    ) -> None:
         self.code = code
-        self.failures: float = 0
+        self.failures = failures
         self.attempts: list[str] = []
         table.meta.client.meta.events.register("before-call.dynamodb.*", self._before_call)
 
@@ -86,8 +92,7 @@ async def test_writes_that_succeed_are_not_retried(table: Any) -> None:
 
 
 async def test_end_of_call_writes_are_retried_until_the_table_is_back(table: Any) -> None:
-    outage = Outage(table)
-    outage.failures = 6  # the three first attempts and three retries fail
+    outage = Outage(table, failures=6)  # the three first attempts and three retries fail
     background = BackgroundWrites()
     call = records(table, background)
     await call.finish({"outcome": "caller_hangup"}, TURNS, {"barge_ins": 2})
@@ -107,8 +112,7 @@ async def test_end_of_call_writes_are_retried_until_the_table_is_back(table: Any
 
 
 async def test_a_handoff_is_attempted_first_and_then_retried(table: Any) -> None:
-    outage = Outage(table)
-    outage.failures = 2
+    Outage(table, failures=2)
     background = BackgroundWrites()
     call = records(table, background)
     handoff = {"kind": "transfer", "reason": "asked", "summary": "wants billing"}
@@ -121,8 +125,7 @@ async def test_a_handoff_is_attempted_first_and_then_retried(table: Any) -> None
 
 
 async def test_a_newer_handoff_supersedes_one_being_retried(table: Any) -> None:
-    outage = Outage(table)
-    outage.failures = 1
+    Outage(table, failures=1)
     background = BackgroundWrites()
     call = records(table, background)
     first = {"kind": "transfer", "reason": "asked", "summary": "old summary"}
@@ -137,8 +140,7 @@ async def test_a_newer_handoff_supersedes_one_being_retried(table: Any) -> None:
 
 
 async def test_retries_stop_after_their_bound(table: Any, caplog: pytest.LogCaptureFixture) -> None:
-    outage = Outage(table)
-    outage.failures = float("inf")
+    outage = Outage(table, failures=float("inf"))
     background = BackgroundWrites()
     call = CallRecords(
         table,
@@ -158,8 +160,7 @@ async def test_retries_stop_after_their_bound(table: Any, caplog: pytest.LogCapt
 
 
 async def test_permanent_errors_are_not_retried(table: Any) -> None:
-    outage = Outage(table, code="ValidationException")
-    outage.failures = 1
+    outage = Outage(table, code="ValidationException", failures=1)
     background = BackgroundWrites()
     call = records(table, background)
     assert await call.media({"outcome": "failed"}) is False
@@ -168,8 +169,7 @@ async def test_permanent_errors_are_not_retried(table: Any) -> None:
 
 
 async def test_shutdown_gives_up_on_writes_still_pending(table: Any) -> None:
-    outage = Outage(table)
-    outage.failures = float("inf")
+    Outage(table, failures=float("inf"))
     background = BackgroundWrites()
     call = CallRecords(
         table,
